@@ -1,0 +1,120 @@
+// Package imapsrc talks to the IMAP server: it dials and logs in, selects the
+// mailbox read-only, lists UIDs and streams message bodies in UID batches.
+package imapsrc
+
+import (
+	"crypto/tls"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Security is how a connection is protected.
+type Security int
+
+const (
+	// ImplicitTLS is imaps://: TLS from the first byte (port 993).
+	ImplicitTLS Security = iota
+	// StartTLS is imap://: the connection must be upgraded before login.
+	StartTLS
+	// Plaintext is imap:// to a loopback address, or with --allow-plaintext.
+	Plaintext
+)
+
+func (s Security) String() string {
+	switch s {
+	case ImplicitTLS:
+		return "TLS"
+	case StartTLS:
+		return "STARTTLS"
+	default:
+		return "plaintext"
+	}
+}
+
+// Config says where a mailbox is and how to log in to it.
+type Config struct {
+	Host     string
+	Port     int
+	Security Security
+	Username string
+	Password string
+	Mailbox  string
+	// TLSConfig overrides the default (system roots, ServerName = Host).
+	TLSConfig *tls.Config
+	// Timeout bounds dialling and each command's wait; zero means 30 s.
+	Timeout time.Duration
+}
+
+// Addr is host:port.
+func (c Config) Addr() string { return net.JoinHostPort(c.Host, strconv.Itoa(c.Port)) }
+
+// String describes the mailbox without its password.
+func (c Config) String() string {
+	return fmt.Sprintf("%s@%s/%s (%s)", c.Username, c.Addr(), c.Mailbox, c.Security)
+}
+
+// ParseURL reads imaps://user@host:993/INBOX or imap://user@host:143/INBOX.
+// An @ in the user name is percent-encoded. imap:// requires STARTTLS unless
+// the host is a loopback address or allowPlaintext is set. The password is
+// not part of the URL; set Config.Password from the environment.
+func ParseURL(raw string, allowPlaintext bool) (Config, error) {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return Config{}, fmt.Errorf("bad IMAP URL: %w", err)
+	}
+	var cfg Config
+	switch strings.ToLower(u.Scheme) {
+	case "imaps":
+		cfg.Security, cfg.Port = ImplicitTLS, 993
+	case "imap":
+		cfg.Security, cfg.Port = StartTLS, 143
+	default:
+		return Config{}, fmt.Errorf("bad IMAP URL %q: scheme must be imaps:// or imap://", redact(u))
+	}
+	if u.User == nil || u.User.Username() == "" {
+		return Config{}, fmt.Errorf("bad IMAP URL %q: no user name (imaps://user%%40example.com@host:993/INBOX)", redact(u))
+	}
+	if _, hasPassword := u.User.Password(); hasPassword {
+		return Config{}, fmt.Errorf("bad IMAP URL %q: put the password in the _PASSWORD variable, not in the URL", redact(u))
+	}
+	cfg.Username = u.User.Username()
+	cfg.Host = u.Hostname()
+	if cfg.Host == "" {
+		return Config{}, fmt.Errorf("bad IMAP URL %q: no host", redact(u))
+	}
+	if p := u.Port(); p != "" {
+		cfg.Port, err = strconv.Atoi(p)
+		if err != nil || cfg.Port <= 0 || cfg.Port > 65535 {
+			return Config{}, fmt.Errorf("bad IMAP URL %q: bad port %q", redact(u), p)
+		}
+	}
+	cfg.Mailbox = strings.TrimPrefix(u.Path, "/")
+	if cfg.Mailbox == "" {
+		cfg.Mailbox = "INBOX"
+	}
+	if cfg.Security == StartTLS && (allowPlaintext || isLoopback(cfg.Host)) {
+		cfg.Security = Plaintext
+	}
+	return cfg, nil
+}
+
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// redact drops any password from a URL before it is shown.
+func redact(u *url.URL) string {
+	c := *u
+	if c.User != nil {
+		c.User = url.User(c.User.Username())
+	}
+	return c.String()
+}

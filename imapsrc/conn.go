@@ -1,0 +1,290 @@
+package imapsrc
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"slices"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/myhibachi/backfill/errlog"
+)
+
+// Conn is one logged-in IMAP connection. It is not for concurrent use: one
+// fetch worker owns one Conn, because a literal left unread blocks every
+// other command on the connection.
+type Conn struct {
+	c   *imapclient.Client
+	cfg Config
+}
+
+// Mailbox is what SELECT reports.
+type Mailbox struct {
+	Name        string
+	UIDValidity uint32
+	UIDNext     uint32
+	Messages    uint32
+}
+
+// Dial connects, upgrades to TLS as configured and logs in. Refused
+// credentials are critical errors; refusals for load ([LIMIT],
+// [UNAVAILABLE], BYE) stay transient so callers can back off.
+func Dial(ctx context.Context, cfg Config) (*Conn, error) {
+	timeout := cfg.timeout()
+	d := net.Dialer{Timeout: timeout}
+	raw, err := d.DialContext(ctx, "tcp", cfg.Addr())
+	if err != nil {
+		return nil, fmt.Errorf("connect to %s: %w", cfg.Addr(), err)
+	}
+	// go-imap takes no context: closing the socket is what unblocks it.
+	stop := context.AfterFunc(ctx, func() { raw.Close() })
+	defer stop()
+
+	tlsConfig := cfg.TLSConfig
+	if tlsConfig == nil {
+		tlsConfig = &tls.Config{ServerName: cfg.Host, MinVersion: tls.VersionTLS12}
+	}
+	opts := &imapclient.Options{TLSConfig: tlsConfig}
+	var c *imapclient.Client
+	switch cfg.Security {
+	case ImplicitTLS:
+		conn := tls.Client(raw, tlsConfig)
+		if err := conn.HandshakeContext(ctx); err != nil {
+			raw.Close()
+			return nil, &errlog.CriticalError{Type: "tls_failed", Err: fmt.Errorf("TLS handshake with %s: %w", cfg.Addr(), err)}
+		}
+		c = imapclient.New(conn, opts)
+	case StartTLS:
+		c, err = imapclient.NewStartTLS(raw, opts)
+		if err != nil {
+			raw.Close()
+			return nil, &errlog.CriticalError{Type: "tls_failed", Err: fmt.Errorf("STARTTLS with %s: %w", cfg.Addr(), err)}
+		}
+	default:
+		c = imapclient.New(raw, opts)
+	}
+	if err := c.WaitGreeting(); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("greeting from %s: %w", cfg.Addr(), ctxErr(ctx, err))
+	}
+	if err := c.Login(cfg.Username, cfg.Password).Wait(); err != nil {
+		c.Close()
+		err = ctxErr(ctx, err)
+		if refused(err) {
+			return nil, &errlog.CriticalError{Type: "login_failed", Err: fmt.Errorf("login to %s as %s refused: %w", cfg.Addr(), cfg.Username, err)}
+		}
+		return nil, fmt.Errorf("login to %s as %s: %w", cfg.Addr(), cfg.Username, err)
+	}
+	return &Conn{c: c, cfg: cfg}, nil
+}
+
+// refused reports a NO from the server about the request itself (bad
+// password, no such mailbox), as opposed to one about its load ([LIMIT],
+// [UNAVAILABLE], [INUSE]), which is worth retrying later.
+func refused(err error) bool {
+	var imapErr *imap.Error
+	if !errors.As(err, &imapErr) || imapErr.Type != imap.StatusResponseTypeNo {
+		return false
+	}
+	switch imapErr.Code {
+	case imap.ResponseCodeLimit, imap.ResponseCodeUnavailable, imap.ResponseCodeInUse, imap.ResponseCodeServerBug:
+		return false
+	}
+	return true
+}
+
+// Close logs out politely when it can and closes the connection.
+func (c *Conn) Close() error {
+	done := make(chan struct{})
+	go func() {
+		c.c.Logout().Wait() //nolint:errcheck // best effort before closing
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+	}
+	return c.c.Close()
+}
+
+// SelectReadOnly examines the mailbox (EXAMINE), so that nothing, not even
+// \Seen, changes on the server.
+func (c *Conn) SelectReadOnly(ctx context.Context, name string) (Mailbox, error) {
+	stop := c.closeOn(ctx)
+	defer stop()
+	data, err := c.c.Select(name, &imap.SelectOptions{ReadOnly: true}).Wait()
+	if err != nil {
+		err = ctxErr(ctx, err)
+		if refused(err) {
+			return Mailbox{}, &errlog.CriticalError{Type: "mailbox_missing", Err: fmt.Errorf("select mailbox %q: %w", name, err)}
+		}
+		return Mailbox{}, fmt.Errorf("select mailbox %q: %w", name, err)
+	}
+	return Mailbox{Name: name, UIDValidity: data.UIDValidity, UIDNext: uint32(data.UIDNext), Messages: data.NumMessages}, nil
+}
+
+// ListUIDs returns every UID in the selected mailbox, ascending. Plain UID
+// SEARCH ALL works on every server (ESEARCH is not assumed).
+func (c *Conn) ListUIDs(ctx context.Context) ([]uint32, error) {
+	stop := c.closeOn(ctx)
+	defer stop()
+	data, err := c.c.UIDSearch(&imap.SearchCriteria{}, nil).Wait()
+	if err != nil {
+		return nil, fmt.Errorf("list UIDs: %w", ctxErr(ctx, err))
+	}
+	uids := data.AllUIDs()
+	out := make([]uint32, len(uids))
+	for i, u := range uids {
+		out[i] = uint32(u)
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// Fetched is one message as the server sent it.
+type Fetched struct {
+	UID          uint32
+	InternalDate time.Time
+	Size         int64  // RFC822.SIZE, or the literal's size
+	Body         []byte // nil when Oversized
+	Oversized    bool   // the body was larger than the cap and was discarded unread
+}
+
+// FetchBatch fetches the given UIDs in one UID FETCH and calls fn for each
+// message as it arrives, in server order. Bodies larger than maxSize are
+// drained without being kept. It returns the UIDs the server did not send:
+// go-imap silently drops a response whose UID follows its literal, and a
+// message may be expunged meanwhile, so callers must not assume all arrived.
+func (c *Conn) FetchBatch(ctx context.Context, uids []uint32, maxSize int64, fn func(Fetched) error) (missing []uint32, err error) {
+	stop := c.closeOn(ctx)
+	defer stop()
+	var set imap.UIDSet
+	for _, u := range uids {
+		set.AddNum(imap.UID(u))
+	}
+	cmd := c.c.Fetch(set, &imap.FetchOptions{
+		UID:          true,
+		InternalDate: true,
+		RFC822Size:   true,
+		BodySection:  []*imap.FetchItemBodySection{{Peek: true}},
+	})
+	defer cmd.Close()
+
+	got := make(map[uint32]bool, len(uids))
+	for {
+		msg := cmd.Next()
+		if msg == nil {
+			break
+		}
+		f, err := readMessage(msg, maxSize)
+		if err != nil {
+			return nil, fmt.Errorf("fetch UIDs %s: %w", set, ctxErr(ctx, err))
+		}
+		if f.UID == 0 || (f.Body == nil && !f.Oversized) {
+			continue // not a body response for this command
+		}
+		got[f.UID] = true
+		if err := fn(f); err != nil {
+			return nil, err
+		}
+	}
+	if err := cmd.Close(); err != nil {
+		return nil, fmt.Errorf("fetch UIDs %s: %w", set, ctxErr(ctx, err))
+	}
+	for _, u := range uids {
+		if !got[u] {
+			missing = append(missing, u)
+		}
+	}
+	return missing, nil
+}
+
+func readMessage(msg *imapclient.FetchMessageData, maxSize int64) (Fetched, error) {
+	var f Fetched
+	for {
+		item := msg.Next()
+		if item == nil {
+			return f, nil
+		}
+		switch item := item.(type) {
+		case imapclient.FetchItemDataUID:
+			f.UID = uint32(item.UID)
+		case imapclient.FetchItemDataInternalDate:
+			f.InternalDate = item.Time
+		case imapclient.FetchItemDataRFC822Size:
+			f.Size = item.Size
+		case imapclient.FetchItemDataBodySection:
+			if item.Literal == nil {
+				continue
+			}
+			size := item.Literal.Size()
+			if f.Size == 0 {
+				f.Size = size
+			}
+			if maxSize > 0 && size > maxSize {
+				// Drain the literal so the connection stays usable.
+				if _, err := io.Copy(io.Discard, item.Literal); err != nil {
+					return f, fmt.Errorf("skip oversized body: %w", err)
+				}
+				f.Oversized = true
+				continue
+			}
+			body := make([]byte, size)
+			if _, err := io.ReadFull(item.Literal, body); err != nil {
+				return f, fmt.Errorf("read body: %w", err)
+			}
+			f.Body = body
+		}
+	}
+}
+
+// FetchMessageIDs returns the Message-ID header of each UID, for dry runs
+// that want to know what is new without downloading bodies. Messages with no
+// Message-ID are absent from the map.
+func (c *Conn) FetchMessageIDs(ctx context.Context, uids []uint32) (map[uint32]string, error) {
+	stop := c.closeOn(ctx)
+	defer stop()
+	var set imap.UIDSet
+	for _, u := range uids {
+		set.AddNum(imap.UID(u))
+	}
+	section := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}
+	msgs, err := c.c.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}}).Collect()
+	if err != nil {
+		return nil, fmt.Errorf("fetch Message-IDs: %w", ctxErr(ctx, err))
+	}
+	ids := make(map[uint32]string, len(msgs))
+	for _, m := range msgs {
+		if id := headerMessageID(m.FindBodySection(section)); id != "" {
+			ids[uint32(m.UID)] = id
+		}
+	}
+	return ids, nil
+}
+
+// closeOn closes the client when ctx is cancelled, which makes any pending
+// command return; the returned func stops the watch.
+func (c *Conn) closeOn(ctx context.Context) func() bool {
+	return context.AfterFunc(ctx, func() { c.c.Close() })
+}
+
+func (c Config) timeout() time.Duration {
+	if c.Timeout > 0 {
+		return c.Timeout
+	}
+	return 30 * time.Second
+}
+
+// ctxErr prefers the context's error: after a cancellation the client's own
+// error ("use of closed connection") says nothing useful.
+func ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w (%v)", ctx.Err(), err)
+	}
+	return err
+}
