@@ -1,0 +1,92 @@
+package pgsink
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+)
+
+// InboxStatus is one email_sync_status row with counts from the tables.
+type InboxStatus struct {
+	Inbox           string          `json:"inbox"`
+	LastSyncAt      *time.Time      `json:"last_sync_at"`
+	TotalSynced     int64           `json:"total_synced"`
+	SyncErrors      json.RawMessage `json:"sync_errors"`
+	UIDValidity     *int64          `json:"uidvalidity"`
+	LastUID         *int64          `json:"last_uid"`
+	LastOperationID *uuid.UUID      `json:"last_operation_id"`
+	LastStatus      *string         `json:"last_status"`
+	Messages        int64           `json:"messages"`
+	Threads         int64           `json:"threads"`
+	LastRunErrors   int64           `json:"last_run_errors"`
+}
+
+// Statuses returns every inbox's status, or one inbox's when inbox is set.
+func (s *Sink) Statuses(ctx context.Context, inbox string) ([]InboxStatus, error) {
+	rows, err := s.pool.Query(ctx, `
+		SELECT s.inbox, s.last_sync_at, s.total_synced, s.sync_errors, s.uidvalidity, s.last_uid,
+			s.last_operation_id, s.last_status,
+			(SELECT count(*) FROM email_messages m WHERE m.inbox = s.inbox),
+			(SELECT count(*) FROM email_threads t WHERE t.inbox = s.inbox),
+			(SELECT count(*) FROM error_logs e WHERE e.operation_id = s.last_operation_id AND e.severity <> 'warning')
+		FROM email_sync_status s WHERE $1 = '' OR s.inbox = $1 ORDER BY s.inbox`, inbox)
+	if err != nil {
+		return nil, fmt.Errorf("read sync status: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (InboxStatus, error) {
+		var st InboxStatus
+		err := row.Scan(&st.Inbox, &st.LastSyncAt, &st.TotalSynced, &st.SyncErrors, &st.UIDValidity, &st.LastUID,
+			&st.LastOperationID, &st.LastStatus, &st.Messages, &st.Threads, &st.LastRunErrors)
+		return st, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read sync status: %w", err)
+	}
+	return out, nil
+}
+
+// ErrorRow is one error_logs row as `backfill errors` shows it.
+type ErrorRow struct {
+	OccurredAt  time.Time       `json:"occurred_at"`
+	OperationID uuid.UUID       `json:"operation_id"`
+	Severity    string          `json:"severity"`
+	Category    string          `json:"category"`
+	Inbox       *string         `json:"inbox"`
+	UID         *int64          `json:"imap_uid"`
+	MessageID   *string         `json:"message_id"`
+	ErrorType   string          `json:"error_type"`
+	Message     string          `json:"error_message"`
+	Attempts    int32           `json:"attempts"`
+	Context     json.RawMessage `json:"context"`
+}
+
+// Errors returns error_logs rows newest first, of one operation when opID
+// is not nil.
+func (s *Sink) Errors(ctx context.Context, opID uuid.UUID, limit int) ([]ErrorRow, error) {
+	var op any
+	if opID != uuid.Nil {
+		op = opID
+	}
+	rows, err := s.pool.Query(ctx, `
+		SELECT occurred_at, operation_id, severity, category, inbox, imap_uid, message_id, error_type,
+			error_message, attempts, context
+		FROM error_logs WHERE $1::uuid IS NULL OR operation_id = $1
+		ORDER BY occurred_at DESC, id DESC LIMIT $2`, op, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read error_logs: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (ErrorRow, error) {
+		var e ErrorRow
+		err := row.Scan(&e.OccurredAt, &e.OperationID, &e.Severity, &e.Category, &e.Inbox, &e.UID, &e.MessageID,
+			&e.ErrorType, &e.Message, &e.Attempts, &e.Context)
+		return e, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read error_logs: %w", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,277 @@
+// Package pgsink writes messages to PostgreSQL: batched COPY plus an
+// idempotent insert, thread counters from rows really inserted, the per-inbox
+// run lock, sync status and error_logs.
+package pgsink
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/myhibachi/backfill/errlog"
+	"github.com/myhibachi/backfill/message"
+	"github.com/myhibachi/backfill/migrations"
+	"github.com/myhibachi/backfill/threading"
+)
+
+// Sink is a pool of connections to the target database.
+type Sink struct {
+	pool *pgxpool.Pool
+}
+
+// stagingDDL runs once per connection: a per-batch CREATE would cost a
+// catalog write every batch. ON COMMIT DELETE ROWS empties it for free.
+const stagingDDL = `CREATE TEMP TABLE IF NOT EXISTS backfill_staging (
+	ord              integer,
+	message_id       text,
+	thread_id        text,
+	from_address     text,
+	from_name        text,
+	to_addresses     text[],
+	cc_addresses     text[],
+	subject          text,
+	text_body        text,
+	html_body        text,
+	received_at      timestamptz,
+	sent_at          timestamptz,
+	attachments      jsonb,
+	in_reply_to      text,
+	"references"     text[],
+	size_bytes       bigint,
+	imap_uid         bigint,
+	imap_uidvalidity bigint,
+	participants     text[]
+) ON COMMIT DELETE ROWS`
+
+var stagingColumns = []string{
+	"ord", "message_id", "thread_id", "from_address", "from_name", "to_addresses", "cc_addresses",
+	"subject", "text_body", "html_body", "received_at", "sent_at", "attachments", "in_reply_to",
+	"references", "size_bytes", "imap_uid", "imap_uidvalidity", "participants",
+}
+
+// Open connects to dsn with at most maxConns connections.
+func Open(ctx context.Context, dsn string, maxConns int) (*Sink, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		return nil, &errlog.CriticalError{Type: "bad_database_url", Err: fmt.Errorf("parse database URL: %w", err)}
+	}
+	if maxConns > 0 {
+		cfg.MaxConns = int32(maxConns)
+	}
+	cfg.ConnConfig.RuntimeParams["application_name"] = "backfill"
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		_, err := c.Exec(ctx, stagingDDL)
+		return err
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to database: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to database %s: %w", redactDSN(cfg), err)
+	}
+	return &Sink{pool: pool}, nil
+}
+
+// Close closes every connection.
+func (s *Sink) Close() { s.pool.Close() }
+
+// Pool exposes the pool for migrations and read-only subcommands.
+func (s *Sink) Pool() *pgxpool.Pool { return s.pool }
+
+// CheckSchema returns a critical error telling the user to run `backfill
+// migrate` when the schema is missing or behind.
+func (s *Sink) CheckSchema(ctx context.Context) error {
+	if err := migrations.Check(ctx, s.pool); err != nil {
+		if errors.Is(err, migrations.ErrNotMigrated) {
+			return &errlog.CriticalError{Type: "schema_missing", Err: err}
+		}
+		return fmt.Errorf("check schema: %w", err)
+	}
+	return nil
+}
+
+// Batch is one unit of work: messages to insert and the UIDs it settles.
+type Batch struct {
+	Inbox       string
+	UIDValidity uint32
+	Messages    []*message.Message
+	// DoneUIDs are UIDs settled without a row to store (duplicates of a
+	// stored message). They and the UIDs of Messages are recorded in
+	// email_sync_uids in the same transaction, so a re-run after a crash
+	// never fetches them again.
+	DoneUIDs []uint32
+}
+
+// Store writes a batch in one transaction and reports, for each message in
+// order, whether it was inserted (false: a row with its Message-ID existed).
+func (s *Sink) Store(ctx context.Context, b Batch) ([]bool, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("begin batch: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+
+	inserted := make([]bool, len(b.Messages))
+	if len(b.Messages) > 0 {
+		src := &copySource{msgs: b.Messages, pos: -1}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"backfill_staging"}, stagingColumns, src); err != nil {
+			return nil, fmt.Errorf("copy %d messages: %w", len(b.Messages), err)
+		}
+		rows, err := tx.Query(ctx, insertSQL, b.Inbox)
+		if err != nil {
+			return nil, fmt.Errorf("insert messages: %w", err)
+		}
+		ords, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+		if err != nil {
+			return nil, fmt.Errorf("insert messages: %w", err)
+		}
+		for _, o := range ords {
+			inserted[o] = true
+		}
+	}
+	// Every message of a committed batch is settled, inserted or not.
+	uids := make([]int64, 0, len(b.DoneUIDs)+len(b.Messages))
+	for _, u := range b.DoneUIDs {
+		uids = append(uids, int64(u))
+	}
+	for _, m := range b.Messages {
+		uids = append(uids, int64(m.UID))
+	}
+	if len(uids) > 0 {
+		if _, err := tx.Exec(ctx, `INSERT INTO email_sync_uids (inbox, uidvalidity, uid)
+			SELECT $1, $2, unnest($3::bigint[]) ON CONFLICT DO NOTHING`, b.Inbox, int64(b.UIDValidity), uids); err != nil {
+			return nil, fmt.Errorf("record done UIDs: %w", err)
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return nil, fmt.Errorf("commit batch: %w", err)
+	}
+	return inserted, nil
+}
+
+// insertSQL moves the staged rows into email_messages, skipping Message-IDs
+// already stored, and folds only the rows really inserted into
+// email_threads, so a re-run can never inflate a thread's count. Threads are
+// upserted in thread_id order so concurrent batches lock them in the same
+// order and do not deadlock.
+const insertSQL = `
+WITH ins AS (
+	INSERT INTO email_messages (inbox, message_id, thread_id, from_address, from_name,
+		to_addresses, cc_addresses, subject, text_body, html_body, received_at, sent_at,
+		attachments, in_reply_to, "references", size_bytes, imap_uid, imap_uidvalidity)
+	SELECT $1, message_id, thread_id, from_address, from_name, to_addresses, cc_addresses,
+		subject, text_body, html_body, received_at, sent_at, attachments, in_reply_to,
+		"references", size_bytes, imap_uid, imap_uidvalidity
+	FROM backfill_staging ORDER BY ord
+	ON CONFLICT (inbox, md5(message_id)) DO NOTHING
+	RETURNING message_id
+), new AS (
+	SELECT s.* FROM backfill_staging s JOIN ins USING (message_id)
+), thr AS (
+	INSERT INTO email_threads AS t (inbox, thread_id, subject, participants, message_count,
+		first_message_at, last_message_at)
+	SELECT $1, thread_id, (array_agg(subject ORDER BY received_at))[1],
+		(array_agg(participants))[1], count(*), min(received_at), max(received_at)
+	FROM new GROUP BY thread_id ORDER BY thread_id
+	ON CONFLICT (inbox, thread_id) DO UPDATE SET
+		message_count    = t.message_count + EXCLUDED.message_count,
+		subject          = CASE WHEN EXCLUDED.first_message_at < t.first_message_at
+		                        THEN EXCLUDED.subject ELSE t.subject END,
+		first_message_at = LEAST(t.first_message_at, EXCLUDED.first_message_at),
+		last_message_at  = GREATEST(t.last_message_at, EXCLUDED.last_message_at),
+		updated_at       = now()
+)
+SELECT ord FROM new`
+
+// copySource streams a batch into COPY without building a second slice.
+type copySource struct {
+	msgs []*message.Message
+	pos  int
+	err  error
+}
+
+func (c *copySource) Next() bool {
+	c.pos++
+	return c.pos < len(c.msgs)
+}
+
+func (c *copySource) Values() ([]any, error) {
+	m := c.msgs[c.pos]
+	atts := m.Attachments
+	if atts == nil {
+		atts = []message.Attachment{}
+	}
+	attJSON, err := json.Marshal(atts)
+	if err != nil {
+		return nil, fmt.Errorf("encode attachments of UID %d: %w", m.UID, err)
+	}
+	return []any{
+		int32(c.pos), m.MessageID, m.ThreadID, m.FromAddress, m.FromName, nonNil(m.To), nonNil(m.Cc),
+		m.Subject, nullable(m.TextBody), nullable(m.HTMLBody), m.ReceivedAt, m.SentAt, attJSON,
+		nullable(m.InReplyTo), nonNil(m.References), m.SizeBytes, int64(m.UID), int64(m.UIDValidity),
+		strings.Split(threading.Participants(m.FromAddress, m.To), ","),
+	}, nil
+}
+
+func (c *copySource) Err() error { return c.err }
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func nullable(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func redactDSN(cfg *pgxpool.Config) string {
+	return fmt.Sprintf("%s@%s:%d/%s", cfg.ConnConfig.User, cfg.ConnConfig.Host, cfg.ConnConfig.Port, cfg.ConnConfig.Database)
+}
+
+// InsertErrorLogs writes error_logs rows in one statement; it implements
+// errlog.Store.
+func (s *Sink) InsertErrorLogs(ctx context.Context, entries []errlog.Entry) error {
+	rows := make([][]any, len(entries))
+	for i, e := range entries {
+		ctxJSON, err := json.Marshal(e.Context)
+		if err != nil || e.Context == nil {
+			ctxJSON = []byte("{}")
+		}
+		var uid *int64
+		if e.UID != 0 {
+			u := int64(e.UID)
+			uid = &u
+		}
+		rows[i] = []any{e.OperationID, e.OccurredAt, string(e.Severity), string(e.Category), e.Inbox,
+			uid, nullable(e.MessageID), e.ErrorType, e.Message, int32(e.Attempts), ctxJSON}
+	}
+	_, err := s.pool.CopyFrom(ctx, pgx.Identifier{"error_logs"}, []string{"operation_id", "occurred_at",
+		"severity", "category", "inbox", "imap_uid", "message_id", "error_type", "error_message",
+		"attempts", "context"}, pgx.CopyFromRows(rows))
+	if err != nil {
+		return fmt.Errorf("write %d error_logs rows: %w", len(entries), err)
+	}
+	return nil
+}
+
+var _ errlog.Store = (*Sink)(nil)
+
+// uuidOrNil keeps a zero UUID out of the table.
+func uuidOrNil(id uuid.UUID) any {
+	if id == uuid.Nil {
+		return nil
+	}
+	return id
+}
