@@ -177,8 +177,9 @@ WITH ins AS (
 ), thr AS (
 	INSERT INTO email_threads AS t (inbox, thread_id, subject, participants, message_count,
 		first_message_at, last_message_at)
+	-- A thread id hashes its participants, so max() just picks the one value.
 	SELECT $1, thread_id, (array_agg(subject ORDER BY received_at))[1],
-		(array_agg(participants))[1], count(*), min(received_at), max(received_at)
+		max(participants), count(*), min(received_at), max(received_at)
 	FROM new GROUP BY thread_id ORDER BY thread_id
 	ON CONFLICT (inbox, thread_id) DO UPDATE SET
 		message_count    = t.message_count + EXCLUDED.message_count,

@@ -1,0 +1,194 @@
+package pgsink_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/myhibachi/backfill/errlog"
+	"github.com/myhibachi/backfill/internal/pgtest"
+	"github.com/myhibachi/backfill/message"
+	"github.com/myhibachi/backfill/migrations"
+	"github.com/myhibachi/backfill/pgsink"
+	"github.com/myhibachi/backfill/threading"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+// newSink opens a migrated database of the test's own.
+func newSink(t *testing.T) *pgsink.Sink {
+	t.Helper()
+	ctx := context.Background()
+	s, err := pgsink.Open(ctx, pgtest.NewDatabase(t), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	if _, err := migrations.Apply(ctx, s.Pool()); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func msg(uid uint32, id, subject, from string, to ...string) *message.Message {
+	return &message.Message{
+		MessageID: id, Subject: subject, FromAddress: from, To: to, UID: uid, UIDValidity: 7,
+		ThreadID:    threading.ID(subject, from, to),
+		ReceivedAt:  time.Date(2025, 11, 1, 10, 0, int(uid), 0, time.UTC),
+		Attachments: []message.Attachment{{Filename: "a.pdf", ContentType: "application/pdf", Size: 3}},
+	}
+}
+
+func count(t *testing.T, pool *pgxpool.Pool, sql string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := pool.QueryRow(context.Background(), sql, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", sql, err)
+	}
+	return n
+}
+
+func TestStoreIsIdempotentAndCountsThreadsOnce(t *testing.T) {
+	t.Parallel()
+	s := newSink(t)
+	ctx := context.Background()
+	batch := pgsink.Batch{Inbox: "support", UIDValidity: 7, Messages: []*message.Message{
+		msg(1, "a@x", "Payment Question", "alice@example.com", "cs@myhibachichef.com"),
+		msg(2, "b@x", "RE: Payment Question", "cs@myhibachichef.com", "alice@example.com"),
+		msg(3, "c@x", "Catering", "bob@example.org", "cs@myhibachichef.com"),
+	}, DoneUIDs: []uint32{4}}
+
+	inserted, err := s.Store(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []bool{true, true, true}; !slices.Equal(inserted, want) {
+		t.Fatalf("first store inserted %v, want %v", inserted, want)
+	}
+	inserted, err = s.Store(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []bool{false, false, false}; !slices.Equal(inserted, want) {
+		t.Fatalf("re-store inserted %v, want %v", inserted, want)
+	}
+
+	p := s.Pool()
+	if n := count(t, p, `SELECT count(*) FROM email_messages WHERE inbox = 'support'`); n != 3 {
+		t.Fatalf("email_messages has %d rows, want 3", n)
+	}
+	if n := count(t, p, `SELECT message_count FROM email_threads WHERE thread_id = $1`, threading.ID("Payment Question", "alice@example.com", []string{"cs@myhibachichef.com"})); n != 2 {
+		t.Fatalf("payment thread message_count = %d, want 2 (re-store must not inflate it)", n)
+	}
+	if n := count(t, p, `SELECT count(*) FROM email_threads`); n != 2 {
+		t.Fatalf("email_threads has %d rows, want 2", n)
+	}
+	if n := count(t, p, `SELECT count(*) FROM email_sync_uids WHERE inbox = 'support' AND uidvalidity = 7`); n != 4 {
+		t.Fatalf("email_sync_uids has %d rows, want 4 (3 stored + 1 done)", n)
+	}
+	var atts string
+	if err := p.QueryRow(ctx, `SELECT attachments::text FROM email_messages WHERE message_id = 'a@x'`).Scan(&atts); err != nil {
+		t.Fatal(err)
+	}
+	if want := `[{"size": 3, "filename": "a.pdf", "content_type": "application/pdf"}]`; atts != want {
+		t.Fatalf("attachments = %s, want %s", atts, want)
+	}
+	seen, err := s.SeenUIDs(ctx, "support", 7)
+	if err != nil || len(seen) != 4 || !seen[4] {
+		t.Fatalf("SeenUIDs = %v, %v; want UIDs 1-4", seen, err)
+	}
+	if seen, _ := s.SeenUIDs(ctx, "support", 8); len(seen) != 0 {
+		t.Fatalf("SeenUIDs for another UIDVALIDITY = %v, want none", seen)
+	}
+	found, err := s.ExistingMessageIDs(ctx, "support", []string{"a@x", "zzz", "c@x"})
+	if err != nil || len(found) != 2 || !found["a@x"] || !found["c@x"] {
+		t.Fatalf("ExistingMessageIDs = %v, %v", found, err)
+	}
+	if found, _ := s.ExistingMessageIDs(ctx, "other", []string{"a@x"}); len(found) != 0 {
+		t.Fatalf("ExistingMessageIDs looked across inboxes: %v", found)
+	}
+}
+
+func TestStoreHugeMessageID(t *testing.T) {
+	t.Parallel()
+	s := newSink(t)
+	id := strings.Repeat("x", 10000) + "@example.com"
+	b := pgsink.Batch{Inbox: "i", UIDValidity: 7, Messages: []*message.Message{msg(1, id, "s", "a@b.c")}}
+	for i, want := range []bool{true, false} {
+		got, err := s.Store(context.Background(), b)
+		if err != nil {
+			t.Fatalf("store %d: %v", i, err)
+		}
+		if got[0] != want {
+			t.Fatalf("store %d inserted = %v, want %v", i, got[0], want)
+		}
+	}
+}
+
+func TestLockIsPerInbox(t *testing.T) {
+	t.Parallel()
+	s := newSink(t)
+	ctx := context.Background()
+	release, err := s.Lock(ctx, "support")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Lock(ctx, "support"); !errors.Is(err, pgsink.ErrLocked) || errlog.Classify(err) != errlog.Critical {
+		t.Fatalf("second lock on the same inbox: %v, want critical ErrLocked", err)
+	}
+	other, err := s.Lock(ctx, "payments")
+	if err != nil {
+		t.Fatalf("lock on another inbox: %v", err)
+	}
+	other()
+	release()
+	again, err := s.Lock(ctx, "support")
+	if err != nil {
+		t.Fatalf("lock after release: %v", err)
+	}
+	again()
+}
+
+func TestSchemaCheckAndConcurrentMigrations(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s, err := pgsink.Open(ctx, pgtest.NewDatabase(t), 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	err = s.CheckSchema(ctx)
+	if !errors.Is(err, migrations.ErrNotMigrated) || errlog.Classify(err) != errlog.Critical {
+		t.Fatalf("CheckSchema on an empty database = %v, want critical ErrNotMigrated", err)
+	}
+	var wg sync.WaitGroup
+	applied := make([]int, 4)
+	errs := make([]error, 4)
+	for i := range 4 {
+		wg.Go(func() {
+			m, err := migrations.Apply(ctx, s.Pool())
+			applied[i], errs[i] = len(m), err
+		})
+	}
+	wg.Wait()
+	total := 0
+	for i := range 4 {
+		if errs[i] != nil {
+			t.Fatalf("concurrent migrate %d: %v", i, errs[i])
+		}
+		total += applied[i]
+	}
+	all, _ := migrations.All()
+	if total != len(all) {
+		t.Fatalf("concurrent migrations applied %d in total, want %d (each exactly once)", total, len(all))
+	}
+	if err := s.CheckSchema(ctx); err != nil {
+		t.Fatalf("CheckSchema after migrate: %v", err)
+	}
+}
