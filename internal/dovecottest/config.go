@@ -1,0 +1,89 @@
+package dovecottest
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"text/template"
+)
+
+// configTemplate is a complete dovecot.conf: nothing is read from /etc/dovecot.
+// Every setting here is needed to run a private instance as root; see
+// LIBRARY-NOTES.md, "Dovecot 2.3 ... as a private test server".
+var configTemplate = template.Must(template.New("dovecot.conf").Parse(`# Written by dovecottest; overwritten at each start.
+base_dir = {{.BaseDir}}
+state_dir = {{.Dir}}/state
+log_path = {{.Dir}}/dovecot.log
+instance_name = dovecottest
+
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+# Refuse a wrong password at once, not after the usual 2 seconds.
+auth_failure_delay = 0
+
+# imap-login refuses to run as root, and mail is refused to uid/gid 0.
+default_login_user = dovenull
+default_internal_user = dovecot
+mail_uid = {{.MailUID}}
+mail_gid = {{.MailGID}}
+first_valid_uid = {{.MailUID}}
+first_valid_gid = {{.MailGID}}
+
+mail_location = maildir:~/Maildir
+# Test mail is disposable: skip fsync.
+mail_fsync = never
+
+namespace inbox {
+  inbox = yes
+}
+
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u {{.Dir}}/passwd
+}
+userdb {
+  driver = passwd-file
+  args = username_format=%u {{.Dir}}/passwd
+}
+
+service imap-login {
+  chroot =
+  inet_listener imap {
+    address = 127.0.0.1
+    port = {{.Port}}
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+
+protocol imap {
+  mail_max_userip_connections = {{.MaxUserIPConnections}}
+}
+{{.Extra}}`))
+
+func (s *Server) writeConfig() error {
+	if err := os.MkdirAll(filepath.Join(s.dir, "state"), 0o755); err != nil {
+		return err
+	}
+	f, err := os.Create(s.conf)
+	if err != nil {
+		return err
+	}
+	err = configTemplate.Execute(f, map[string]string{
+		"BaseDir":              s.baseDir,
+		"Dir":                  s.dir,
+		"MailUID":              strconv.Itoa(s.mailUID),
+		"MailGID":              strconv.Itoa(s.mailGID),
+		"Port":                 strconv.Itoa(s.port),
+		"MaxUserIPConnections": strconv.Itoa(s.set.maxUserIPConnections),
+		"Extra":                s.set.extra,
+	})
+	if closeErr := f.Close(); err == nil {
+		err = closeErr
+	}
+	return err
+}

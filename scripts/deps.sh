@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a Debian machine, when it is missing:
+# PostgreSQL's server programs (package postgresql), Dovecot's IMAP server
+# (dovecot-imapd) and mbsync (isync). Silent when everything is present.
+#
+# The tests start their own PostgreSQL and Dovecot on free ports, so the
+# system services these packages bring are kept from starting, and stopped
+# and disabled if they start anyway.
+#
+# Usage: scripts/deps.sh [postgresql] [dovecot] [isync]   (default: all three)
+set -euo pipefail
+
+# Debian keeps dovecot in /usr/sbin, outside the PATH of some shells.
+export PATH="$PATH:/usr/sbin:/sbin"
+
+die() {
+  echo "deps.sh: $*" >&2
+  exit 1
+}
+
+have_postgresql() {
+  if command -v pg_ctl >/dev/null 2>&1 && command -v initdb >/dev/null 2>&1; then
+    return 0
+  fi
+  local dir
+  for dir in /usr/lib/postgresql/*/bin; do
+    if [[ -x $dir/pg_ctl && -x $dir/initdb ]]; then
+      return 0
+    fi
+  done
+  return 1
+}
+
+have_dovecot() {
+  command -v dovecot >/dev/null 2>&1 && command -v doveadm >/dev/null 2>&1
+}
+
+have_isync() {
+  command -v mbsync >/dev/null 2>&1
+}
+
+# stop_service stops a system service and keeps it from starting at boot.
+stop_service() {
+  local service=$1
+  if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
+    systemctl disable --now "$service" >/dev/null 2>&1 || true
+  else
+    service "$service" stop >/dev/null 2>&1 || true
+    update-rc.d "$service" disable >/dev/null 2>&1 || true
+  fi
+}
+
+main() {
+  local wanted=("$@")
+  if ((${#wanted[@]} == 0)); then
+    wanted=(postgresql dovecot isync)
+  fi
+
+  local packages=() services=() want
+  for want in "${wanted[@]}"; do
+    case $want in
+      postgresql) have_postgresql || { packages+=(postgresql); services+=(postgresql); } ;;
+      dovecot) have_dovecot || { packages+=(dovecot-imapd); services+=(dovecot); } ;;
+      isync) have_isync || packages+=(isync) ;;
+      *) die "unknown dependency '$want' (known: postgresql dovecot isync)" ;;
+    esac
+  done
+  if ((${#packages[@]} == 0)); then
+    return 0
+  fi
+
+  if ((EUID != 0)); then
+    die "missing ${packages[*]}; as root: apt-get install -y ${packages[*]}"
+  fi
+  command -v apt-get >/dev/null 2>&1 || die "missing ${packages[*]}, and no apt-get to install them with"
+
+  # invoke-rc.d and deb-systemd-invoke ask policy-rc.d whether a package may
+  # start its service; 101 means no. An existing policy is left as it is.
+  local policy=/usr/sbin/policy-rc.d
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+
+  echo "deps.sh: installing ${packages[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+
+  local service
+  for service in "${services[@]}"; do
+    stop_service "$service"
+  done
+}
+
+main "$@"
