@@ -173,7 +173,6 @@ func (c *Conn) FetchBatch(ctx context.Context, uids []uint32, maxSize int64, fn 
 		RFC822Size:   true,
 		BodySection:  []*imap.FetchItemBodySection{{Peek: true}},
 	})
-	defer cmd.Close()
 
 	got := make(map[uint32]bool, len(uids))
 	for {
@@ -183,6 +182,10 @@ func (c *Conn) FetchBatch(ctx context.Context, uids []uint32, maxSize int64, fn 
 		}
 		f, err := readMessage(msg, maxSize)
 		if err != nil {
+			// go-imap lets its reader resume as soon as a literal read
+			// fails, so draining the command now would race with it on the
+			// socket. The connection is broken anyway: close it instead.
+			c.c.Close()
 			return nil, fmt.Errorf("fetch UIDs %s: %w", set, ctxErr(ctx, err))
 		}
 		if f.UID == 0 || (f.Body == nil && !f.Oversized) {
@@ -190,6 +193,7 @@ func (c *Conn) FetchBatch(ctx context.Context, uids []uint32, maxSize int64, fn 
 		}
 		got[f.UID] = true
 		if err := fn(f); err != nil {
+			cmd.Close() //nolint:errcheck // fn's error is the one to report
 			return nil, err
 		}
 	}

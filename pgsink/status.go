@@ -130,11 +130,22 @@ func (s *Sink) FinishRun(ctx context.Context, r RunResult) error {
 		VALUES ($1, now(), (SELECT count(*) FROM email_messages WHERE inbox = $1), $2, $3, $4, $5, $6)
 		ON CONFLICT (inbox) DO UPDATE SET last_sync_at = EXCLUDED.last_sync_at,
 			total_synced = EXCLUDED.total_synced, sync_errors = EXCLUDED.sync_errors,
-			uidvalidity = EXCLUDED.uidvalidity, last_uid = EXCLUDED.last_uid,
+			uidvalidity = COALESCE(EXCLUDED.uidvalidity, s.uidvalidity),
+			last_uid = COALESCE(EXCLUDED.last_uid, s.last_uid),
 			last_operation_id = EXCLUDED.last_operation_id, last_status = EXCLUDED.last_status`,
-		r.Inbox, errJSON, int64(r.UIDValidity), int64(r.LastUID), uuidOrNil(r.OperationID), r.Status)
+		r.Inbox, errJSON, zeroAsNull(r.UIDValidity), zeroAsNull(r.LastUID), uuidOrNil(r.OperationID), r.Status)
 	if err != nil {
 		return fmt.Errorf("record run result: %w", err)
 	}
 	return nil
+}
+
+// zeroAsNull keeps what is known when a run stopped before it learned the
+// mailbox's UIDVALIDITY or UIDs (a refused login, say).
+func zeroAsNull(v uint32) *int64 {
+	if v == 0 {
+		return nil
+	}
+	n := int64(v)
+	return &n
 }
