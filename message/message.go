@@ -1,0 +1,47 @@
+// Package message turns one raw RFC 5322 message, as fetched from IMAP, into
+// the row stored in email_messages.
+package message
+
+import "time"
+
+// Message is one email_messages row. Every string in it is valid UTF-8 without
+// NUL bytes, so PostgreSQL accepts it as text, and Parse leaves no slice nil,
+// so none becomes NULL.
+type Message struct {
+	MessageID   string       // trimmed, one pair of <> removed; synthetic when the header is missing (see SyntheticIDDomain)
+	ThreadID    string       // threading.ID of Subject, From and To
+	FromAddress string       // bare local@domain of the first From address, as sent (case kept); "" when there is none
+	FromName    string       // display name, RFC 2047 decoded
+	To          []string     // bare local@domain addresses, as sent; groups flattened
+	Cc          []string     // as To
+	Subject     string       // RFC 2047 decoded
+	TextBody    string       // text/plain parts in UTF-8; made from HTMLBody when there is none
+	HTMLBody    string       // text/html parts in UTF-8
+	ReceivedAt  time.Time    // IMAP INTERNALDATE
+	SentAt      *time.Time   // Date header; nil when missing or unparseable
+	Attachments []Attachment // files and non-text parts, in order; empty, not nil, when none
+	InReplyTo   string       // first id of In-Reply-To, without <>
+	References  []string     // ids of References in order, without <>
+	SizeBytes   int64        // RFC822.SIZE as reported by the server, else the raw length
+	UID         uint32
+	UIDValidity uint32
+	// Warnings are the parser's complaints about a message that was still
+	// stored (broken boundaries, bad charsets, ...). They become warning rows
+	// in error_logs, never failures.
+	Warnings []string
+}
+
+// Attachment is one element of the attachments jsonb array.
+type Attachment struct {
+	Filename    string `json:"filename"`
+	ContentType string `json:"content_type"`
+	Size        int64  `json:"size"` // decoded bytes
+}
+
+// Meta is what the IMAP server says about a message besides its bytes.
+type Meta struct {
+	UID          uint32
+	UIDValidity  uint32
+	InternalDate time.Time
+	Size         int64
+}
