@@ -1,0 +1,125 @@
+package imaptest
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+)
+
+// FetchHook runs before the server answers each FETCH or UID FETCH command.
+// n counts those commands over all connections, from 1. Returning nil answers
+// normally; ErrDropConnection cuts the connection part-way through the answer,
+// as a network failure or a restarting server does; any other error answers
+// NO with its text (an *imap.Error is sent as it is). The hook may sleep to
+// make the server slow.
+type FetchHook func(n int) error
+
+// ErrDropConnection makes a FetchHook cut the connection.
+var ErrDropConnection = errors.New("imaptest: drop connection")
+
+// dropAfter is how many bytes of the answer reach the client before the cut:
+// past the first literal's opening for any real message, so the client is
+// left holding a truncated body rather than a clean error.
+const dropAfter = 1024
+
+// WithFetchHook calls h before every FETCH; see FetchHook.
+func WithFetchHook(h FetchHook) Option {
+	return func(c *config) { c.fetchHook = h }
+}
+
+// FailFetch cuts the connection during the nth FETCH or UID FETCH command the
+// server receives (counted over all connections, from 1), once. A client
+// that reconnects and asks again succeeds.
+func FailFetch(n int) Option {
+	return WithFetchHook(func(i int) error {
+		if i == n {
+			return ErrDropConnection
+		}
+		return nil
+	})
+}
+
+// session is imapmemserver's session with the fault hooks in front. It embeds
+// SessionIMAP4rev2, not Session: the server checks for the wider interface
+// when it advertises IMAP4rev2 and panics without it.
+type session struct {
+	imapserver.SessionIMAP4rev2
+	srv  *Server
+	conn *imapserver.Conn
+}
+
+func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	n := int(s.srv.fetches.Add(1))
+	if h := s.srv.cfg.fetchHook; h != nil {
+		err := h(n)
+		var imapErr *imap.Error
+		switch {
+		case errors.Is(err, ErrDropConnection):
+			return s.drop(w, numSet, options)
+		case errors.As(err, &imapErr):
+			return err
+		case err != nil:
+			return &imap.Error{Type: imap.StatusResponseTypeNo, Text: err.Error()}
+		}
+	}
+	return s.SessionIMAP4rev2.Fetch(w, numSet, options)
+}
+
+// drop answers the FETCH until dropAfter bytes have gone out, then closes the
+// connection, so the tagged completion never arrives.
+func (s *session) drop(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	nc := s.conn.NetConn()
+	if cc, ok := nc.(*cutConn); ok {
+		cc.cutAfter(dropAfter)
+		_ = s.SessionIMAP4rev2.Fetch(w, numSet, options) // fails once the cut happens
+	}
+	nc.Close()
+	// An *imap.Error keeps the server from logging this as its own fault;
+	// the NO it tries to send goes nowhere.
+	return &imap.Error{Type: imap.StatusResponseTypeNo, Text: "connection dropped by imaptest"}
+}
+
+// cutListener hands out connections that can be cut after a byte budget.
+type cutListener struct{ net.Listener }
+
+func (l cutListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	return &cutConn{Conn: c, budget: -1}, nil
+}
+
+type cutConn struct {
+	net.Conn
+	mu     sync.Mutex
+	budget int // bytes still allowed; -1 for no limit
+}
+
+func (c *cutConn) cutAfter(n int) {
+	c.mu.Lock()
+	c.budget = n
+	c.mu.Unlock()
+}
+
+func (c *cutConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.budget < 0 || len(p) <= c.budget {
+		n, err := c.Conn.Write(p)
+		if c.budget >= 0 {
+			c.budget -= n
+		}
+		return n, err
+	}
+	n, _ := c.Conn.Write(p[:c.budget])
+	c.budget = 0
+	c.Conn.Close()
+	// Wrapping net.ErrClosed keeps the server from logging the failed write
+	// as a fault of its own.
+	return n, fmt.Errorf("imaptest: connection cut: %w", net.ErrClosed)
+}
