@@ -1,0 +1,90 @@
+// Package pipeline wires the stages of a backfill run: UID lister, fetch and
+// parse workers, dedup filter and COPY inserters, under one errgroup.
+package pipeline
+
+import (
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/myhibachi/backfill/imapsrc"
+)
+
+// Config is one run's settings, validated by the caller.
+type Config struct {
+	Inbox       string
+	IMAP        imapsrc.Config
+	OperationID uuid.UUID
+	Limit       int // 0: all messages; otherwise the Limit highest UIDs
+	BatchSize   int
+	Workers     int // IMAP connections
+	Inserters   int // concurrent database writers; 0 means 2
+	// MaxMessageSize caps a message's bytes: larger ones are drained, not
+	// kept, and logged as failures. 0 means no cap.
+	MaxMessageSize int64
+	DryRun         bool
+	// RetryFor bounds how long one operation is retried on transient
+	// errors before the run gives up on it.
+	RetryFor time.Duration
+	// FallbackPath receives error_logs entries the database refuses.
+	FallbackPath string
+}
+
+// Outcome is what happened to one message.
+type Outcome string
+
+const (
+	Created Outcome = "created"
+	Skipped Outcome = "skipped"
+	Failed  Outcome = "failed"
+)
+
+// MessageResult is one message's line in verbose output.
+type MessageResult struct {
+	UID       uint32
+	MessageID string
+	Subject   string
+	Outcome   Outcome
+	Reason    string // why it was skipped or failed
+}
+
+// BatchReport is sent to the Observer when a batch is committed.
+type BatchReport struct {
+	Number   int // in completion order, 1-based
+	Of       int
+	Messages []MessageResult
+	Created  int
+	Skipped  int
+	Failed   int
+}
+
+// Listing is what the lister found.
+type Listing struct {
+	Mailbox       string
+	UIDValidity   uint32
+	Total         int // messages in the mailbox
+	Selected      int // after --limit
+	AlreadySynced int // finished by earlier runs at this UIDVALIDITY: no body fetched
+	ToFetch       int
+	Batches       int
+}
+
+// Observer receives progress; calls are serialised by the pipeline.
+type Observer interface {
+	Connecting(cfg imapsrc.Config)
+	Listed(Listing)
+	BatchDone(BatchReport)
+}
+
+// Result is a run's outcome.
+type Result struct {
+	Listing
+	Fetched  int // message bodies downloaded
+	Created  int
+	Skipped  int // already stored (earlier run or duplicate in this one)
+	Failed   int
+	Warnings int // parser warnings on stored messages
+	Elapsed  time.Duration
+	Status   string // completed, completed_with_errors, aborted, interrupted, dry_run
+	// Dry-run answers, valid when Config.DryRun and a database was given.
+	DryRunNew, DryRunExisting, DryRunUnknown int
+}

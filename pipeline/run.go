@@ -1,0 +1,226 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/myhibachi/backfill/errlog"
+	"github.com/myhibachi/backfill/imapsrc"
+	"github.com/myhibachi/backfill/message"
+	"github.com/myhibachi/backfill/pgsink"
+	"golang.org/x/sync/errgroup"
+)
+
+// Run performs one backfill. sink may be nil only for a dry run without a
+// database. The returned error is fatal (exit 2); per-message failures are
+// counted in Result.Failed and recorded in log.
+func Run(ctx context.Context, cfg Config, sink *pgsink.Sink, log *errlog.Log, obs Observer) (Result, error) {
+	start := time.Now()
+	cfg = withDefaults(cfg)
+	r := &runner{cfg: cfg, sink: sink, log: log, obs: obs}
+	res, err := r.run(ctx)
+	res.Elapsed = time.Since(start)
+	return res, err
+}
+
+func withDefaults(cfg Config) Config {
+	if cfg.BatchSize <= 0 {
+		cfg.BatchSize = 100
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = 4
+	}
+	if cfg.Inserters <= 0 {
+		cfg.Inserters = 2
+	}
+	if cfg.RetryFor <= 0 {
+		cfg.RetryFor = 2 * time.Minute
+	}
+	return cfg
+}
+
+type runner struct {
+	cfg  Config
+	sink *pgsink.Sink
+	log  *errlog.Log
+	obs  Observer
+
+	mu      sync.Mutex // guards res and batchesDone, and serialises obs
+	res     Result
+	done    int
+	listing Listing
+	lastUID uint32 // highest UID selected
+}
+
+// batch is a unit of work as it moves down the pipeline.
+type batch struct {
+	uids     []uint32
+	msgs     []*message.Message // parsed, to store
+	results  map[uint32]*MessageResult
+	doneUIDs []uint32 // skipped as duplicates: settled without storing
+	fetched  int
+}
+
+func (r *runner) run(ctx context.Context) (Result, error) {
+	if r.cfg.DryRun {
+		r.res.Status = "dry_run"
+		return r.res, r.list(ctx, func(conn *imapsrc.Conn, _ imapsrc.Mailbox, todo []uint32) error {
+			return r.dryRun(ctx, conn, todo)
+		})
+	}
+	// The run is recorded before connecting, so that a refused login or a
+	// missing mailbox also leaves "aborted" in email_sync_status.
+	if err := r.sink.BeginRun(ctx, r.cfg.Inbox, r.cfg.OperationID); err != nil {
+		return r.res, err
+	}
+	var mbox imapsrc.Mailbox
+	var lastUID uint32
+	err := r.list(ctx, func(conn *imapsrc.Conn, mb imapsrc.Mailbox, todo []uint32) error {
+		mbox = mb
+		if r.res.Selected > 0 {
+			lastUID = r.lastUID
+		}
+		return r.pipeline(ctx, conn, mb.UIDValidity, todo)
+	})
+	r.res.Status = r.status(ctx, err)
+	// The outcome is recorded even when ctx is cancelled: the status row must
+	// say the run was interrupted.
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	flushErr := r.log.Flush(fctx)
+	finishErr := r.sink.FinishRun(fctx, pgsink.RunResult{
+		Inbox: r.cfg.Inbox, OperationID: r.cfg.OperationID, UIDValidity: mbox.UIDValidity,
+		LastUID: lastUID, Status: r.res.Status, Errors: r.log.Summary().Groups,
+	})
+	return r.res, errors.Join(err, flushErr, finishErr)
+}
+
+// list connects, selects the mailbox read-only, lists its UIDs, drops those
+// earlier runs settled at this UIDVALIDITY and hands the rest to next
+// together with the connection, which next may keep (the pipeline makes it
+// a worker's) and must close.
+func (r *runner) list(ctx context.Context, next func(*imapsrc.Conn, imapsrc.Mailbox, []uint32) error) error {
+	r.obs.Connecting(r.cfg.IMAP)
+	conn, err := r.dial(ctx)
+	if err != nil {
+		return err
+	}
+	handedOff := false
+	defer func() {
+		if !handedOff {
+			conn.Close()
+		}
+	}()
+	mbox, err := conn.SelectReadOnly(ctx, r.cfg.IMAP.Mailbox)
+	if err != nil {
+		return err
+	}
+	uids, err := conn.ListUIDs(ctx)
+	if err != nil {
+		return err
+	}
+	l := Listing{Mailbox: mbox.Name, UIDValidity: mbox.UIDValidity, Total: len(uids)}
+	if r.cfg.Limit > 0 && len(uids) > r.cfg.Limit {
+		uids = uids[len(uids)-r.cfg.Limit:]
+	}
+	l.Selected = len(uids)
+	if len(uids) > 0 {
+		r.lastUID = uids[len(uids)-1]
+	}
+	todo := uids
+	if r.sink != nil {
+		seen, err := r.sink.SeenUIDs(ctx, r.cfg.Inbox, mbox.UIDValidity)
+		if err != nil {
+			return err
+		}
+		todo = slices.DeleteFunc(slices.Clone(uids), func(u uint32) bool { return seen[u] })
+	}
+	l.AlreadySynced = len(uids) - len(todo)
+	l.ToFetch = len(todo)
+	l.Batches = (len(todo) + r.cfg.BatchSize - 1) / r.cfg.BatchSize
+	r.listing = l
+	r.res.Listing = l
+	r.res.Skipped = l.AlreadySynced
+	r.obs.Listed(l)
+	if r.cfg.DryRun {
+		return next(conn, mbox, todo)
+	}
+	handedOff = true
+	return next(conn, mbox, todo)
+}
+
+func (r *runner) status(ctx context.Context, err error) string {
+	switch {
+	case ctx.Err() != nil:
+		return "interrupted"
+	case err != nil:
+		return "aborted"
+	case r.res.Failed > 0:
+		return "completed_with_errors"
+	}
+	return "completed"
+}
+
+// pipeline runs the stages. The first connection becomes worker 0's, so a
+// run with one worker logs in once.
+func (r *runner) pipeline(ctx context.Context, first *imapsrc.Conn, uidValidity uint32, todo []uint32) error {
+	g, gctx := errgroup.WithContext(ctx)
+	batches := make(chan *batch, r.cfg.Workers)
+	parsed := make(chan *batch, r.cfg.Workers)
+	filtered := make(chan *batch, r.cfg.Inserters)
+
+	g.Go(func() error {
+		defer close(batches)
+		for chunk := range slices.Chunk(todo, r.cfg.BatchSize) {
+			select {
+			case batches <- &batch{uids: chunk}:
+			case <-gctx.Done():
+				return gctx.Err()
+			}
+		}
+		return nil
+	})
+
+	var workers sync.WaitGroup
+	for i := range r.cfg.Workers {
+		var conn *imapsrc.Conn
+		if i == 0 {
+			conn = first
+		}
+		workers.Add(1)
+		g.Go(func() error {
+			defer workers.Done()
+			w := &worker{r: r, conn: conn, uidValidity: uidValidity}
+			defer w.close()
+			return w.run(gctx, batches, parsed)
+		})
+	}
+	g.Go(func() error {
+		workers.Wait()
+		close(parsed)
+		return nil
+	})
+
+	g.Go(func() error {
+		defer close(filtered)
+		return r.dedup(gctx, parsed, filtered)
+	})
+
+	// Inserters finish what they were handed even after cancellation, so an
+	// interrupt commits in-flight batches instead of throwing them away.
+	storeCtx := context.WithoutCancel(gctx)
+	for range r.cfg.Inserters {
+		g.Go(func() error {
+			for b := range filtered {
+				if err := r.store(storeCtx, uidValidity, b); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}

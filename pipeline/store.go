@@ -1,0 +1,164 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/myhibachi/backfill/errlog"
+	"github.com/myhibachi/backfill/message"
+	"github.com/myhibachi/backfill/pgsink"
+)
+
+// dedup drops messages whose Message-ID is already stored for the inbox (one
+// query per batch) or was already seen earlier in this run.
+func (r *runner) dedup(ctx context.Context, in <-chan *batch, out chan<- *batch) error {
+	seen := map[string]uint32{}
+	for b := range in {
+		if len(b.msgs) > 0 {
+			ids := make([]string, len(b.msgs))
+			for i, m := range b.msgs {
+				ids[i] = m.MessageID
+			}
+			stored, err := r.existing(ctx, ids)
+			if err != nil {
+				return err
+			}
+			keep := b.msgs[:0]
+			for _, m := range b.msgs {
+				res := b.results[m.UID]
+				if first, dup := seen[m.MessageID]; dup {
+					res.Outcome, res.Reason = Skipped, fmt.Sprintf("same Message-ID as UID %d", first)
+					b.doneUIDs = append(b.doneUIDs, m.UID)
+					continue
+				}
+				seen[m.MessageID] = m.UID
+				if stored[m.MessageID] {
+					res.Outcome, res.Reason = Skipped, "already exists"
+					b.doneUIDs = append(b.doneUIDs, m.UID)
+					continue
+				}
+				keep = append(keep, m)
+			}
+			b.msgs = keep
+		}
+		select {
+		case out <- b:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return nil
+}
+
+func (r *runner) existing(ctx context.Context, ids []string) (map[string]bool, error) {
+	bo := r.newBackOff(ctx)
+	for {
+		found, err := r.sink.ExistingMessageIDs(ctx, r.cfg.Inbox, ids)
+		if err == nil || errlog.Classify(err) != errlog.Transient {
+			return found, err
+		}
+		if werr := wait(ctx, bo, err); werr != nil {
+			return nil, werr
+		}
+	}
+}
+
+// store commits one batch, retrying transient failures whole (the
+// transaction guarantees nothing was half-written). A batch refused for its
+// data is split in halves until the offending message is isolated and
+// logged; the rest is stored.
+func (r *runner) store(ctx context.Context, uidValidity uint32, b *batch) error {
+	if err := r.storeSplit(ctx, uidValidity, b, b.msgs, b.doneUIDs); err != nil {
+		return err
+	}
+	r.report(ctx, b)
+	return nil
+}
+
+func (r *runner) storeSplit(ctx context.Context, uidValidity uint32, b *batch, msgs []*message.Message, done []uint32) error {
+	inserted, attempts, err := r.storeRetry(ctx, pgsink.Batch{Inbox: r.cfg.Inbox, UIDValidity: uidValidity, Messages: msgs, DoneUIDs: done})
+	if err == nil {
+		for i, m := range msgs {
+			if inserted[i] {
+				b.results[m.UID].Outcome = Created
+			} else {
+				b.results[m.UID].Outcome, b.results[m.UID].Reason = Skipped, "already exists"
+			}
+		}
+		return nil
+	}
+	if errlog.Classify(err) != errlog.Message {
+		return err
+	}
+	if len(msgs) > 1 {
+		half := len(msgs) / 2
+		if err := r.storeSplit(ctx, uidValidity, b, msgs[:half], done); err != nil {
+			return err
+		}
+		return r.storeSplit(ctx, uidValidity, b, msgs[half:], nil)
+	}
+	if len(msgs) == 1 {
+		m := msgs[0]
+		b.results[m.UID].Outcome, b.results[m.UID].Reason = Failed, err.Error()
+		r.log.Add(errlog.Entry{
+			Severity: errlog.SeverityError, Category: errlog.Message, UID: m.UID, MessageID: m.MessageID,
+			ErrorType: "rejected_by_database", Message: err.Error(), Attempts: attempts,
+			Context: map[string]any{"size": m.SizeBytes},
+		})
+		if len(done) > 0 {
+			return r.storeSplit(ctx, uidValidity, b, nil, done)
+		}
+		return nil
+	}
+	return err
+}
+
+func (r *runner) storeRetry(ctx context.Context, pb pgsink.Batch) ([]bool, int, error) {
+	bo := r.newBackOff(ctx)
+	for attempts := 1; ; attempts++ {
+		inserted, err := r.sink.Store(ctx, pb)
+		if err == nil {
+			return inserted, attempts, nil
+		}
+		if errlog.Classify(err) != errlog.Transient {
+			return nil, attempts, err
+		}
+		if werr := wait(ctx, bo, err); werr != nil {
+			return nil, attempts, errors.Join(werr, err)
+		}
+	}
+}
+
+// report folds a committed batch into the totals and tells the observer.
+func (r *runner) report(ctx context.Context, b *batch) {
+	rep := BatchReport{}
+	for _, u := range b.uids {
+		res := b.results[u]
+		if res == nil {
+			continue
+		}
+		switch res.Outcome {
+		case Created:
+			rep.Created++
+		case Skipped:
+			rep.Skipped++
+		case Failed:
+			rep.Failed++
+		}
+		rep.Messages = append(rep.Messages, *res)
+	}
+	r.mu.Lock()
+	r.done++
+	rep.Number, rep.Of = r.done, r.listing.Batches
+	r.res.Fetched += b.fetched
+	r.res.Created += rep.Created
+	r.res.Skipped += rep.Skipped
+	r.res.Failed += rep.Failed
+	r.obs.BatchDone(rep)
+	r.mu.Unlock()
+	if err := r.log.Flush(ctx); err != nil {
+		// The fallback file failed too; the summary still counts them.
+		r.log.Add(errlog.Entry{Severity: errlog.SeverityError, Category: errlog.Critical, ErrorType: "error_log_unwritable", Message: err.Error()})
+	}
+}

@@ -1,0 +1,135 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"slices"
+
+	"github.com/myhibachi/backfill/errlog"
+	"github.com/myhibachi/backfill/imapsrc"
+	"github.com/myhibachi/backfill/message"
+)
+
+// worker owns one IMAP connection and turns batches of UIDs into parsed
+// messages.
+type worker struct {
+	r           *runner
+	conn        *imapsrc.Conn // nil until dialled, and again after a failure
+	uidValidity uint32
+}
+
+func (w *worker) close() {
+	if w.conn != nil {
+		w.conn.Close()
+	}
+}
+
+func (w *worker) run(ctx context.Context, in <-chan *batch, out chan<- *batch) error {
+	for b := range in {
+		if err := w.fetch(ctx, b); err != nil {
+			return err
+		}
+		select {
+		case out <- b:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+	return ctx.Err()
+}
+
+// fetch downloads and parses one batch. A dropped connection is re-dialled
+// and only the UIDs not yet received are asked for again; UIDs the server
+// leaves out are asked for once more, then logged.
+func (w *worker) fetch(ctx context.Context, b *batch) error {
+	b.results = make(map[uint32]*MessageResult, len(b.uids))
+	remaining := b.uids
+	askedAgain := false
+	bo := w.r.newBackOff(ctx)
+	attempts := 1
+	for len(remaining) > 0 {
+		if w.conn == nil {
+			conn, err := w.r.dial(ctx)
+			if err != nil {
+				return err
+			}
+			if _, err := conn.SelectReadOnly(ctx, w.r.cfg.IMAP.Mailbox); err != nil {
+				conn.Close()
+				if errlog.Classify(err) != errlog.Transient {
+					return err
+				}
+				if werr := wait(ctx, bo, err); werr != nil {
+					return werr
+				}
+				continue
+			}
+			w.conn = conn
+		}
+		missing, err := w.conn.FetchBatch(ctx, remaining, w.r.cfg.MaxMessageSize, func(f imapsrc.Fetched) error {
+			w.accept(b, f, attempts)
+			return nil
+		})
+		if err != nil {
+			w.conn.Close()
+			w.conn = nil
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			if errlog.Classify(err) != errlog.Transient {
+				return err
+			}
+			w.r.log.Add(errlog.Entry{
+				Severity: errlog.SeverityWarning, Category: errlog.Transient, ErrorType: "fetch_retried",
+				Message: err.Error(), Attempts: attempts, Context: map[string]any{"uids": len(remaining)},
+			})
+			if werr := wait(ctx, bo, err); werr != nil {
+				return werr
+			}
+			attempts++
+			remaining = slices.DeleteFunc(slices.Clone(remaining), func(u uint32) bool { return b.results[u] != nil })
+			continue
+		}
+		if len(missing) > 0 && !askedAgain {
+			askedAgain = true
+			remaining = missing
+			continue
+		}
+		for _, u := range missing {
+			w.fail(b, u, "", "not_returned", fmt.Errorf("server did not return UID %d (expunged meanwhile?)", u), attempts, nil)
+		}
+		break
+	}
+	return nil
+}
+
+// accept parses one fetched message into the batch.
+func (w *worker) accept(b *batch, f imapsrc.Fetched, attempts int) {
+	if b.results[f.UID] != nil {
+		return // a duplicate response after a resume
+	}
+	b.fetched++
+	if f.Oversized {
+		w.fail(b, f.UID, "", "oversized",
+			fmt.Errorf("message is %d bytes, over --max-message-size %d", f.Size, w.r.cfg.MaxMessageSize),
+			attempts, map[string]any{"size": f.Size})
+		return
+	}
+	m := message.Parse(f.Body, message.Meta{UID: f.UID, UIDValidity: w.uidValidity, InternalDate: f.InternalDate, Size: f.Size})
+	if len(m.Warnings) > 0 {
+		w.r.log.Add(errlog.Entry{
+			Severity: errlog.SeverityWarning, Category: errlog.Message, UID: f.UID, MessageID: m.MessageID,
+			ErrorType: "parse_warning", Message: m.Warnings[0],
+			Context: map[string]any{"size": f.Size, "warnings": m.Warnings},
+		})
+	}
+	b.msgs = append(b.msgs, m)
+	b.results[f.UID] = &MessageResult{UID: f.UID, MessageID: m.MessageID, Subject: m.Subject}
+}
+
+func (w *worker) fail(b *batch, uid uint32, msgID, typ string, err error, attempts int, ctx map[string]any) {
+	b.results[uid] = &MessageResult{UID: uid, MessageID: msgID, Outcome: Failed, Reason: err.Error()}
+	w.r.log.Add(errlog.Entry{
+		Severity: errlog.SeverityError, Category: errlog.Message, UID: uid, MessageID: msgID,
+		ErrorType: typ, Message: err.Error(), Attempts: attempts, Context: ctx,
+	})
+}
