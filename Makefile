@@ -1,0 +1,36 @@
+# Targets a newcomer needs: `make demo` and `make test` (see README.md).
+GO ?= go
+BIN := bin/backfill
+
+.PHONY: build demo test test-short lint deps fuzz clean
+
+build:
+	$(GO) build -o $(BIN) ./cmd/backfill
+
+# A throwaway PostgreSQL and a local IMAP server with generated mail, then a
+# real backfill, a re-run, and a look at the tables.
+demo:
+	./scripts/demo.sh
+
+# Installs what the tests need (PostgreSQL binaries, Dovecot) when missing,
+# then runs every test against real servers the tests start themselves.
+test: deps
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+test-short:
+	$(GO) test -short -count=1 ./...
+
+deps:
+	./scripts/deps.sh
+
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)
+	$(GO) vet ./...
+	$(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./message/
+
+clean:
+	rm -rf bin .demo

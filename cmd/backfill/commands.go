@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/myhibachi/backfill/imapsrc"
+	"github.com/myhibachi/backfill/migrations"
+	"github.com/myhibachi/backfill/pgsink"
+	"github.com/urfave/cli/v2"
+)
+
+func dbFlag() cli.Flag {
+	return &cli.StringFlag{Name: "database-url", Usage: "PostgreSQL URL (default: $DATABASE_URL)"}
+}
+
+// openSink connects to the database named by flags or environment.
+func (a *appEnv) openSink(c *cli.Context) (*pgsink.Sink, error) {
+	e, err := a.env()
+	if err != nil {
+		return nil, err
+	}
+	dbURL, err := a.databaseURL(c, e)
+	if err != nil {
+		return nil, err
+	}
+	return pgsink.Open(c.Context, dbURL, 2)
+}
+
+func (a *appEnv) migrateCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "migrate",
+		Usage: "create or update backfill's tables (safe to run any time, and concurrently)",
+		Flags: []cli.Flag{dbFlag()},
+		Action: func(c *cli.Context) error {
+			sink, err := a.openSink(c)
+			if err != nil {
+				return err
+			}
+			defer sink.Close()
+			applied, err := migrations.Apply(c.Context, sink.Pool())
+			if err != nil {
+				return err
+			}
+			if len(applied) == 0 {
+				fmt.Fprintln(a.stdout, "✅ Schema is up to date")
+				return nil
+			}
+			for _, m := range applied {
+				fmt.Fprintf(a.stdout, "✅ Applied %03d_%s\n", m.Version, m.Name)
+			}
+			return nil
+		},
+	}
+}
+
+func (a *appEnv) statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "status",
+		Usage: "show each inbox's last run and row counts",
+		Flags: []cli.Flag{dbFlag(),
+			&cli.StringFlag{Name: "inbox", Usage: "only this inbox"},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+		Action: func(c *cli.Context) error {
+			sink, err := a.openSink(c)
+			if err != nil {
+				return err
+			}
+			defer sink.Close()
+			if err := sink.CheckSchema(c.Context); err != nil {
+				return err
+			}
+			sts, err := sink.Statuses(c.Context, c.String("inbox"))
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				if sts == nil {
+					sts = []pgsink.InboxStatus{}
+				}
+				return writeJSON(a, sts)
+			}
+			if len(sts) == 0 {
+				fmt.Fprintln(a.stdout, "No inbox has been synced yet.")
+				return nil
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "INBOX\tLAST SYNC\tSTATUS\tTOTAL SYNCED\tMESSAGES\tTHREADS\tERRORS (LAST RUN)\tOPERATION")
+			for _, s := range sts {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", s.Inbox, fmtTime(s.LastSyncAt), deref(s.LastStatus),
+					s.TotalSynced, s.Messages, s.Threads, s.LastRunErrors, fmtUUID(s.LastOperationID))
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func (a *appEnv) errorsCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "errors",
+		Usage: "list error_logs entries, newest first",
+		Flags: []cli.Flag{dbFlag(),
+			&cli.StringFlag{Name: "operation", Usage: "only this operation id"},
+			&cli.IntFlag{Name: "limit", Value: 50, Usage: "at most N entries"},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
+		Action: func(c *cli.Context) error {
+			var opID uuid.UUID
+			if s := c.String("operation"); s != "" {
+				id, err := uuid.Parse(s)
+				if err != nil {
+					return usageError("--operation %q is not an operation id (a UUID, as printed by a run)", s)
+				}
+				opID = id
+			}
+			if c.Int("limit") < 1 {
+				return usageError("--limit must be at least 1")
+			}
+			sink, err := a.openSink(c)
+			if err != nil {
+				return err
+			}
+			defer sink.Close()
+			if err := sink.CheckSchema(c.Context); err != nil {
+				return err
+			}
+			rows, err := sink.Errors(c.Context, opID, c.Int("limit"))
+			if err != nil {
+				return err
+			}
+			if c.Bool("json") {
+				if rows == nil {
+					rows = []pgsink.ErrorRow{}
+				}
+				return writeJSON(a, rows)
+			}
+			if len(rows) == 0 {
+				fmt.Fprintln(a.stdout, "No errors logged.")
+				return nil
+			}
+			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "TIME\tSEVERITY\tINBOX\tUID\tTYPE\tATTEMPTS\tMESSAGE")
+			for _, r := range rows {
+				uid := "-"
+				if r.UID != nil {
+					uid = fmt.Sprint(*r.UID)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t%s\n", r.OccurredAt.Local().Format(time.DateTime), r.Severity,
+					deref(r.Inbox), uid, r.ErrorType, r.Attempts, oneLine(r.Message))
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func (a *appEnv) inboxesCommand() *cli.Command {
+	return &cli.Command{
+		Name:  "inboxes",
+		Usage: "list configured inboxes; --check logs in to each and selects its mailbox",
+		Flags: []cli.Flag{&cli.BoolFlag{Name: "check", Usage: "log in and SELECT each inbox"},
+			&cli.BoolFlag{Name: "allow-plaintext", Usage: "allow imap:// without STARTTLS to a non-loopback host"}},
+		Action: func(c *cli.Context) error {
+			e, err := a.env()
+			if err != nil {
+				return err
+			}
+			failed := 0
+			for _, name := range inboxNames(e) {
+				cfg, err := resolveInbox(e, name, c.Bool("allow-plaintext"))
+				if err != nil {
+					fmt.Fprintf(a.stdout, "%-20s ⚠️  %v\n", name, err)
+					failed++
+					continue
+				}
+				if !c.Bool("check") {
+					fmt.Fprintf(a.stdout, "%-20s %s\n", name, cfg)
+					continue
+				}
+				if msg, err := checkInbox(c.Context, cfg); err != nil {
+					fmt.Fprintf(a.stdout, "%-20s ❌ %s: %v\n", name, cfg, err)
+					failed++
+				} else {
+					fmt.Fprintf(a.stdout, "%-20s ✅ %s: %s\n", name, cfg, msg)
+				}
+			}
+			if c.Bool("check") && failed > 0 {
+				return &shownError{&exitError{code: exitFatal, err: fmt.Errorf("%d inboxes failed the check", failed)}}
+			}
+			return nil
+		},
+	}
+}
+
+func checkInbox(ctx context.Context, cfg imapsrc.Config) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	conn, err := imapsrc.Dial(ctx, cfg)
+	if err != nil {
+		return "", err
+	}
+	defer conn.Close()
+	mb, err := conn.SelectReadOnly(ctx, cfg.Mailbox)
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%d messages, UIDVALIDITY %d", mb.Messages, mb.UIDValidity), nil
+}
+
+func writeJSON(a *appEnv, v any) error {
+	enc := json.NewEncoder(a.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return "-"
+	}
+	return strings.TrimSpace(*s)
+}
+
+func fmtTime(t *time.Time) string {
+	if t == nil {
+		return "never"
+	}
+	return t.Local().Format(time.DateTime)
+}
+
+func fmtUUID(id *uuid.UUID) string {
+	if id == nil {
+		return "-"
+	}
+	return id.String()
+}

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/joho/godotenv"
+	"github.com/myhibachi/backfill/imapsrc"
+)
+
+// env is the process environment with a .env file behind it: a variable
+// set in the real environment wins over the file.
+type env struct {
+	real map[string]string
+	file map[string]string
+}
+
+// loadEnv reads .env from dir (the working directory when empty), if any.
+func loadEnv(environ []string, dir string) (env, error) {
+	e := env{real: map[string]string{}, file: map[string]string{}}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			e.real[k] = v
+		}
+	}
+	path := filepath.Join(dir, ".env")
+	m, err := godotenv.Read(path)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return e, fmt.Errorf("read %s: %w", path, err)
+	}
+	if m != nil {
+		e.file = m
+	}
+	return e, nil
+}
+
+func (e env) get(key string) string {
+	if v, ok := e.real[key]; ok {
+		return v
+	}
+	return e.file[key]
+}
+
+func (e env) keys() []string {
+	keys := slices.Collect(maps.Keys(e.real))
+	keys = slices.AppendSeq(keys, maps.Keys(e.file))
+	slices.Sort(keys)
+	return slices.Compact(keys)
+}
+
+// builtin describes the seed's two inboxes, which work from the seed's own
+// variables so existing .env files need no change.
+type builtin struct {
+	url         func(e env) (string, error)
+	passwordVar string
+}
+
+var builtins = map[string]builtin{
+	"customer_support": {
+		url: func(env) (string, error) {
+			return "imaps://cs%40myhibachichef.com@imap.ionos.com:993/INBOX", nil
+		},
+		passwordVar: "SMTP_PASSWORD",
+	},
+	"payments": {
+		url: func(e env) (string, error) {
+			addr := e.get("PAYMENT_EMAIL_ADDRESS")
+			if addr == "" {
+				return "", errors.New("PAYMENT_EMAIL_ADDRESS is not set (in the environment or .env)")
+			}
+			return "imaps://" + url.PathEscape(addr) + "@imap.gmail.com:993/INBOX", nil
+		},
+		passwordVar: "PAYMENT_EMAIL_PASSWORD",
+	},
+}
+
+// inboxVar is the variable holding an inbox's URL: BACKFILL_INBOX_<NAME>.
+func inboxVar(name string) string {
+	return "BACKFILL_INBOX_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// inboxNames lists the configured inboxes: the built-ins and every
+// BACKFILL_INBOX_<NAME> URL.
+func inboxNames(e env) []string {
+	names := []string{"customer_support", "payments"}
+	for _, k := range e.keys() {
+		if rest, ok := strings.CutPrefix(k, "BACKFILL_INBOX_"); ok && !strings.HasSuffix(rest, "_PASSWORD") && rest != "" {
+			names = append(names, strings.ToLower(rest))
+		}
+	}
+	slices.Sort(names)
+	return slices.Compact(names)
+}
+
+// resolveInbox turns an inbox name into an IMAP configuration, with errors
+// that say which variable to set.
+func resolveInbox(e env, name string, allowPlaintext bool) (imapsrc.Config, error) {
+	urlVar, passVar := inboxVar(name), inboxVar(name)+"_PASSWORD"
+	raw := e.get(urlVar)
+	password := e.get(passVar)
+	if b, ok := builtins[name]; ok {
+		if raw == "" {
+			u, err := b.url(e)
+			if err != nil {
+				return imapsrc.Config{}, fmt.Errorf("inbox %s: %w", name, err)
+			}
+			raw = u
+		}
+		if password == "" {
+			passVar = b.passwordVar
+			password = e.get(passVar)
+		}
+	} else if raw == "" {
+		return imapsrc.Config{}, fmt.Errorf("unknown inbox %q: set %s=imaps://user%%40example.com@imap.example.com:993/INBOX and %s (configured inboxes: %s)",
+			name, urlVar, passVar, strings.Join(inboxNames(e), ", "))
+	}
+	cfg, err := imapsrc.ParseURL(raw, allowPlaintext)
+	if err != nil {
+		return imapsrc.Config{}, fmt.Errorf("inbox %s (%s): %w", name, urlVar, err)
+	}
+	if password == "" {
+		return imapsrc.Config{}, fmt.Errorf("inbox %s: no password: set %s (in the environment or .env)", name, passVar)
+	}
+	cfg.Password = password
+	return cfg, nil
+}

@@ -1,0 +1,182 @@
+// Command backfill copies the mail already in an IMAP mailbox into
+// PostgreSQL, without duplicates, and can be re-run at will.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/myhibachi/backfill/errlog"
+	"github.com/urfave/cli/v2"
+)
+
+// Exit codes, decided only in exitCode; listed in the help text.
+const (
+	exitOK          = 0
+	exitPartial     = 1
+	exitFatal       = 2
+	exitInterrupted = 130 // SIGINT
+	exitTerminated  = 143 // SIGTERM
+)
+
+const exitCodesHelp = `EXIT CODES:
+   0    every message was stored or already present
+   1    the run finished, but some messages failed (each one is in error_logs)
+   2    fatal: bad usage or configuration, could not connect or log in,
+        schema missing, or the run was aborted
+   130  interrupted by SIGINT after committing what was in flight
+   143  interrupted by SIGTERM after committing what was in flight`
+
+func main() {
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		first := <-sigs
+		cancel(signalError{first.(syscall.Signal)})
+		// A second signal means "now": skip the wait for in-flight batches.
+		second := <-sigs
+		os.Exit(signalError{second.(syscall.Signal)}.code())
+	}()
+	wd, _ := os.Getwd()
+	os.Exit(run(ctx, os.Args, os.Stdout, os.Stderr, os.Environ(), wd))
+}
+
+// signalError is the cancellation cause when a signal stops the run.
+type signalError struct{ sig syscall.Signal }
+
+func (s signalError) Error() string { return "interrupted by " + s.sig.String() }
+
+func (s signalError) code() int {
+	if s.sig == syscall.SIGTERM {
+		return exitTerminated
+	}
+	return exitInterrupted
+}
+
+// exitError carries an exit code chosen by a command to run.
+type exitError struct {
+	code int
+	err  error
+}
+
+func (e *exitError) Error() string { return e.err.Error() }
+func (e *exitError) Unwrap() error { return e.err }
+
+// usageError is bad usage or configuration: exit 2 with a hint.
+func usageError(format string, args ...any) error {
+	return &exitError{code: exitFatal, err: fmt.Errorf(format, args...)}
+}
+
+// run is main without the process: tests call it directly.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer, environ []string, dir string) int {
+	app := newApp(stdout, stderr, environ, dir)
+	err := app.RunContext(ctx, args)
+	code := exitCode(ctx, err)
+	if err != nil && code != exitOK {
+		var shown *shownError
+		if !errors.As(err, &shown) {
+			fmt.Fprintf(stderr, "❌ %v\n", err)
+		}
+	}
+	return code
+}
+
+// shownError is an error the command already reported in its own output.
+type shownError struct{ err error }
+
+func (e *shownError) Error() string { return e.err.Error() }
+func (e *shownError) Unwrap() error { return e.err }
+
+// exitCode maps an outcome to the documented exit codes.
+func exitCode(ctx context.Context, err error) int {
+	var sig signalError
+	if errors.As(context.Cause(ctx), &sig) {
+		return sig.code()
+	}
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		return ee.code
+	}
+	if errlog.Classify(err) == errlog.Message {
+		return exitPartial
+	}
+	return exitFatal
+}
+
+func newApp(stdout, stderr io.Writer, environ []string, dir string) *cli.App {
+	a := &appEnv{stdout: stdout, stderr: stderr, environ: environ, dir: dir}
+	app := &cli.App{
+		Name:  "backfill",
+		Usage: "copy the mail already in an IMAP mailbox into PostgreSQL, without duplicates",
+		UsageText: `backfill --inbox NAME [--limit N] [--batch-size N] [--workers N] [--dry-run] [--verbose]
+   backfill migrate
+   backfill status [--inbox NAME] [--json]
+   backfill errors [--operation ID] [--limit N]
+   backfill inboxes [--check]`,
+		Description: `Inboxes: BACKFILL_INBOX_<NAME>=imaps://user%40example.com@host:993/INBOX plus
+   BACKFILL_INBOX_<NAME>_PASSWORD. customer_support (SMTP_PASSWORD) and payments
+   (PAYMENT_EMAIL_ADDRESS, PAYMENT_EMAIL_PASSWORD) work from the seed's variables.
+   A .env in the working directory is read; the real environment wins.`,
+		CustomAppHelpTemplate: cli.AppHelpTemplate + "\n" + exitCodesHelp + "\n",
+		Writer:                stdout,
+		ErrWriter:             stderr,
+		Flags:                 append(runFlags(), globalFlags()...),
+		Action:                a.runBackfill,
+		Commands: []*cli.Command{
+			a.migrateCommand(),
+			a.statusCommand(),
+			a.errorsCommand(),
+			a.inboxesCommand(),
+		},
+		// Usage errors exit 2, not urfave's default 1, which means "some
+		// messages failed" here.
+		OnUsageError: func(_ *cli.Context, err error, _ bool) error {
+			return usageError("%v (see backfill --help)", err)
+		},
+		ExitErrHandler:  func(*cli.Context, error) {},
+		HideHelpCommand: true,
+	}
+	return app
+}
+
+// appEnv is what every command needs from the process.
+type appEnv struct {
+	stdout, stderr io.Writer
+	environ        []string
+	dir            string
+}
+
+func globalFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "database-url", Usage: "PostgreSQL URL (default: $DATABASE_URL)"},
+	}
+}
+
+// loadEnv reads the environment and .env.
+func (a *appEnv) env() (env, error) {
+	e, err := loadEnv(a.environ, a.dir)
+	if err != nil {
+		return e, usageError("%v", err)
+	}
+	return e, nil
+}
+
+// databaseURL returns --database-url or DATABASE_URL, or a usage error.
+func (a *appEnv) databaseURL(c *cli.Context, e env) (string, error) {
+	if u := c.String("database-url"); u != "" {
+		return u, nil
+	}
+	if u := e.get("DATABASE_URL"); u != "" {
+		return u, nil
+	}
+	return "", usageError("no database: set DATABASE_URL (in the environment or .env) or pass --database-url")
+}

@@ -1,0 +1,230 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/myhibachi/backfill/errlog"
+	"github.com/myhibachi/backfill/imapsrc"
+	"github.com/myhibachi/backfill/pipeline"
+	"github.com/schollz/progressbar/v3"
+)
+
+// reporter prints a run's progress in the seed's format, or as JSON lines.
+// It implements pipeline.Observer; the pipeline serialises its calls.
+type reporter struct {
+	w       io.Writer
+	json    bool
+	verbose bool
+	tty     bool
+	bar     *progressbar.ProgressBar
+}
+
+func newReporter(w io.Writer, format string, verbose, tty bool) *reporter {
+	return &reporter{w: w, json: format == "json", verbose: verbose, tty: tty}
+}
+
+func (r *reporter) event(name string, fields map[string]any) {
+	fields["event"] = name
+	fields["time"] = time.Now().UTC().Format(time.RFC3339Nano)
+	b, _ := json.Marshal(fields)
+	fmt.Fprintf(r.w, "%s\n", b)
+}
+
+func (r *reporter) start(inbox string, opID uuid.UUID, dryRun bool) {
+	if r.json {
+		r.event("start", map[string]any{"inbox": inbox, "operation_id": opID, "dry_run": dryRun})
+		return
+	}
+	fmt.Fprintf(r.w, "🚀 Starting email backfill for inbox: %s\n", inbox)
+	fmt.Fprintf(r.w, "🆔 Operation ID: %s\n", opID)
+}
+
+func (r *reporter) note(msg string) {
+	if r.json {
+		r.event("note", map[string]any{"message": msg})
+		return
+	}
+	fmt.Fprintf(r.w, "⚠️  %s\n", msg)
+}
+
+// fatal reports an error that stops the run before it starts.
+func (r *reporter) fatal(err error) error {
+	if r.json {
+		r.event("fatal", map[string]any{"error": err.Error()})
+	} else {
+		fmt.Fprintf(r.w, "❌ %v\n", err)
+	}
+	return &shownError{&exitError{code: exitFatal, err: err}}
+}
+
+func (r *reporter) Connecting(cfg imapsrc.Config) {
+	if r.json {
+		r.event("connecting", map[string]any{"server": cfg.Addr(), "user": cfg.Username, "mailbox": cfg.Mailbox, "security": cfg.Security.String()})
+		return
+	}
+	fmt.Fprintf(r.w, "📡 Connecting to IMAP server... (%s)\n", cfg)
+}
+
+func (r *reporter) Listed(l pipeline.Listing) {
+	if r.json {
+		r.event("listed", map[string]any{"mailbox": l.Mailbox, "uidvalidity": l.UIDValidity, "total": l.Total,
+			"selected": l.Selected, "already_synced": l.AlreadySynced, "to_fetch": l.ToFetch, "batches": l.Batches})
+		return
+	}
+	fmt.Fprintf(r.w, "📬 Found %d total emails in IMAP\n", l.Total)
+	if l.Selected != l.Total {
+		fmt.Fprintf(r.w, "   Limited to the %d most recent\n", l.Selected)
+	}
+	if l.AlreadySynced > 0 {
+		fmt.Fprintf(r.w, "   ⏭️  %d already synced by earlier runs (UIDVALIDITY %d): not downloaded again\n", l.AlreadySynced, l.UIDValidity)
+	}
+	if r.tty && !r.verbose && l.ToFetch > 0 {
+		r.bar = progressbar.NewOptions(l.ToFetch, progressbar.OptionSetWriter(r.w),
+			progressbar.OptionSetDescription("📦 Syncing"), progressbar.OptionShowCount(),
+			progressbar.OptionShowIts(), progressbar.OptionSetItsString("msg"),
+			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
+	}
+}
+
+func (r *reporter) BatchDone(b pipeline.BatchReport) {
+	if r.json {
+		r.event("batch", map[string]any{"batch": b.Number, "of": b.Of, "size": len(b.Messages),
+			"created": b.Created, "skipped": b.Skipped, "failed": b.Failed})
+		if r.verbose {
+			for _, m := range b.Messages {
+				r.event("message", map[string]any{"uid": m.UID, "message_id": m.MessageID, "subject": m.Subject,
+					"outcome": m.Outcome, "reason": m.Reason})
+			}
+		}
+		return
+	}
+	if r.bar != nil {
+		_ = r.bar.Add(len(b.Messages))
+		return
+	}
+	fmt.Fprintf(r.w, "📦 Processing batch %d/%d (%d emails): %d synced, %d skipped, %d errors\n",
+		b.Number, b.Of, len(b.Messages), b.Created, b.Skipped, b.Failed)
+	if !r.verbose {
+		return
+	}
+	for i, m := range b.Messages {
+		n := fmt.Sprintf("[%d/%d]", i+1, len(b.Messages))
+		switch m.Outcome {
+		case pipeline.Created:
+			fmt.Fprintf(r.w, "   ✅ %s Synced (created): %s\n", n, oneLine(m.Subject))
+		case pipeline.Skipped:
+			fmt.Fprintf(r.w, "   ⏭️  %s Skipped (%s): %s\n", n, m.Reason, oneLine(m.Subject))
+		default:
+			fmt.Fprintf(r.w, "   ❌ %s Failed (UID %d): %s\n", n, m.UID, oneLine(m.Reason))
+		}
+	}
+}
+
+func (r *reporter) finish(res pipeline.Result, sum errlog.Summary, opID uuid.UUID, runErr error, interrupted bool) {
+	if r.bar != nil {
+		_ = r.bar.Finish()
+	}
+	rate := successRate(res)
+	if r.json {
+		fields := map[string]any{"status": res.Status, "total": res.Selected, "fetched": res.Fetched,
+			"synced": res.Created, "skipped": res.Skipped, "errors": res.Failed, "warnings": res.Warnings,
+			"elapsed_seconds": res.Elapsed.Seconds(), "success_rate": rate, "operation_id": opID,
+			"error_summary": sum.Groups}
+		if runErr != nil {
+			fields["error"] = runErr.Error()
+		}
+		if sum.FallbackFile != "" {
+			fields["error_log_file"] = sum.FallbackFile
+		}
+		if res.Status == "dry_run" {
+			fields["would_process"] = res.ToFetch
+			fields["new"], fields["already_stored"], fields["unknown"] = res.DryRunNew, res.DryRunExisting+res.AlreadySynced, res.DryRunUnknown
+		}
+		r.event("summary", fields)
+		return
+	}
+	if res.Status == "dry_run" {
+		fmt.Fprintf(r.w, "🔍 DRY RUN MODE - No emails will be synced\n")
+		fmt.Fprintf(r.w, "   Would process: %d emails\n", res.ToFetch)
+		if res.DryRunNew+res.DryRunExisting+res.DryRunUnknown > 0 || res.AlreadySynced > 0 {
+			fmt.Fprintf(r.w, "   New: %d, already stored or duplicates: %d", res.DryRunNew, res.DryRunExisting+res.AlreadySynced)
+			if res.DryRunUnknown > 0 {
+				fmt.Fprintf(r.w, ", without Message-ID (checked by content on a real run): %d", res.DryRunUnknown)
+			}
+			fmt.Fprintln(r.w)
+		}
+		if runErr != nil {
+			fmt.Fprintf(r.w, "❌ %v\n", runErr)
+		}
+		return
+	}
+	fmt.Fprintln(r.w)
+	switch {
+	case interrupted:
+		fmt.Fprintf(r.w, "⏹️  BACKFILL INTERRUPTED (committed batches are kept; re-run to finish)\n")
+	case runErr != nil:
+		fmt.Fprintf(r.w, "🛑 BACKFILL ABORTED: %v\n", runErr)
+	default:
+		fmt.Fprintf(r.w, "📊 BACKFILL COMPLETE\n")
+	}
+	fmt.Fprintf(r.w, "   Total fetched: %d\n", res.Selected)
+	fmt.Fprintf(r.w, "   Total synced:  %d ✅\n", res.Created)
+	fmt.Fprintf(r.w, "   Total skipped: %d ⏭️\n", res.Skipped)
+	fmt.Fprintf(r.w, "   Total errors:  %d ❌\n", res.Failed)
+	fmt.Fprintf(r.w, "   Elapsed time:  %.1fs\n", res.Elapsed.Seconds())
+	fmt.Fprintf(r.w, "   Success rate:  %.1f%%\n", rate)
+	fmt.Fprintf(r.w, "   Downloaded:    %d message bodies", res.Fetched)
+	if res.Elapsed > 0 && res.Fetched > 0 {
+		fmt.Fprintf(r.w, " (%.0f emails/s)", float64(res.Fetched)/res.Elapsed.Seconds())
+	}
+	fmt.Fprintln(r.w)
+	fmt.Fprintf(r.w, "   Operation ID:  %s\n", opID)
+	if len(sum.Groups) > 0 {
+		fmt.Fprintf(r.w, "\n⚠️  Error Summary:\n")
+		for _, g := range sum.Groups {
+			fmt.Fprintf(r.w, "   %s (%s): %d", g.Type, g.Severity, g.Count)
+			if len(g.ExampleUIDs) > 0 {
+				fmt.Fprintf(r.w, ", e.g. UIDs %s", joinUIDs(g.ExampleUIDs))
+			}
+			fmt.Fprintf(r.w, "\n      %s\n", oneLine(g.Example))
+		}
+		fmt.Fprintf(r.w, "   Details: backfill errors --operation %s\n", opID)
+	}
+	if sum.FallbackFile != "" {
+		fmt.Fprintf(r.w, "   ⚠️  error_logs could not be written; entries saved to %s\n", sum.FallbackFile)
+	}
+}
+
+// successRate is the share of selected messages that ended stored or
+// already present; failures are the only thing that lowers it, so a clean
+// re-run reads 100%, not 0%.
+func successRate(res pipeline.Result) float64 {
+	if res.Selected == 0 {
+		return 100
+	}
+	return 100 * float64(res.Selected-res.Failed) / float64(res.Selected)
+}
+
+func joinUIDs(uids []uint32) string {
+	s := make([]string, len(uids))
+	for i, u := range uids {
+		s[i] = fmt.Sprint(u)
+	}
+	return strings.Join(s, ", ")
+}
+
+func oneLine(s string) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len([]rune(s)) > 100 {
+		s = string([]rune(s)[:99]) + "…"
+	}
+	if s == "" {
+		return "(no subject)"
+	}
+	return s
+}

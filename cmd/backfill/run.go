@@ -1,0 +1,153 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/mattn/go-isatty"
+	"github.com/myhibachi/backfill/errlog"
+	"github.com/myhibachi/backfill/pgsink"
+	"github.com/myhibachi/backfill/pipeline"
+	"github.com/urfave/cli/v2"
+)
+
+func runFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "inbox", Usage: "which inbox to backfill (see `backfill inboxes`)"},
+		&cli.IntFlag{Name: "limit", Usage: "sync only the N most recent messages (highest UIDs); 0 means all"},
+		&cli.IntFlag{Name: "batch-size", Value: 100, Usage: "messages per fetch and per database transaction"},
+		&cli.IntFlag{Name: "workers", Value: 4, Usage: "IMAP connections fetching in parallel (providers cap them per account)"},
+		&cli.BoolFlag{Name: "dry-run", Usage: "connect and count what is new; write nothing anywhere"},
+		&cli.BoolFlag{Name: "verbose", Usage: "print one line per message"},
+		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json (one JSON object per line)"},
+		&cli.BoolFlag{Name: "allow-plaintext", Usage: "allow imap:// without STARTTLS to a non-loopback host"},
+		&cli.Int64Flag{Name: "max-message-size", Value: 50 << 20, Usage: "bytes; larger messages are logged and skipped"},
+		&cli.DurationFlag{Name: "retry-for", Value: 2 * time.Minute, Usage: "how long one operation is retried on transient errors"},
+	}
+}
+
+func (a *appEnv) runBackfill(c *cli.Context) error {
+	if c.Args().Present() {
+		return usageError("unknown command %q (commands: migrate, status, errors, inboxes; see backfill --help)", c.Args().First())
+	}
+	inbox := c.String("inbox")
+	if inbox == "" {
+		return usageError("--inbox is required: backfill --inbox NAME (see `backfill inboxes`)")
+	}
+	switch {
+	case c.Int("limit") < 0:
+		return usageError("--limit must be 0 (all) or more, got %d", c.Int("limit"))
+	case c.Int("batch-size") < 1 || c.Int("batch-size") > 10000:
+		return usageError("--batch-size must be between 1 and 10000, got %d", c.Int("batch-size"))
+	case c.Int("workers") < 1 || c.Int("workers") > 64:
+		return usageError("--workers must be between 1 and 64, got %d", c.Int("workers"))
+	case c.Int64("max-message-size") < 1024:
+		return usageError("--max-message-size must be at least 1024 bytes")
+	case c.String("log-format") != "text" && c.String("log-format") != "json":
+		return usageError("--log-format must be text or json, got %q", c.String("log-format"))
+	}
+	e, err := a.env()
+	if err != nil {
+		return err
+	}
+	imapCfg, err := resolveInbox(e, inbox, c.Bool("allow-plaintext"))
+	if err != nil {
+		return usageError("%v", err)
+	}
+	dbURL, dbErr := a.databaseURL(c, e)
+	dryRun := c.Bool("dry-run")
+	if dbErr != nil && !dryRun {
+		return dbErr
+	}
+
+	opID := uuid.New()
+	out := newReporter(a.stdout, c.String("log-format"), c.Bool("verbose"), isTerminal(a.stdout))
+	out.start(inbox, opID, dryRun)
+
+	ctx := c.Context
+	var sink *pgsink.Sink
+	if dbErr == nil {
+		sink, err = pgsink.Open(ctx, dbURL, c.Int("workers")+4)
+		if err == nil {
+			err = sink.CheckSchema(ctx)
+		}
+		if err != nil {
+			if sink != nil {
+				sink.Close()
+			}
+			if !dryRun {
+				return out.fatal(err)
+			}
+			// A dry run still connects and counts without a database.
+			out.note("database not reachable (" + err.Error() + "): counting only")
+			sink = nil
+		}
+	}
+	if sink != nil {
+		defer sink.Close()
+		if !dryRun {
+			release, err := sink.Lock(ctx, inbox)
+			if err != nil {
+				return out.fatal(err)
+			}
+			defer release()
+		}
+	}
+
+	var store errlog.Store
+	if sink != nil && !dryRun {
+		store = sink
+	}
+	fallback := filepath.Join(a.dir, fmt.Sprintf("backfill-errors-%s.jsonl", opID))
+	log := errlog.New(opID, inbox, store, fallback)
+	res, runErr := pipeline.Run(ctx, pipeline.Config{
+		Inbox:          inbox,
+		IMAP:           imapCfg,
+		OperationID:    opID,
+		Limit:          c.Int("limit"),
+		BatchSize:      c.Int("batch-size"),
+		Workers:        c.Int("workers"),
+		MaxMessageSize: c.Int64("max-message-size"),
+		DryRun:         dryRun,
+		RetryFor:       c.Duration("retry-for"),
+		FallbackPath:   fallback,
+	}, sink, log, out)
+	res.Warnings = log.Summary().Warnings
+	if runErr != nil && ctx.Err() == nil {
+		log.Add(errlog.Entry{Severity: errlog.SeverityCritical, Category: errlog.Critical,
+			ErrorType: criticalType(runErr), Message: runErr.Error()})
+		if store != nil {
+			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			_ = log.Flush(fctx) // best effort: the fallback file takes it otherwise
+			cancel()
+		}
+	}
+	out.finish(res, log.Summary(), opID, runErr, ctx.Err() != nil)
+	switch {
+	case ctx.Err() != nil:
+		return &shownError{context.Cause(ctx)}
+	case runErr != nil:
+		return &shownError{&exitError{code: exitFatal, err: runErr}}
+	case res.Failed > 0:
+		return &shownError{&exitError{code: exitPartial, err: fmt.Errorf("%d messages failed", res.Failed)}}
+	}
+	return nil
+}
+
+func criticalType(err error) string {
+	var ce *errlog.CriticalError
+	if errors.As(err, &ce) {
+		return ce.Type
+	}
+	return "run_failed"
+}
+
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+}
