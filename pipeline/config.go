@@ -73,6 +73,8 @@ type Observer interface {
 	Connecting(cfg imapsrc.Config)
 	Listed(Listing)
 	BatchDone(BatchReport)
+	// Retrying says a transient failure is being retried after wait.
+	Retrying(what string, err error, attempt int, wait time.Duration)
 }
 
 // Result is a run's outcome.

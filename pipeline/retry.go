@@ -11,25 +11,42 @@ import (
 )
 
 // newBackOff returns a fresh exponential backoff with jitter for one
-// operation: backoff values are stateful and not goroutine-safe.
-func (r *runner) newBackOff(ctx context.Context) backoff.BackOff {
+// operation, giving up after limit: backoff values are stateful and not
+// goroutine-safe.
+func newBackOff(ctx context.Context, limit time.Duration) backoff.BackOff {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = 200 * time.Millisecond
 	b.MaxInterval = 10 * time.Second
-	b.MaxElapsedTime = r.cfg.RetryFor
+	b.MaxElapsedTime = limit
 	return backoff.WithContext(b, ctx)
 }
 
+// retrier retries one operation on transient errors and tells the observer.
+type retrier struct {
+	r       *runner
+	what    string
+	b       backoff.BackOff
+	attempt int
+}
+
+func (r *runner) retrier(ctx context.Context, what string) *retrier {
+	return &retrier{r: r, what: what, b: newBackOff(ctx, r.cfg.RetryFor), attempt: 1}
+}
+
 // wait sleeps for the next backoff interval after a transient error, or
-// returns the error when the operation has been retried long enough.
-func wait(ctx context.Context, b backoff.BackOff, cause error) error {
-	d := b.NextBackOff()
+// returns a critical error when the operation has been retried long enough.
+func (rt *retrier) wait(ctx context.Context, cause error) error {
+	d := rt.b.NextBackOff()
 	if d == backoff.Stop {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		return &errlog.CriticalError{Type: "retries_exhausted", Err: fmt.Errorf("gave up retrying: %w", cause)}
+		return &errlog.CriticalError{Type: "retries_exhausted", Err: fmt.Errorf("gave up after %d attempts: %w", rt.attempt, cause)}
 	}
+	rt.r.mu.Lock()
+	rt.r.obs.Retrying(rt.what, cause, rt.attempt, d)
+	rt.r.mu.Unlock()
+	rt.attempt++
 	t := time.NewTimer(d)
 	defer t.Stop()
 	select {
@@ -40,10 +57,18 @@ func wait(ctx context.Context, b backoff.BackOff, cause error) error {
 	}
 }
 
+// firstConnectFor bounds retries of a run's first connection: a server that
+// is down when a deployment script runs should fail it quickly (exit 2), not
+// after the full --retry-for.
+const firstConnectFor = 30 * time.Second
+
 // dial connects with retries on transient failures (a refused connection, a
 // server at its connection limit); refused credentials fail at once.
-func (r *runner) dial(ctx context.Context) (*imapsrc.Conn, error) {
-	bo := r.newBackOff(ctx)
+func (r *runner) dial(ctx context.Context, first bool) (*imapsrc.Conn, error) {
+	rt := r.retrier(ctx, "IMAP connection")
+	if first && r.cfg.RetryFor > firstConnectFor {
+		rt.b = newBackOff(ctx, firstConnectFor)
+	}
 	for {
 		conn, err := imapsrc.Dial(ctx, r.cfg.IMAP)
 		if err == nil {
@@ -55,7 +80,7 @@ func (r *runner) dial(ctx context.Context) (*imapsrc.Conn, error) {
 		if errlog.Classify(err) != errlog.Transient {
 			return nil, err
 		}
-		if werr := wait(ctx, bo, err); werr != nil {
+		if werr := rt.wait(ctx, err); werr != nil {
 			return nil, werr
 		}
 	}

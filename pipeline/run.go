@@ -104,7 +104,7 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 // a worker's) and must close.
 func (r *runner) list(ctx context.Context, next func(*imapsrc.Conn, imapsrc.Mailbox, []uint32) error) error {
 	r.obs.Connecting(r.cfg.IMAP)
-	conn, err := r.dial(ctx)
+	conn, err := r.dial(ctx, true)
 	if err != nil {
 		return err
 	}

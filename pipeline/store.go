@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/myhibachi/backfill/errlog"
@@ -52,13 +51,13 @@ func (r *runner) dedup(ctx context.Context, in <-chan *batch, out chan<- *batch)
 }
 
 func (r *runner) existing(ctx context.Context, ids []string) (map[string]bool, error) {
-	bo := r.newBackOff(ctx)
+	rt := r.retrier(ctx, "look up stored Message-IDs")
 	for {
 		found, err := r.sink.ExistingMessageIDs(ctx, r.cfg.Inbox, ids)
 		if err == nil || errlog.Classify(err) != errlog.Transient {
 			return found, err
 		}
-		if werr := wait(ctx, bo, err); werr != nil {
+		if werr := rt.wait(ctx, err); werr != nil {
 			return nil, werr
 		}
 	}
@@ -115,17 +114,17 @@ func (r *runner) storeSplit(ctx context.Context, uidValidity uint32, b *batch, m
 }
 
 func (r *runner) storeRetry(ctx context.Context, pb pgsink.Batch) ([]bool, int, error) {
-	bo := r.newBackOff(ctx)
-	for attempts := 1; ; attempts++ {
+	rt := r.retrier(ctx, "store batch")
+	for {
 		inserted, err := r.sink.Store(ctx, pb)
 		if err == nil {
-			return inserted, attempts, nil
+			return inserted, rt.attempt, nil
 		}
 		if errlog.Classify(err) != errlog.Transient {
-			return nil, attempts, err
+			return nil, rt.attempt, err
 		}
-		if werr := wait(ctx, bo, err); werr != nil {
-			return nil, attempts, errors.Join(werr, err)
+		if werr := rt.wait(ctx, err); werr != nil {
+			return nil, rt.attempt, werr
 		}
 	}
 }

@@ -45,11 +45,10 @@ func (w *worker) fetch(ctx context.Context, b *batch) error {
 	b.results = make(map[uint32]*MessageResult, len(b.uids))
 	remaining := b.uids
 	askedAgain := false
-	bo := w.r.newBackOff(ctx)
-	attempts := 1
+	rt := w.r.retrier(ctx, "IMAP fetch")
 	for len(remaining) > 0 {
 		if w.conn == nil {
-			conn, err := w.r.dial(ctx)
+			conn, err := w.r.dial(ctx, false)
 			if err != nil {
 				return err
 			}
@@ -58,7 +57,7 @@ func (w *worker) fetch(ctx context.Context, b *batch) error {
 				if errlog.Classify(err) != errlog.Transient {
 					return err
 				}
-				if werr := wait(ctx, bo, err); werr != nil {
+				if werr := rt.wait(ctx, err); werr != nil {
 					return werr
 				}
 				continue
@@ -66,7 +65,7 @@ func (w *worker) fetch(ctx context.Context, b *batch) error {
 			w.conn = conn
 		}
 		missing, err := w.conn.FetchBatch(ctx, remaining, w.r.cfg.MaxMessageSize, func(f imapsrc.Fetched) error {
-			w.accept(b, f, attempts)
+			w.accept(b, f, rt.attempt)
 			return nil
 		})
 		if err != nil {
@@ -80,12 +79,11 @@ func (w *worker) fetch(ctx context.Context, b *batch) error {
 			}
 			w.r.log.Add(errlog.Entry{
 				Severity: errlog.SeverityWarning, Category: errlog.Transient, ErrorType: "fetch_retried",
-				Message: err.Error(), Attempts: attempts, Context: map[string]any{"uids": len(remaining)},
+				Message: err.Error(), Attempts: rt.attempt, Context: map[string]any{"uids": len(remaining)},
 			})
-			if werr := wait(ctx, bo, err); werr != nil {
+			if werr := rt.wait(ctx, err); werr != nil {
 				return werr
 			}
-			attempts++
 			remaining = slices.DeleteFunc(slices.Clone(remaining), func(u uint32) bool { return b.results[u] != nil })
 			continue
 		}
@@ -95,7 +93,7 @@ func (w *worker) fetch(ctx context.Context, b *batch) error {
 			continue
 		}
 		for _, u := range missing {
-			w.fail(b, u, "", "not_returned", fmt.Errorf("server did not return UID %d (expunged meanwhile?)", u), attempts, nil)
+			w.fail(b, u, "", "not_returned", fmt.Errorf("server did not return UID %d (expunged meanwhile?)", u), rt.attempt, nil)
 		}
 		break
 	}

@@ -497,3 +497,19 @@ func TestStatusAndErrorsCommands(t *testing.T) {
 	f.wantLine(f.mustRun(0, "inboxes"), "demo")
 	f.wantLine(f.mustRun(0, "migrate"), "✅ Schema is up to date")
 }
+
+func TestDeadIMAPServerExits2(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.migrate()
+	f.environ = append(f.environ, "BACKFILL_INBOX_DEMO=imap://u@127.0.0.1:1/INBOX")
+	out := f.mustRun(2, "--inbox", "demo", "--retry-for", "1s")
+	f.wantLine(out, "🔁 IMAP connection failed (attempt 1)")
+	f.wantLine(out, "🛑 BACKFILL ABORTED: gave up after")
+	if n := f.count(`SELECT count(*) FROM error_logs WHERE error_type = 'retries_exhausted' AND severity = 'critical'`); n != 1 {
+		t.Fatalf("error_logs has %d retries_exhausted rows, want 1", n)
+	}
+	if n := f.count(`SELECT count(*) FROM email_sync_status WHERE last_status = 'aborted'`); n != 1 {
+		t.Fatal("email_sync_status does not say aborted")
+	}
+}

@@ -125,6 +125,14 @@ func (r *reporter) BatchDone(b pipeline.BatchReport) {
 	}
 }
 
+func (r *reporter) Retrying(what string, err error, attempt int, wait time.Duration) {
+	if r.json {
+		r.event("retry", map[string]any{"operation": what, "error": err.Error(), "attempt": attempt, "wait_seconds": wait.Seconds()})
+		return
+	}
+	fmt.Fprintf(r.w, "🔁 %s failed (attempt %d): %v; retrying in %.1fs\n", what, attempt, err, wait.Seconds())
+}
+
 func (r *reporter) finish(res pipeline.Result, sum errlog.Summary, opID uuid.UUID, runErr error, interrupted bool) {
 	if r.bar != nil {
 		_ = r.bar.Finish()
@@ -177,7 +185,9 @@ func (r *reporter) finish(res pipeline.Result, sum errlog.Summary, opID uuid.UUI
 	fmt.Fprintf(r.w, "   Total skipped: %d ⏭️\n", res.Skipped)
 	fmt.Fprintf(r.w, "   Total errors:  %d ❌\n", res.Failed)
 	fmt.Fprintf(r.w, "   Elapsed time:  %.1fs\n", res.Elapsed.Seconds())
-	fmt.Fprintf(r.w, "   Success rate:  %.1f%%\n", rate)
+	if res.Selected > 0 {
+		fmt.Fprintf(r.w, "   Success rate:  %.1f%%\n", rate)
+	}
 	fmt.Fprintf(r.w, "   Downloaded:    %d message bodies", res.Fetched)
 	if res.Elapsed > 0 && res.Fetched > 0 {
 		fmt.Fprintf(r.w, " (%.0f emails/s)", float64(res.Fetched)/res.Elapsed.Seconds())
@@ -201,13 +211,13 @@ func (r *reporter) finish(res pipeline.Result, sum errlog.Summary, opID uuid.UUI
 }
 
 // successRate is the share of selected messages that ended stored or
-// already present; failures are the only thing that lowers it, so a clean
-// re-run reads 100%, not 0%.
+// already present, so a clean re-run reads 100%, not 0%, and an aborted run
+// shows how far it got.
 func successRate(res pipeline.Result) float64 {
 	if res.Selected == 0 {
 		return 100
 	}
-	return 100 * float64(res.Selected-res.Failed) / float64(res.Selected)
+	return 100 * float64(res.Created+res.Skipped) / float64(res.Selected)
 }
 
 func joinUIDs(uids []uint32) string {
