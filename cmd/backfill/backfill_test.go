@@ -382,6 +382,10 @@ func TestOversizedMessagesExit1AndAreLogged(t *testing.T) {
 	if n := f.count(`SELECT count(*) FROM email_sync_status WHERE last_status = 'completed_with_errors'`); n != 1 {
 		t.Fatal("email_sync_status does not say completed_with_errors")
 	}
+	listed := f.mustRun(0, "errors", "--limit", "5")
+	if !strings.Contains(listed, "oversized") || !strings.Contains(listed, fmt.Sprint(bigUID)) {
+		t.Fatalf("backfill errors does not list the oversized UID %d:\n%s", bigUID, listed)
+	}
 	// The failure is not settled: a re-run with a larger cap stores it.
 	out = f.mustRun(0, "--inbox", "demo")
 	f.wantLine(out, "Total synced:  1 ✅")

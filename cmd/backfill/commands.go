@@ -67,23 +67,11 @@ func (a *appEnv) statusCommand() *cli.Command {
 			&cli.StringFlag{Name: "inbox", Usage: "only this inbox"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
 		Action: func(c *cli.Context) error {
-			sink, err := a.openSink(c)
-			if err != nil {
+			sts, err := query(a, c, func(s *pgsink.Sink) ([]pgsink.InboxStatus, error) {
+				return s.Statuses(c.Context, c.String("inbox"))
+			})
+			if err != nil || c.Bool("json") {
 				return err
-			}
-			defer sink.Close()
-			if err := sink.CheckSchema(c.Context); err != nil {
-				return err
-			}
-			sts, err := sink.Statuses(c.Context, c.String("inbox"))
-			if err != nil {
-				return err
-			}
-			if c.Bool("json") {
-				if sts == nil {
-					sts = []pgsink.InboxStatus{}
-				}
-				return writeJSON(a, sts)
 			}
 			if len(sts) == 0 {
 				fmt.Fprintln(a.stdout, "No inbox has been synced yet.")
@@ -120,23 +108,11 @@ func (a *appEnv) errorsCommand() *cli.Command {
 			if c.Int("limit") < 1 {
 				return usageError("--limit must be at least 1")
 			}
-			sink, err := a.openSink(c)
-			if err != nil {
+			rows, err := query(a, c, func(s *pgsink.Sink) ([]pgsink.ErrorRow, error) {
+				return s.Errors(c.Context, opID, c.Int("limit"))
+			})
+			if err != nil || c.Bool("json") {
 				return err
-			}
-			defer sink.Close()
-			if err := sink.CheckSchema(c.Context); err != nil {
-				return err
-			}
-			rows, err := sink.Errors(c.Context, opID, c.Int("limit"))
-			if err != nil {
-				return err
-			}
-			if c.Bool("json") {
-				if rows == nil {
-					rows = []pgsink.ErrorRow{}
-				}
-				return writeJSON(a, rows)
 			}
 			if len(rows) == 0 {
 				fmt.Fprintln(a.stdout, "No errors logged.")
@@ -210,10 +186,30 @@ func checkInbox(ctx context.Context, cfg imapsrc.Config) (string, error) {
 	return fmt.Sprintf("%d messages, UIDVALIDITY %d", mb.Messages, mb.UIDValidity), nil
 }
 
-func writeJSON(a *appEnv, v any) error {
-	enc := json.NewEncoder(a.stdout)
-	enc.SetIndent("", "  ")
-	return enc.Encode(v)
+// query runs a read-only subcommand's query on a migrated database and, with
+// --json, prints the rows (an empty list rather than null).
+func query[T any](a *appEnv, c *cli.Context, fn func(*pgsink.Sink) ([]T, error)) ([]T, error) {
+	sink, err := a.openSink(c)
+	if err != nil {
+		return nil, err
+	}
+	defer sink.Close()
+	if err := sink.CheckSchema(c.Context); err != nil {
+		return nil, err
+	}
+	rows, err := fn(sink)
+	if err != nil {
+		return nil, err
+	}
+	if rows == nil {
+		rows = []T{}
+	}
+	if c.Bool("json") {
+		enc := json.NewEncoder(a.stdout)
+		enc.SetIndent("", "  ")
+		return rows, enc.Encode(rows)
+	}
+	return rows, nil
 }
 
 func deref(s *string) string {

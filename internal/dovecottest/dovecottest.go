@@ -21,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/myhibachi/backfill/internal/testserver"
 )
 
 // installHint ends every error that says Dovecot is missing.
@@ -127,7 +129,7 @@ func Start(ctx context.Context, dir string, users []User, opts ...Option) (*Serv
 	// Another process may take the free port between our probe and Dovecot's
 	// bind; a new port is then tried, a few times.
 	for attempt := 1; ; attempt++ {
-		if s.port, err = freePort(); err != nil {
+		if s.port, err = testserver.FreePort(); err != nil {
 			return nil, fmt.Errorf("dovecottest: %w", err)
 		}
 		s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
@@ -138,7 +140,7 @@ func Start(ctx context.Context, dir string, users []User, opts ...Option) (*Serv
 		if err == nil {
 			return s, nil
 		}
-		if attempt == 3 || ctx.Err() != nil || portFree(s.port) {
+		if attempt == 3 || ctx.Err() != nil || testserver.PortFree(s.port) {
 			s.removeBase()
 			return nil, fmt.Errorf("dovecottest: start: %w", err)
 		}
@@ -164,7 +166,7 @@ func NewServer(tb testing.TB, users []User, opts ...Option) *Server {
 	}
 	tb.Cleanup(func() {
 		if tb.Failed() {
-			tb.Logf("end of %s:\n%s", s.LogFile(), tail(s.LogFile(), 4000))
+			tb.Logf("end of %s:\n%s", s.LogFile(), testserver.Tail(s.LogFile(), 4000))
 		}
 		if err := s.Stop(); err != nil {
 			tb.Error(err)
@@ -231,7 +233,7 @@ func (s *Server) stop() error {
 	var errs []error
 	select {
 	case <-s.exited:
-		errs = append(errs, fmt.Errorf("dovecottest: Dovecot had already exited: %v\n%s", s.waitErr, tail(s.LogFile(), 2000)))
+		errs = append(errs, fmt.Errorf("dovecottest: Dovecot had already exited: %v\n%s", s.waitErr, testserver.Tail(s.LogFile(), 2000)))
 	default:
 		// SIGTERM to the whole process group, not `doveadm stop`: that
 		// signals the master alone, which then waits a fixed second for its
@@ -274,7 +276,7 @@ func prepare(dir string, users []User) (*Server, error) {
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return nil, err
 	}
-	if err := makeSearchable(dir); err != nil {
+	if err := testserver.MakeSearchable(dir, "users mail and dovenull"); err != nil {
 		return nil, err
 	}
 
@@ -388,11 +390,11 @@ func (s *Server) launch(ctx context.Context) error {
 		}
 		select {
 		case <-s.exited:
-			return fmt.Errorf("dovecot exited: %v\n%s\n%s", s.waitErr, tail(out.Name(), 2000), tail(s.LogFile(), 2000))
+			return fmt.Errorf("dovecot exited: %v\n%s\n%s", s.waitErr, testserver.Tail(out.Name(), 2000), testserver.Tail(s.LogFile(), 2000))
 		case <-ctx.Done():
 			_ = syscall.Kill(-s.pid, syscall.SIGKILL)
 			<-s.exited
-			return fmt.Errorf("dovecot did not accept connections on %s: %w\n%s", s.addr, ctx.Err(), tail(s.LogFile(), 2000))
+			return fmt.Errorf("dovecot did not accept connections on %s: %w\n%s", s.addr, ctx.Err(), testserver.Tail(s.LogFile(), 2000))
 		case <-time.After(20 * time.Millisecond):
 		}
 	}

@@ -17,6 +17,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/myhibachi/backfill/internal/testserver"
 )
 
 // ErrNoBinaries is returned (wrapped) by Start when initdb and pg_ctl cannot be
@@ -71,14 +73,14 @@ func Start(ctx context.Context, dir string) (*Cluster, error) {
 	// Another process may take the free port between our probe and the
 	// server's bind; a new port is then tried, a few times.
 	for attempt := 1; ; attempt++ {
-		if c.port, err = freePort(); err != nil {
+		if c.port, err = testserver.FreePort(); err != nil {
 			return nil, fmt.Errorf("pgtest: %w", err)
 		}
 		err = c.start(ctx)
 		if err == nil {
 			return c, nil
 		}
-		if attempt == 3 || ctx.Err() != nil || portFree(c.port) {
+		if attempt == 3 || ctx.Err() != nil || testserver.PortFree(c.port) {
 			c.removeSock()
 			return nil, fmt.Errorf("pgtest: start: %w", err)
 		}
@@ -147,7 +149,7 @@ func (c *Cluster) start(ctx context.Context) error {
 		stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		_ = c.run(stopCtx, "pg_ctl", "stop", "-w", "-D", c.dataDir(), "-m", "immediate")
-		return fmt.Errorf("%w\n%s", err, tail(c.LogFile(), 2000))
+		return fmt.Errorf("%w\n%s", err, testserver.Tail(c.LogFile(), 2000))
 	}
 	c.running = true
 	return nil
@@ -172,7 +174,7 @@ func (c *Cluster) prepareDirs() error {
 		return err
 	}
 	if c.runAs != nil {
-		if err := makeSearchable(c.dir, c.runAs.Username); err != nil {
+		if err := testserver.MakeSearchable(c.dir, "user "+c.runAs.Username); err != nil {
 			return err
 		}
 		if err := c.chown(c.dir); err != nil {
@@ -279,65 +281,4 @@ func version(binDir string) float64 {
 func isExecutable(path string) bool {
 	fi, err := os.Stat(path)
 	return err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0
-}
-
-// makeSearchable lets other users through dir's parents, as the server's
-// user must reach dir. Only parents below the temporary directory are changed
-// (t.TempDir makes them 0700); elsewhere a closed parent is an error.
-func makeSearchable(dir, username string) error {
-	tmp, err := filepath.EvalSymlinks(os.TempDir())
-	if err != nil {
-		tmp = os.TempDir()
-	}
-	real, err := filepath.EvalSymlinks(dir)
-	if err != nil {
-		return err
-	}
-	for p := filepath.Dir(real); p != filepath.Dir(p); p = filepath.Dir(p) {
-		fi, err := os.Stat(p)
-		if err != nil {
-			return err
-		}
-		if fi.Mode().Perm()&0o001 != 0 {
-			continue
-		}
-		if !strings.HasPrefix(p, tmp+string(filepath.Separator)) {
-			return fmt.Errorf("user %s cannot reach %s: %s is not searchable; use a directory under %s", username, dir, p, tmp)
-		}
-		if err := os.Chmod(p, fi.Mode().Perm()|0o001); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return 0, err
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
-}
-
-func portFree(port int) bool {
-	l, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
-	if err != nil {
-		return false
-	}
-	l.Close()
-	return true
-}
-
-// tail returns the end of a file, for error messages.
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return ""
-	}
-	if len(b) > n {
-		b = b[len(b)-n:]
-	}
-	return string(bytes.TrimSpace(b))
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/myhibachi/backfill/internal/testserver"
 )
 
 func TestFindBinDir(t *testing.T) {
@@ -66,7 +68,7 @@ func TestReapOrphans(t *testing.T) {
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("orphaned cluster directory still there: %v", err)
 	}
-	if !portFree(c.Port()) {
+	if !testserver.PortFree(c.Port()) {
 		t.Errorf("orphaned cluster still listens on port %d", c.Port())
 	}
 }

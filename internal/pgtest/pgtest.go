@@ -21,6 +21,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/myhibachi/backfill/internal/testserver"
+
 	"github.com/jackc/pgx/v5"
 )
 
@@ -113,7 +115,7 @@ func NewCluster(tb testing.TB) *Cluster {
 	}
 	tb.Cleanup(func() {
 		if err := c.Stop(); err != nil {
-			tb.Errorf("pgtest: %v\n%s", err, tail(c.LogFile(), 2000))
+			tb.Errorf("pgtest: %v\n%s", err, testserver.Tail(c.LogFile(), 2000))
 		}
 		os.RemoveAll(dir)
 	})
@@ -155,7 +157,7 @@ func (s *server) close() error {
 	}
 	err := s.cluster.Stop()
 	if err != nil {
-		err = fmt.Errorf("%w\n%s", err, tail(s.cluster.LogFile(), 2000))
+		err = fmt.Errorf("%w\n%s", err, testserver.Tail(s.cluster.LogFile(), 2000))
 	}
 	if rmErr := os.RemoveAll(s.dir); rmErr != nil && err == nil {
 		err = fmt.Errorf("pgtest: %w", rmErr)
