@@ -20,7 +20,7 @@ import (
 func Run(ctx context.Context, cfg Config, sink *pgsink.Sink, log *errlog.Log, obs Observer) (Result, error) {
 	start := time.Now()
 	cfg = withDefaults(cfg)
-	r := &runner{cfg: cfg, sink: sink, log: log, obs: obs}
+	r := &runner{cfg: cfg, sink: sink, log: log, obs: obs, accounted: map[uint32]bool{}}
 	res, err := r.run(ctx)
 	res.Elapsed = time.Since(start)
 	return res, err
@@ -53,6 +53,9 @@ type runner struct {
 	done    int
 	listing Listing
 	lastUID uint32 // highest UID selected
+	// accounted holds every UID a committed batch reported on, for the
+	// end-of-run reconciliation.
+	accounted map[uint32]bool
 }
 
 // batch is a unit of work as it moves down the pipeline.
@@ -83,7 +86,11 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 		if r.res.Selected > 0 {
 			lastUID = r.lastUID
 		}
-		return r.pipeline(ctx, conn, mb.UIDValidity, todo)
+		if err := r.pipeline(ctx, conn, mb.UIDValidity, todo); err != nil {
+			return err
+		}
+		r.reconcile(todo)
+		return nil
 	})
 	r.res.Status = r.status(ctx, err)
 	// The outcome is recorded even when ctx is cancelled: the status row must

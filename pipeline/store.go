@@ -134,8 +134,8 @@ func (r *runner) report(ctx context.Context, b *batch) {
 	rep := BatchReport{}
 	for _, u := range b.uids {
 		res := b.results[u]
-		if res == nil {
-			continue
+		if res == nil || res.Outcome == "" {
+			res = r.unaccounted(u)
 		}
 		switch res.Outcome {
 		case Created:
@@ -148,6 +148,9 @@ func (r *runner) report(ctx context.Context, b *batch) {
 		rep.Messages = append(rep.Messages, *res)
 	}
 	r.mu.Lock()
+	for _, u := range b.uids {
+		r.accounted[u] = true
+	}
 	r.done++
 	rep.Number, rep.Of = r.done, r.listing.Batches
 	r.res.Fetched += b.fetched
@@ -159,5 +162,26 @@ func (r *runner) report(ctx context.Context, b *batch) {
 	if err := r.log.Flush(ctx); err != nil {
 		// The fallback file failed too; the summary still counts them.
 		r.log.Add(errlog.Entry{Severity: errlog.SeverityError, Category: errlog.Critical, ErrorType: "error_log_unwritable", Message: err.Error()})
+	}
+}
+
+// unaccounted records a UID that ended neither stored, skipped nor logged:
+// a silently dropped response or a bug. It is counted as a failure so the
+// run cannot exit 0 having lost a message.
+func (r *runner) unaccounted(uid uint32) *MessageResult {
+	msg := fmt.Sprintf("UID %d was listed but neither stored, skipped as present, nor logged as failed", uid)
+	r.log.Add(errlog.Entry{Severity: errlog.SeverityError, Category: errlog.Message, UID: uid,
+		ErrorType: "unaccounted", Message: msg})
+	return &MessageResult{UID: uid, Outcome: Failed, Reason: msg}
+}
+
+// reconcile runs after a run that reported no error: every UID it set out to
+// fetch must have been accounted for by a committed batch.
+func (r *runner) reconcile(todo []uint32) {
+	for _, u := range todo {
+		if !r.accounted[u] {
+			r.unaccounted(u)
+			r.res.Failed++
+		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/myhibachi/backfill/internal/imaptest"
 	"github.com/myhibachi/backfill/internal/mailgen"
 	"github.com/myhibachi/backfill/message"
@@ -515,5 +517,53 @@ func TestDeadIMAPServerExits2(t *testing.T) {
 	}
 	if n := f.count(`SELECT count(*) FROM email_sync_status WHERE last_status = 'aborted'`); n != 1 {
 		t.Fatal("email_sync_status does not say aborted")
+	}
+}
+
+// hidingSession answers every FETCH except for one UID, as a server with a
+// corrupt index or a dropped response would.
+type hidingSession struct {
+	imapserver.SessionIMAP4rev2
+	hide imap.UID
+}
+
+func (s *hidingSession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	if set, ok := numSet.(imap.UIDSet); ok {
+		uids, _ := set.Nums()
+		var kept imap.UIDSet
+		for _, u := range uids {
+			if u != s.hide {
+				kept.AddNum(u)
+			}
+		}
+		if len(kept) == 0 {
+			return nil
+		}
+		numSet = kept
+	}
+	return s.SessionIMAP4rev2.Fetch(w, numSet, options)
+}
+
+// A message the server never returns is asked for again, then logged with
+// its UID, and the run exits 1: it is never silently lost.
+func TestSilentlyDroppedMessageIsReported(t *testing.T) {
+	t.Parallel()
+	const hidden = 3
+	f := newFixture(t, imaptest.WithSession(func(s imapserver.SessionIMAP4rev2, _ *imapserver.Conn) imapserver.SessionIMAP4rev2 {
+		return &hidingSession{SessionIMAP4rev2: s, hide: hidden}
+	}))
+	opts := mailgen.DefaultOptions()
+	opts.DuplicateRatio, opts.NoMessageIDRatio = 0, 0
+	f.imap.AppendMails(t, opts.Generate(12, 6))
+	f.migrate()
+	out := f.mustRun(1, "--inbox", "demo")
+	f.wantLine(out, "Total synced:  5 ✅")
+	f.wantLine(out, "Total errors:  1 ❌")
+	f.wantLine(out, "not_returned (error): 1, e.g. UIDs 3")
+	if n := f.count(`SELECT count(*) FROM error_logs WHERE error_type = 'not_returned' AND imap_uid = $1 AND attempts >= 1`, hidden); n != 1 {
+		t.Fatalf("error_logs has %d not_returned rows for UID %d, want 1", n, hidden)
+	}
+	if n := f.count(`SELECT count(*) FROM email_sync_uids WHERE uid = $1`, hidden); n != 0 {
+		t.Fatal("the missing UID was recorded as settled; a re-run would never retry it")
 	}
 }
