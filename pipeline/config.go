@@ -85,8 +85,11 @@ type Result struct {
 	Skipped  int // already stored (earlier run or duplicate in this one)
 	Failed   int
 	Warnings int // parser warnings on stored messages
-	Elapsed  time.Duration
-	Status   string // completed, completed_with_errors, aborted, interrupted, dry_run
+	// Connections is how many IMAP connections the run ended with: fewer
+	// than Config.Workers when the server refused some.
+	Connections int
+	Elapsed     time.Duration
+	Status      string // completed, completed_with_errors, aborted, interrupted, dry_run
 	// Dry-run answers, valid when Config.DryRun and a database was given.
 	DryRunNew, DryRunExisting, DryRunUnknown int
 }

@@ -59,16 +59,15 @@ func (rt *retrier) wait(ctx context.Context, cause error) error {
 
 // firstConnectFor bounds retries of a run's first connection: a server that
 // is down when a deployment script runs should fail it quickly (exit 2), not
-// after the full --retry-for.
+// after the full --retry-for. Later connections are the workers' (join).
 const firstConnectFor = 30 * time.Second
 
-// dial connects with retries on transient failures (a refused connection, a
-// server at its connection limit); refused credentials fail at once.
-func (r *runner) dial(ctx context.Context, first bool) (*imapsrc.Conn, error) {
+// dial makes the run's first connection, retrying transient failures (a
+// refused connection, a server at its connection limit); refused
+// credentials fail at once.
+func (r *runner) dial(ctx context.Context) (*imapsrc.Conn, error) {
 	rt := r.retrier(ctx, "IMAP connection")
-	if first && r.cfg.RetryFor > firstConnectFor {
-		rt.b = newBackOff(ctx, firstConnectFor)
-	}
+	rt.b = newBackOff(ctx, min(r.cfg.RetryFor, firstConnectFor))
 	for {
 		conn, err := imapsrc.Dial(ctx, r.cfg.IMAP)
 		if err == nil {

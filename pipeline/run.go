@@ -56,6 +56,8 @@ type runner struct {
 	// accounted holds every UID a committed batch reported on, for the
 	// end-of-run reconciliation.
 	accounted map[uint32]bool
+	// working counts workers that have not retired.
+	working int
 }
 
 // batch is a unit of work as it moves down the pipeline.
@@ -86,6 +88,7 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 		if r.res.Selected > 0 {
 			lastUID = r.lastUID
 		}
+		r.res.Connections = r.cfg.Workers
 		if err := r.pipeline(ctx, conn, mb.UIDValidity, todo); err != nil {
 			return err
 		}
@@ -111,7 +114,7 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 // a worker's) and must close.
 func (r *runner) list(ctx context.Context, next func(*imapsrc.Conn, imapsrc.Mailbox, []uint32) error) error {
 	r.obs.Connecting(r.cfg.IMAP)
-	conn, err := r.dial(ctx, true)
+	conn, err := r.dial(ctx)
 	if err != nil {
 		return err
 	}
@@ -159,6 +162,19 @@ func (r *runner) list(ctx context.Context, next func(*imapsrc.Conn, imapsrc.Mail
 	return next(conn, mbox, todo)
 }
 
+// retire lets a worker leave if another one is still working, so the run
+// never stalls with nobody left to fetch.
+func (r *runner) retire() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.working <= 1 {
+		return false
+	}
+	r.working--
+	r.res.Connections = r.working
+	return true
+}
+
 func (r *runner) status(ctx context.Context, err error) string {
 	switch {
 	case ctx.Err() != nil:
@@ -192,6 +208,7 @@ func (r *runner) pipeline(ctx context.Context, first *imapsrc.Conn, uidValidity 
 	})
 
 	var workers sync.WaitGroup
+	r.working = r.cfg.Workers
 	for i := range r.cfg.Workers {
 		var conn *imapsrc.Conn
 		if i == 0 {

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -25,7 +26,28 @@ func (w *worker) close() {
 }
 
 func (w *worker) run(ctx context.Context, in <-chan *batch, out chan<- *batch) error {
-	for b := range in {
+	for {
+		// Connect before taking a batch, so a worker the server will not
+		// admit can step aside without holding work.
+		if w.conn == nil {
+			err := w.join(ctx)
+			if errors.Is(err, errRetired) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+		}
+		var b *batch
+		select {
+		case next, ok := <-in:
+			if !ok {
+				return ctx.Err()
+			}
+			b = next
+		case <-ctx.Done():
+			return ctx.Err()
+		}
 		if err := w.fetch(ctx, b); err != nil {
 			return err
 		}
@@ -35,7 +57,59 @@ func (w *worker) run(ctx context.Context, in <-chan *batch, out chan<- *batch) e
 			return ctx.Err()
 		}
 	}
-	return ctx.Err()
+}
+
+// errRetired ends a worker that gave up its place: the run goes on with the
+// connections the server did admit.
+var errRetired = errors.New("worker retired")
+
+// retireAfter is how many refused connection attempts make a worker step
+// aside while others are still working.
+const retireAfter = 3
+
+// join gets the worker a connection. Providers cap simultaneous connections
+// per account (Gmail, Dovecot's mail_max_userip_connections) and refuse the
+// extra ones with [LIMIT], [UNAVAILABLE] or BYE: a worker refused a few
+// times retires as long as another is still working; the last one retries
+// for the whole --retry-for.
+func (w *worker) join(ctx context.Context) error {
+	rt := w.r.retrier(ctx, "IMAP connection")
+	for {
+		err := w.connect(ctx)
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if errlog.Classify(err) != errlog.Transient {
+			return err
+		}
+		if rt.attempt >= retireAfter && w.r.retire() {
+			w.r.log.Add(errlog.Entry{
+				Severity: errlog.SeverityWarning, Category: errlog.Transient, ErrorType: "connection_refused",
+				Message: fmt.Sprintf("server refused another connection; continuing with fewer: %v", err), Attempts: rt.attempt,
+			})
+			return errRetired
+		}
+		if werr := rt.wait(ctx, err); werr != nil {
+			return werr
+		}
+	}
+}
+
+// connect dials, logs in and selects the mailbox read-only.
+func (w *worker) connect(ctx context.Context) error {
+	conn, err := imapsrc.Dial(ctx, w.r.cfg.IMAP)
+	if err != nil {
+		return err
+	}
+	if _, err := conn.SelectReadOnly(ctx, w.r.cfg.IMAP.Mailbox); err != nil {
+		conn.Close()
+		return err
+	}
+	w.conn = conn
+	return nil
 }
 
 // fetch downloads and parses one batch. A dropped connection is re-dialled
@@ -48,12 +122,12 @@ func (w *worker) fetch(ctx context.Context, b *batch) error {
 	rt := w.r.retrier(ctx, "IMAP fetch")
 	for len(remaining) > 0 {
 		if w.conn == nil {
-			conn, err := w.r.dial(ctx, false)
-			if err != nil {
-				return err
-			}
-			if _, err := conn.SelectReadOnly(ctx, w.r.cfg.IMAP.Mailbox); err != nil {
-				conn.Close()
+			// Holding a batch, this worker may not retire: it reconnects
+			// for as long as --retry-for allows.
+			if err := w.connect(ctx); err != nil {
+				if ctx.Err() != nil {
+					return ctx.Err()
+				}
 				if errlog.Classify(err) != errlog.Transient {
 					return err
 				}
@@ -62,7 +136,6 @@ func (w *worker) fetch(ctx context.Context, b *batch) error {
 				}
 				continue
 			}
-			w.conn = conn
 		}
 		missing, err := w.conn.FetchBatch(ctx, remaining, w.r.cfg.MaxMessageSize, func(f imapsrc.Fetched) error {
 			w.accept(b, f, rt.attempt)

@@ -567,3 +567,12 @@ func TestSilentlyDroppedMessageIsReported(t *testing.T) {
 		t.Fatal("the missing UID was recorded as settled; a re-run would never retry it")
 	}
 }
+
+func TestHelpListsExitCodes(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	out := f.mustRun(0, "--help")
+	f.wantLine(out, "EXIT CODES:")
+	f.wantLine(out, "143  interrupted by SIGTERM")
+	f.wantLine(f.mustRun(0, "errors", "--help"), "backfill errors - list error_logs entries, newest first")
+}

@@ -16,7 +16,7 @@ import (
 )
 
 func dbFlag() cli.Flag {
-	return &cli.StringFlag{Name: "database-url", Usage: "PostgreSQL URL (default: $DATABASE_URL)"}
+	return &cli.StringFlag{Name: "database-url", Usage: "PostgreSQL `URL` (default: $DATABASE_URL)"}
 }
 
 // openSink connects to the database named by flags or environment.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -146,5 +147,38 @@ func TestDovecotEndToEnd(t *testing.T) {
 	}
 	if d := time.Since(start); d > 20*time.Second {
 		t.Logf("note: a refused login took %s", d) // reported, not asserted: tests never assert on time
+	}
+}
+
+// TestConnectionLimit runs more workers than Dovecot admits per user and
+// address: refusals are retried or the refused workers step aside (which of
+// the two depends on timing), every message is stored, exit 0, and when
+// workers stepped aside the summary says how many connections the run had.
+func TestConnectionLimit(t *testing.T) {
+	t.Parallel()
+	user := dovecottest.User{Name: "payments@myhibachichef.com", Password: "pw"}
+	srv := dovecottest.NewServer(t, []dovecottest.User{user}, dovecottest.WithMaxUserIPConnections(2))
+	corpus := mailgen.Generate(13, 1000)
+	if err := srv.LoadMaildir(user.Name, mails(corpus)); err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t)
+	f.environ = append(f.environ, "BACKFILL_INBOX_DEMO="+srv.URL(user.Name, "INBOX"), "BACKFILL_INBOX_DEMO_PASSWORD="+user.Password)
+	f.migrate()
+	out := f.mustRun(0, "--inbox", "demo", "--workers", "4", "--batch-size", "20")
+	if !strings.Contains(out, "NO [LIMIT]") {
+		t.Fatalf("output does not show the server's refusal:\n%s", out)
+	}
+	if strings.Contains(out, "The server refused") && !regexp.MustCompile(`The server refused ([12]) of 4 connections; the run used ([23])`).MatchString(out) {
+		t.Fatalf("the summary's connection count is off:\n%s", out)
+	}
+	unique := 0
+	for _, m := range corpus {
+		if m.DuplicateOf < 0 {
+			unique++
+		}
+	}
+	if n := f.count(`SELECT count(*) FROM email_messages`); n != unique {
+		t.Fatalf("email_messages has %d rows, want %d", n, unique)
 	}
 }

@@ -118,10 +118,10 @@ func newApp(stdout, stderr io.Writer, environ []string, dir string) *cli.App {
 		Name:  "backfill",
 		Usage: "copy the mail already in an IMAP mailbox into PostgreSQL, without duplicates",
 		UsageText: `backfill --inbox NAME [--limit N] [--batch-size N] [--workers N] [--dry-run] [--verbose]
-   backfill migrate
-   backfill status [--inbox NAME] [--json]
-   backfill errors [--operation ID] [--limit N]
-   backfill inboxes [--check]`,
+backfill migrate
+backfill status [--inbox NAME] [--json]
+backfill errors [--operation ID] [--limit N]
+backfill inboxes [--check]`,
 		Description: `Inboxes: BACKFILL_INBOX_<NAME>=imaps://user%40example.com@host:993/INBOX plus
    BACKFILL_INBOX_<NAME>_PASSWORD. customer_support (SMTP_PASSWORD) and payments
    (PAYMENT_EMAIL_ADDRESS, PAYMENT_EMAIL_PASSWORD) work from the seed's variables.
@@ -129,8 +129,8 @@ func newApp(stdout, stderr io.Writer, environ []string, dir string) *cli.App {
 		CustomAppHelpTemplate: cli.AppHelpTemplate + "\n" + exitCodesHelp + "\n",
 		Writer:                stdout,
 		ErrWriter:             stderr,
-		Flags:                 append(runFlags(), globalFlags()...),
-		Action:                a.runBackfill,
+		Flags:                 append(append(runFlags(), globalFlags()...), helpFlag()),
+		Action:                withHelp(a.runBackfill),
 		Commands: []*cli.Command{
 			a.migrateCommand(),
 			a.statusCommand(),
@@ -143,9 +143,35 @@ func newApp(stdout, stderr io.Writer, environ []string, dir string) *cli.App {
 			return usageError("%v (see backfill --help)", err)
 		},
 		ExitErrHandler:  func(*cli.Context, error) {},
+		HideHelp:        true,
 		HideHelpCommand: true,
 	}
+	for _, cmd := range app.Commands {
+		cmd.HideHelp = true
+		cmd.Flags = append(cmd.Flags, helpFlag())
+		cmd.Action = withHelp(cmd.Action)
+	}
 	return app
+}
+
+// helpFlag is a fresh --help per app and command. urfave/cli's own is one
+// package-level flag that every app writes to while parsing, which races
+// when the CLI runs more than once in a process, as the tests run it.
+func helpFlag() cli.Flag {
+	return &cli.BoolFlag{Name: "help", Aliases: []string{"h"}, Usage: "show help"}
+}
+
+// withHelp shows help instead of running action when --help is given.
+func withHelp(action cli.ActionFunc) cli.ActionFunc {
+	return func(c *cli.Context) error {
+		if c.Bool("help") {
+			if c.Command != nil && c.Command.Name != "" && c.Command.Name != c.App.Name {
+				return cli.ShowCommandHelp(c.Lineage()[1], c.Command.Name)
+			}
+			return cli.ShowAppHelp(c)
+		}
+		return action(c)
+	}
 }
 
 // appEnv is what every command needs from the process.
@@ -157,7 +183,7 @@ type appEnv struct {
 
 func globalFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "database-url", Usage: "PostgreSQL URL (default: $DATABASE_URL)"},
+		&cli.StringFlag{Name: "database-url", Usage: "PostgreSQL `URL` (default: $DATABASE_URL)"},
 	}
 }
 

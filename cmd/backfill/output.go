@@ -133,7 +133,7 @@ func (r *reporter) Retrying(what string, err error, attempt int, wait time.Durat
 	fmt.Fprintf(r.w, "🔁 %s failed (attempt %d): %v; retrying in %.1fs\n", what, attempt, err, wait.Seconds())
 }
 
-func (r *reporter) finish(res pipeline.Result, sum errlog.Summary, opID uuid.UUID, runErr error, interrupted bool) {
+func (r *reporter) finish(res pipeline.Result, sum errlog.Summary, opID uuid.UUID, workers int, runErr error, interrupted bool) {
 	if r.bar != nil {
 		_ = r.bar.Finish()
 	}
@@ -142,7 +142,7 @@ func (r *reporter) finish(res pipeline.Result, sum errlog.Summary, opID uuid.UUI
 		fields := map[string]any{"status": res.Status, "total": res.Selected, "fetched": res.Fetched,
 			"synced": res.Created, "skipped": res.Skipped, "errors": res.Failed, "warnings": res.Warnings,
 			"elapsed_seconds": res.Elapsed.Seconds(), "success_rate": rate, "operation_id": opID,
-			"error_summary": sum.Groups}
+			"error_summary": sum.Groups, "connections": res.Connections}
 		if runErr != nil {
 			fields["error"] = runErr.Error()
 		}
@@ -194,6 +194,10 @@ func (r *reporter) finish(res pipeline.Result, sum errlog.Summary, opID uuid.UUI
 	}
 	fmt.Fprintln(r.w)
 	fmt.Fprintf(r.w, "   Operation ID:  %s\n", opID)
+	if res.Connections > 0 && res.Connections < workers {
+		fmt.Fprintf(r.w, "   ⚠️  The server refused %d of %d connections; the run used %d (lower --workers to match).\n",
+			workers-res.Connections, workers, res.Connections)
+	}
 	if len(sum.Groups) > 0 {
 		fmt.Fprintf(r.w, "\n⚠️  Error Summary:\n")
 		for _, g := range sum.Groups {

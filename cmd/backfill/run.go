@@ -18,16 +18,16 @@ import (
 
 func runFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "inbox", Usage: "which inbox to backfill (see `backfill inboxes`)"},
-		&cli.IntFlag{Name: "limit", Usage: "sync only the N most recent messages (highest UIDs); 0 means all"},
-		&cli.IntFlag{Name: "batch-size", Value: 100, Usage: "messages per fetch and per database transaction"},
-		&cli.IntFlag{Name: "workers", Value: 4, Usage: "IMAP connections fetching in parallel (providers cap them per account)"},
+		&cli.StringFlag{Name: "inbox", Usage: "the `NAME` of the inbox to backfill (list them: backfill inboxes)"},
+		&cli.IntFlag{Name: "limit", Usage: "sync only the `N` most recent messages (highest UIDs); 0 means all"},
+		&cli.IntFlag{Name: "batch-size", Value: 100, Usage: "`N` messages per fetch and per database transaction"},
+		&cli.IntFlag{Name: "workers", Value: 4, Usage: "`N` IMAP connections fetching in parallel (providers cap them per account)"},
 		&cli.BoolFlag{Name: "dry-run", Usage: "connect and count what is new; write nothing anywhere"},
 		&cli.BoolFlag{Name: "verbose", Usage: "print one line per message"},
-		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json (one JSON object per line)"},
+		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "`FORMAT`: text, or json (one JSON object per line)"},
 		&cli.BoolFlag{Name: "allow-plaintext", Usage: "allow imap:// without STARTTLS to a non-loopback host"},
-		&cli.Int64Flag{Name: "max-message-size", Value: 50 << 20, Usage: "bytes; larger messages are logged and skipped"},
-		&cli.DurationFlag{Name: "retry-for", Value: 2 * time.Minute, Usage: "how long one operation is retried on transient errors"},
+		&cli.Int64Flag{Name: "max-message-size", Value: 50 << 20, Usage: "`BYTES`: larger messages are logged with their UID and skipped"},
+		&cli.DurationFlag{Name: "retry-for", Value: 2 * time.Minute, Usage: "how long (a `DURATION` like 2m) one operation is retried on transient errors"},
 	}
 }
 
@@ -127,7 +127,7 @@ func (a *appEnv) runBackfill(c *cli.Context) error {
 			cancel()
 		}
 	}
-	out.finish(res, log.Summary(), opID, runErr, ctx.Err() != nil)
+	out.finish(res, log.Summary(), opID, c.Int("workers"), runErr, ctx.Err() != nil)
 	switch {
 	case ctx.Err() != nil:
 		return &shownError{context.Cause(ctx)}
