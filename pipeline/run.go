@@ -162,6 +162,10 @@ func (r *runner) list(ctx context.Context, next func(*imapsrc.Conn, imapsrc.Mail
 	return next(conn, mbox, todo)
 }
 
+// interruptGrace bounds how long in-flight batches may take to commit once
+// the run is interrupted or aborted.
+const interruptGrace = 30 * time.Second
+
 // retire lets a worker leave if another one is still working, so the run
 // never stalls with nobody left to fetch.
 func (r *runner) retire() bool {
@@ -234,8 +238,12 @@ func (r *runner) pipeline(ctx context.Context, first *imapsrc.Conn, uidValidity 
 	})
 
 	// Inserters finish what they were handed even after cancellation, so an
-	// interrupt commits in-flight batches instead of throwing them away.
-	storeCtx := context.WithoutCancel(gctx)
+	// interrupt commits in-flight batches instead of throwing them away; a
+	// database that does not answer within the grace period is given up on.
+	storeCtx, stopStore := context.WithCancel(context.WithoutCancel(gctx))
+	defer stopStore()
+	stopGrace := context.AfterFunc(gctx, func() { time.AfterFunc(interruptGrace, stopStore) })
+	defer stopGrace()
 	for range r.cfg.Inserters {
 		g.Go(func() error {
 			for b := range filtered {

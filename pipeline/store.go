@@ -51,7 +51,7 @@ func (r *runner) dedup(ctx context.Context, in <-chan *batch, out chan<- *batch)
 }
 
 func (r *runner) existing(ctx context.Context, ids []string) (map[string]bool, error) {
-	rt := r.retrier(ctx, "look up stored Message-IDs")
+	rt := r.retrier(ctx, "Message-ID lookup")
 	for {
 		found, err := r.sink.ExistingMessageIDs(ctx, r.cfg.Inbox, ids)
 		if err == nil || errlog.Classify(err) != errlog.Transient {

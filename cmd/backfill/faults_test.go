@@ -1,0 +1,85 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/myhibachi/backfill/internal/imaptest"
+	"github.com/myhibachi/backfill/internal/pgtest"
+)
+
+// TestDatabaseRestartMidRun restarts PostgreSQL while batches are being
+// written: the failed transactions are retried on new connections and every
+// message ends up stored exactly once, with exit 0.
+func TestDatabaseRestartMidRun(t *testing.T) {
+	t.Parallel()
+	bin := buildBinary(t)
+	cluster := pgtest.NewCluster(t)
+	// A slow server keeps the run going while the database restarts.
+	srv := imaptest.Start(t, imaptest.WithFetchHook(func(int) error {
+		time.Sleep(100 * time.Millisecond)
+		return nil
+	}))
+	mails := srv.AppendGenerated(t, 31, 400)
+	dbURL := cluster.DSN("postgres")
+	environ := []string{"PATH=" + os.Getenv("PATH"), "DATABASE_URL=" + dbURL,
+		"BACKFILL_INBOX_DEMO=" + srv.URL("INBOX"), "BACKFILL_INBOX_DEMO_PASSWORD=" + srv.Password}
+	if code, out := execBinary(t, bin, t.TempDir(), environ, "migrate"); code != 0 {
+		t.Fatalf("migrate: exit %d\n%s", code, out)
+	}
+
+	cmd := exec.Command(bin, "--inbox", "demo", "--workers", "2", "--batch-size", "20")
+	cmd.Dir, cmd.Env = t.TempDir(), environ
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	restarted := false
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
+		if !restarted && strings.HasPrefix(sc.Text(), "📦 Processing batch 2/") {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			if err := cluster.Restart(ctx); err != nil {
+				t.Error(err)
+			}
+			cancel()
+			restarted = true
+		}
+	}
+	_ = cmd.Wait()
+	if code := cmd.ProcessState.ExitCode(); code != 0 || !restarted {
+		t.Fatalf("exit %d (restarted: %v), want 0\n%s", code, restarted, out.String())
+	}
+
+	pool, err := pgxpool.New(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	unique := 0
+	for _, m := range mails {
+		if m.Mail.DuplicateOf < 0 {
+			unique++
+		}
+	}
+	var rows, threadSum int
+	if err := pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM email_messages),
+		(SELECT coalesce(sum(message_count), 0) FROM email_threads)`).Scan(&rows, &threadSum); err != nil {
+		t.Fatal(err)
+	}
+	if rows != unique || threadSum != unique {
+		t.Fatalf("after a database restart: %d rows and threads counting %d, want %d of each\n%s", rows, threadSum, unique, out.String())
+	}
+}
