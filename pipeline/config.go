@@ -27,6 +27,12 @@ type Config struct {
 	RetryFor time.Duration
 	// FallbackPath receives error_logs entries the database refuses.
 	FallbackPath string
+	// The circuit breaker aborts the run after MaxConsecutiveFailures
+	// message failures in a row, or when more than MaxFailureRate of the
+	// last FailureWindow messages failed. Zero turns either check off.
+	MaxConsecutiveFailures int
+	MaxFailureRate         float64
+	FailureWindow          int
 }
 
 // Outcome is what happened to one message.

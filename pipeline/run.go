@@ -20,7 +20,8 @@ import (
 func Run(ctx context.Context, cfg Config, sink *pgsink.Sink, log *errlog.Log, obs Observer) (Result, error) {
 	start := time.Now()
 	cfg = withDefaults(cfg)
-	r := &runner{cfg: cfg, sink: sink, log: log, obs: obs, accounted: map[uint32]bool{}}
+	r := &runner{cfg: cfg, sink: sink, log: log, obs: obs, accounted: map[uint32]bool{},
+		breaker: newBreaker(cfg.MaxConsecutiveFailures, cfg.MaxFailureRate, cfg.FailureWindow)}
 	res, err := r.run(ctx)
 	res.Elapsed = time.Since(start)
 	return res, err
@@ -38,6 +39,9 @@ func withDefaults(cfg Config) Config {
 	}
 	if cfg.RetryFor <= 0 {
 		cfg.RetryFor = 2 * time.Minute
+	}
+	if cfg.FailureWindow <= 0 {
+		cfg.FailureWindow = 200
 	}
 	return cfg
 }
@@ -58,6 +62,7 @@ type runner struct {
 	accounted map[uint32]bool
 	// working counts workers that have not retired.
 	working int
+	breaker *breaker
 }
 
 // batch is a unit of work as it moves down the pipeline.
@@ -96,6 +101,10 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 		return nil
 	})
 	r.res.Status = r.status(ctx, err)
+	if err != nil && ctx.Err() == nil {
+		r.log.Add(errlog.Entry{Severity: errlog.SeverityCritical, Category: errlog.Critical,
+			ErrorType: criticalType(err), Message: err.Error()})
+	}
 	// The outcome is recorded even when ctx is cancelled: the status row must
 	// say the run was interrupted.
 	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
@@ -255,4 +264,13 @@ func (r *runner) pipeline(ctx context.Context, first *imapsrc.Conn, uidValidity 
 		})
 	}
 	return g.Wait()
+}
+
+// criticalType names what stopped a run, for error_logs and the summary.
+func criticalType(err error) string {
+	var ce *errlog.CriticalError
+	if errors.As(err, &ce) {
+		return ce.Type
+	}
+	return "run_failed"
 }

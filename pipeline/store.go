@@ -71,8 +71,7 @@ func (r *runner) store(ctx context.Context, uidValidity uint32, b *batch) error 
 	if err := r.storeSplit(ctx, uidValidity, b, b.msgs, b.doneUIDs); err != nil {
 		return err
 	}
-	r.report(ctx, b)
-	return nil
+	return r.report(ctx, b)
 }
 
 func (r *runner) storeSplit(ctx context.Context, uidValidity uint32, b *batch, msgs []*message.Message, done []uint32) error {
@@ -129,8 +128,9 @@ func (r *runner) storeRetry(ctx context.Context, pb pgsink.Batch) ([]bool, int, 
 	}
 }
 
-// report folds a committed batch into the totals and tells the observer.
-func (r *runner) report(ctx context.Context, b *batch) {
+// report folds a committed batch into the totals, tells the observer and
+// feeds the circuit breaker, whose trip is returned.
+func (r *runner) report(ctx context.Context, b *batch) error {
 	rep := BatchReport{}
 	for _, u := range b.uids {
 		res := b.results[u]
@@ -158,11 +158,18 @@ func (r *runner) report(ctx context.Context, b *batch) {
 	r.res.Skipped += rep.Skipped
 	r.res.Failed += rep.Failed
 	r.obs.BatchDone(rep)
+	var tripped error
+	for _, m := range rep.Messages {
+		if err := r.breaker.record(m.Outcome == Failed); err != nil && tripped == nil {
+			tripped = err
+		}
+	}
 	r.mu.Unlock()
 	if err := r.log.Flush(ctx); err != nil {
 		// The fallback file failed too; the summary still counts them.
 		r.log.Add(errlog.Entry{Severity: errlog.SeverityError, Category: errlog.Critical, ErrorType: "error_log_unwritable", Message: err.Error()})
 	}
+	return tripped
 }
 
 // unaccounted records a UID that ended neither stored, skipped nor logged:

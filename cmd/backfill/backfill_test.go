@@ -576,3 +576,31 @@ func TestHelpListsExitCodes(t *testing.T) {
 	f.wantLine(out, "143  interrupted by SIGTERM")
 	f.wantLine(f.mustRun(0, "errors", "--help"), "backfill errors - list error_logs entries, newest first")
 }
+
+// TestCircuitBreakerAborts: when every message fails, the run stops after
+// --max-consecutive-failures, exits 2 and says why in the summary, in
+// error_logs and in email_sync_status.
+func TestCircuitBreakerAborts(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	for i := range 100 {
+		raw := fmt.Sprintf("From: a@example.com\r\nTo: b@example.com\r\nSubject: big %d\r\nMessage-ID: <big%d@x>\r\n\r\n%s\r\n", i, i, strings.Repeat("x", 3000))
+		f.imap.Append(t, []byte(raw), time.Date(2025, 1, 2, 3, 4, 5, 0, time.UTC))
+	}
+	f.migrate()
+	out := f.mustRun(2, "--inbox", "demo", "--workers", "1", "--batch-size", "5",
+		"--max-message-size", "2048", "--max-consecutive-failures", "5")
+	f.wantLine(out, "🛑 BACKFILL ABORTED: circuit breaker: 5 messages failed in a row (--max-consecutive-failures 5)")
+	f.wantLine(out, "circuit_breaker (critical): 1")
+	if n := f.count(`SELECT count(*) FROM error_logs WHERE error_type = 'circuit_breaker' AND severity = 'critical'`); n != 1 {
+		t.Fatalf("error_logs has %d circuit_breaker rows, want 1", n)
+	}
+	if n := f.count(`SELECT count(*) FROM email_sync_status WHERE last_status = 'aborted'
+		AND sync_errors @> '[{"type": "circuit_breaker"}]'`); n != 1 {
+		t.Fatal("email_sync_status does not say the breaker aborted the run")
+	}
+	// Fetching runs a few batches ahead of committing, but not to the end.
+	if n := f.count(`SELECT count(*) FROM error_logs WHERE error_type = 'oversized'`); n >= 100 {
+		t.Fatalf("%d oversized rows: the run went on after the breaker tripped", n)
+	}
+}

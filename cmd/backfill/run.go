@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -27,6 +26,8 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "`FORMAT`: text, or json (one JSON object per line)"},
 		&cli.BoolFlag{Name: "allow-plaintext", Usage: "allow imap:// without STARTTLS to a non-loopback host"},
 		&cli.Int64Flag{Name: "max-message-size", Value: 50 << 20, Usage: "`BYTES`: larger messages are logged with their UID and skipped"},
+		&cli.IntFlag{Name: "max-consecutive-failures", Value: 100, Usage: "abort after `N` messages fail in a row (0: never)"},
+		&cli.Float64Flag{Name: "max-failure-rate", Value: 0.5, Usage: "abort when more than this `SHARE` of the last 200 messages failed (0: never)"},
 		&cli.DurationFlag{Name: "retry-for", Value: 2 * time.Minute, Usage: "how long (a `DURATION` like 2m) one operation is retried on transient errors"},
 	}
 }
@@ -46,6 +47,10 @@ func (a *appEnv) runBackfill(c *cli.Context) error {
 		return usageError("--batch-size must be between 1 and 10000, got %d", c.Int("batch-size"))
 	case c.Int("workers") < 1 || c.Int("workers") > 64:
 		return usageError("--workers must be between 1 and 64, got %d", c.Int("workers"))
+	case c.Int("max-consecutive-failures") < 0:
+		return usageError("--max-consecutive-failures must be 0 (never) or more")
+	case c.Float64("max-failure-rate") < 0 || c.Float64("max-failure-rate") > 1:
+		return usageError("--max-failure-rate must be between 0 (never) and 1")
 	case c.Int64("max-message-size") < 1024:
 		return usageError("--max-message-size must be at least 1024 bytes")
 	case c.String("log-format") != "text" && c.String("log-format") != "json":
@@ -116,17 +121,11 @@ func (a *appEnv) runBackfill(c *cli.Context) error {
 		DryRun:         dryRun,
 		RetryFor:       c.Duration("retry-for"),
 		FallbackPath:   fallback,
+
+		MaxConsecutiveFailures: c.Int("max-consecutive-failures"),
+		MaxFailureRate:         c.Float64("max-failure-rate"),
 	}, sink, log, out)
 	res.Warnings = log.Summary().Warnings
-	if runErr != nil && ctx.Err() == nil {
-		log.Add(errlog.Entry{Severity: errlog.SeverityCritical, Category: errlog.Critical,
-			ErrorType: criticalType(runErr), Message: runErr.Error()})
-		if store != nil {
-			fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			_ = log.Flush(fctx) // best effort: the fallback file takes it otherwise
-			cancel()
-		}
-	}
 	out.finish(res, log.Summary(), opID, c.Int("workers"), runErr, ctx.Err() != nil)
 	switch {
 	case ctx.Err() != nil:
@@ -137,14 +136,6 @@ func (a *appEnv) runBackfill(c *cli.Context) error {
 		return &shownError{&exitError{code: exitPartial, err: fmt.Errorf("%d messages failed", res.Failed)}}
 	}
 	return nil
-}
-
-func criticalType(err error) string {
-	var ce *errlog.CriticalError
-	if errors.As(err, &ce) {
-		return ce.Type
-	}
-	return "run_failed"
 }
 
 func isTerminal(w any) bool {
