@@ -52,7 +52,7 @@ type runner struct {
 	log  *errlog.Log
 	obs  Observer
 
-	mu      sync.Mutex // guards res and batchesDone, and serialises obs
+	mu      sync.Mutex // guards res, done, working and breaker, and serialises obs
 	res     Result
 	done    int
 	listing Listing
@@ -87,12 +87,8 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 		return r.res, err
 	}
 	var mbox imapsrc.Mailbox
-	var lastUID uint32
 	err := r.list(ctx, func(conn *imapsrc.Conn, mb imapsrc.Mailbox, todo []uint32) error {
 		mbox = mb
-		if r.res.Selected > 0 {
-			lastUID = r.lastUID
-		}
 		r.res.Connections = r.cfg.Workers
 		if err := r.pipeline(ctx, conn, mb.UIDValidity, todo); err != nil {
 			return err
@@ -112,7 +108,7 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 	flushErr := r.log.Flush(fctx)
 	finishErr := r.sink.FinishRun(fctx, pgsink.RunResult{
 		Inbox: r.cfg.Inbox, OperationID: r.cfg.OperationID, UIDValidity: mbox.UIDValidity,
-		LastUID: lastUID, Status: r.res.Status, Errors: r.log.Summary().Groups,
+		LastUID: r.lastUID, Status: r.res.Status, Errors: r.log.Summary().Groups,
 	})
 	return r.res, errors.Join(err, flushErr, finishErr)
 }
@@ -164,10 +160,8 @@ func (r *runner) list(ctx context.Context, next func(*imapsrc.Conn, imapsrc.Mail
 	r.res.Listing = l
 	r.res.Skipped = l.AlreadySynced
 	r.obs.Listed(l)
-	if r.cfg.DryRun {
-		return next(conn, mbox, todo)
-	}
-	handedOff = true
+	// A real run's pipeline makes the connection a worker's, which closes it.
+	handedOff = !r.cfg.DryRun
 	return next(conn, mbox, todo)
 }
 
