@@ -34,3 +34,10 @@ fuzz:
 
 clean:
 	rm -rf bin .demo
+
+# Benchmarks backfill against a raw IMAP fetch and mbsync on 10,000 generated
+# messages (BENCH_N=50000 for the large corpus) and appends the table to
+# BENCHMARKS.md. Reports only: nothing fails on a slow number.
+.PHONY: bench
+bench:
+	./scripts/bench.sh

@@ -1,0 +1,308 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/myhibachi/backfill/internal/dovecottest"
+	"github.com/myhibachi/backfill/internal/pgtest"
+)
+
+// The mailbox every contender copies. The password never leaves this
+// machine: everything listens on 127.0.0.1.
+const (
+	benchUser     = "bench@example.com"
+	benchPassword = "bench-password"
+	benchInbox    = "bench" // backfill's --inbox name
+	// defaultWorkers is backfill's own default; its run is the one compared
+	// with mbsync and followed by the re-run.
+	defaultWorkers = 4
+)
+
+// benchCmd is the benchmark itself: flags, and the state of one run.
+type benchCmd struct {
+	n        int
+	seed     int64
+	runs     int
+	workers  []int
+	delay    time.Duration
+	durable  bool
+	timeout  time.Duration
+	backfill string
+	out      string
+	keep     bool
+
+	stderr  io.Writer
+	dir     string // the run's temporary directory
+	logs    string // children's output, kept there
+	bins    binaries
+	srv     *dovecottest.Server
+	cluster *pgtest.Cluster
+	dbs     databases      // on cluster: fsync=off
+	durDB   *durableServer // with -durable: fsync=on
+	corpus  corpus
+	isync   isync
+}
+
+func (b *benchCmd) Run(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
+	b.stderr = stderr
+	if err := b.parse(args, stderr); err != nil {
+		return err
+	}
+	if b.isync, err = findIsync(); err != nil {
+		return err
+	}
+	if b.dir, err = os.MkdirTemp("", "backfill-bench-"); err != nil {
+		return err
+	}
+	defer func() {
+		if b.keep {
+			b.logf("kept %s", b.dir)
+			return
+		}
+		if rmErr := os.RemoveAll(b.dir); rmErr != nil {
+			err = errors.Join(err, fmt.Errorf("remove %s: %w", b.dir, rmErr))
+		}
+	}()
+	b.logs = filepath.Join(b.dir, "logs")
+	if err := os.Mkdir(b.logs, 0o755); err != nil {
+		return err
+	}
+	if b.bins, err = b.build(ctx); err != nil {
+		return err
+	}
+
+	defer func() { err = errors.Join(err, b.stopServers()) }()
+	if err := b.startServers(ctx); err != nil {
+		return err
+	}
+
+	rep, err := b.measure(ctx)
+	if err != nil {
+		return err
+	}
+	var section bytes.Buffer
+	if err := rep.write(&section); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout)
+	if _, err := stdout.Write(section.Bytes()); err != nil {
+		return err
+	}
+	if err := appendReport(b.out, section.Bytes()); err != nil {
+		return err
+	}
+	b.logf("appended to %s", b.out)
+	return nil
+}
+
+// parse reads the flags. BENCH_N, BENCH_RUNS, BENCH_WORKERS and
+// BENCH_DURABLE give their defaults, so that `BENCH_N=50000 make bench`
+// works.
+func (b *benchCmd) parse(args []string, stderr io.Writer) error {
+	n, err := envInt("BENCH_N", 10000)
+	if err != nil {
+		return err
+	}
+	runs, err := envInt("BENCH_RUNS", 3)
+	if err != nil {
+		return err
+	}
+	workers := "1,4,8"
+	if v := os.Getenv("BENCH_WORKERS"); v != "" {
+		workers = v
+	}
+	durable := false
+	if v := os.Getenv("BENCH_DURABLE"); v != "" {
+		if durable, err = strconv.ParseBool(v); err != nil {
+			return usageError{fmt.Errorf("BENCH_DURABLE=%q: want 1 or 0", v)}
+		}
+	}
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.IntVar(&b.n, "n", n, "messages in the corpus ($BENCH_N)")
+	fs.Int64Var(&b.seed, "seed", 1, "corpus seed: the same seed and -n give the same bytes")
+	fs.IntVar(&b.runs, "runs", runs, "rounds of every measurement; each row is the median ($BENCH_RUNS)")
+	fs.StringVar(&workers, "workers", workers, "comma-separated `list` of --workers values, each run on loopback and through the proxy ($BENCH_WORKERS)")
+	fs.DurationVar(&b.delay, "delay", 25*time.Millisecond, "latency the proxy adds in each direction")
+	fs.BoolVar(&b.durable, "durable", durable, "also compare durable with durable: mbsync `FSync yes` against PostgreSQL with fsync on ($BENCH_DURABLE)")
+	fs.DurationVar(&b.timeout, "timeout", 10*time.Minute, "limit for each measured program")
+	fs.StringVar(&b.backfill, "backfill", "", "backfill binary to measure (default: go build ./cmd/backfill)")
+	fs.StringVar(&b.out, "out", "BENCHMARKS.md", "file the report is appended to")
+	fs.BoolVar(&b.keep, "keep", false, "keep the temporary directory (logs, mbsyncrc) for a post-mortem")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	switch {
+	case fs.NArg() > 0:
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	case b.n < 1:
+		return usageError{fmt.Errorf("-n %d: want a positive number of messages", b.n)}
+	case b.runs < 1:
+		return usageError{fmt.Errorf("-runs %d: want at least one round", b.runs)}
+	case b.delay <= 0:
+		return usageError{fmt.Errorf("-delay %v: want a positive latency", b.delay)}
+	}
+	b.workers = nil
+	for _, f := range strings.Split(workers, ",") {
+		w, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || w < 1 || w > 16 {
+			return usageError{fmt.Errorf("-workers %q: want numbers from 1 to 16 (Dovecot allows 20 sessions)", workers)}
+		}
+		if !slices.Contains(b.workers, w) {
+			b.workers = append(b.workers, w)
+		}
+	}
+	// backfill's default goes first: the headline run, followed by the
+	// re-run, is then the least disturbed by what ran before.
+	slices.SortStableFunc(b.workers, func(x, y int) int {
+		if x == defaultWorkers || y == defaultWorkers {
+			return boolInt(y == defaultWorkers) - boolInt(x == defaultWorkers)
+		}
+		return x - y
+	})
+	return nil
+}
+
+// envInt reads a positive number from the environment, def when unset.
+func envInt(name string, def int) (int, error) {
+	v := os.Getenv(name)
+	if v == "" {
+		return def, nil
+	}
+	n, err := strconv.Atoi(strings.ReplaceAll(v, "_", ""))
+	if err != nil || n < 1 {
+		return 0, usageError{fmt.Errorf("%s=%q: want a positive number", name, v)}
+	}
+	return n, nil
+}
+
+func boolInt(v bool) int {
+	if v {
+		return 1
+	}
+	return 0
+}
+
+func (b *benchCmd) logf(format string, args ...any) {
+	fmt.Fprintf(b.stderr, "bench: "+format+"\n", args...)
+}
+
+// binaries are the programs the benchmark runs besides the servers.
+type binaries struct {
+	backfill string // measured
+	floor    string // measured: ./internal/cmd/bench/floor
+	launcher string // measures the others: ./internal/cmd/bench/launcher
+}
+
+// build builds the programs of the working tree into the run's directory;
+// backfill only when no -backfill binary was given.
+func (b *benchCmd) build(ctx context.Context) (binaries, error) {
+	bins := binaries{
+		backfill: b.backfill,
+		floor:    filepath.Join(b.dir, "floor"),
+		launcher: filepath.Join(b.dir, "launcher"),
+	}
+	type target struct{ bin, pkg string }
+	targets := []target{{bins.launcher, "./internal/cmd/bench/launcher"}, {bins.floor, "./internal/cmd/bench/floor"}}
+	if bins.backfill == "" {
+		bins.backfill = filepath.Join(b.dir, "backfill")
+		targets = append(targets, target{bins.backfill, "./cmd/backfill"})
+	}
+	for _, t := range targets {
+		b.logf("building %s", t.pkg)
+		cmd := exec.CommandContext(ctx, "go", "build", "-o", t.bin, t.pkg)
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return bins, fmt.Errorf("go build %s (run from the repository root): %w\n%s", t.pkg, err, out)
+		}
+	}
+	return bins, nil
+}
+
+// startServers starts Dovecot with the corpus and PostgreSQL (two clusters
+// with -durable). stopServers stops whatever started, even after an error.
+func (b *benchCmd) startServers(ctx context.Context) (err error) {
+	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	b.logf("starting Dovecot")
+	b.srv, err = dovecottest.Start(startCtx, filepath.Join(b.dir, "dovecot"),
+		[]dovecottest.User{{Name: benchUser, Password: benchPassword}})
+	if err != nil {
+		return err
+	}
+	b.logf("writing %s generated messages into the Maildir", thousands(b.n))
+	if b.corpus, err = loadCorpus(ctx, b.srv, benchUser, b.seed, b.n); err != nil {
+		return err
+	}
+	b.logf("corpus: %.1f MB in %.1f s", b.corpus.MB(), b.corpus.loadTime.Seconds())
+
+	b.logf("starting PostgreSQL (fsync=off)")
+	if b.cluster, err = pgtest.Start(startCtx, filepath.Join(b.dir, "pg")); err != nil {
+		return err
+	}
+	if b.dbs, err = newDatabases(b.cluster.DSN("postgres")); err != nil {
+		return err
+	}
+	if b.durable {
+		b.logf("starting PostgreSQL (fsync=on) with scripts/pg.sh")
+		if b.durDB, err = startDurable(startCtx, filepath.Join(b.dir, "pg-durable")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *benchCmd) stopServers() error {
+	var errs []error
+	if b.durDB != nil {
+		errs = append(errs, b.durDB.stop())
+	}
+	if b.cluster != nil {
+		errs = append(errs, b.cluster.Stop())
+	}
+	if b.srv != nil {
+		errs = append(errs, b.srv.Stop())
+	}
+	return errors.Join(errs...)
+}
+
+// software lists the versions in the report.
+func (b *benchCmd) software(pgVersion string) []string {
+	out := []string{runtime.Version()}
+	if v := dovecotVersion(); v != "" {
+		out = append(out, "Dovecot "+v)
+	}
+	out = append(out, b.isync.version, "PostgreSQL "+pgVersion)
+	if rev, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
+		out = append(out, "backfill at "+strings.TrimSpace(string(rev)))
+	}
+	return out
+}
+
+// dovecotVersion returns what dovecot --version prints, or "".
+func dovecotVersion() string {
+	path, err := exec.LookPath("dovecot")
+	if err != nil {
+		path = "/usr/sbin/dovecot" // outside the PATH of some shells
+	}
+	out, err := exec.Command(path, "--version").Output()
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"testing"
+
+	"github.com/myhibachi/backfill/internal/imaptest"
+	"github.com/myhibachi/backfill/internal/mailgen"
+)
+
+func TestFetchesEveryMessage(t *testing.T) {
+	srv := imaptest.Start(t)
+	mails := mailgen.Generate(7, 40)
+	srv.AppendMails(t, mails)
+	want := result{Messages: len(mails)}
+	for _, m := range mails {
+		want.Bytes += int64(len(m.Raw))
+	}
+
+	t.Setenv(passwordEnv, srv.Password)
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"-addr", srv.Addr(), "-user", srv.Username}, &stdout, &stderr); err != nil {
+		t.Fatalf("run: %v\n%s", err, stderr.String())
+	}
+	var got result
+	if err := json.Unmarshal(stdout.Bytes(), &got); err != nil {
+		t.Fatalf("output %q: %v", stdout.String(), err)
+	}
+	if got != want {
+		t.Errorf("fetched %+v; want %+v", got, want)
+	}
+}
+
+func TestRefusesRemoteAddresses(t *testing.T) {
+	for _, addr := range []string{"", "imap.example.com:143", "192.0.2.1:143", "[::1]"} {
+		if err := run(context.Background(), []string{"-addr", addr, "-user", "u"}, &bytes.Buffer{}, &bytes.Buffer{}); err == nil {
+			t.Errorf("-addr %q: no error", addr)
+		}
+	}
+}

@@ -1,0 +1,70 @@
+// Command bench measures backfill against the tools it is judged by, on one
+// machine, in one run: a raw IMAP fetch (the floor no client can beat),
+// mbsync into a Maildir, backfill into an empty database, a re-run, and
+// backfill through a latency proxy. It prints a markdown table and appends it,
+// with a description of the machine, to BENCHMARKS.md. `make bench` runs it.
+//
+//	go run ./internal/cmd/bench [-n 10000] [-workers 1,4,8] [-backfill bin/backfill]
+//
+// Run it from the repository root: it builds ./cmd/backfill and its two
+// helpers, ./internal/cmd/bench/floor (the raw fetch) and
+// ./internal/cmd/bench/launcher (which measures each contender; see there why
+// the benchmark cannot do that itself). Everything listens on 127.0.0.1 and
+// lives in a temporary directory that is removed at the end, however the run
+// ends. It needs root (for Dovecot), Dovecot 2.3, PostgreSQL's programs and
+// mbsync: scripts/deps.sh installs them.
+//
+// Benchmarks report; they never fail on a slow result. Exit code 0 means every
+// contender ran and moved every message, 1 that something failed, 2 bad usage,
+// 130 an interrupt.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+const (
+	exitOK          = 0
+	exitFailed      = 1
+	exitUsage       = 2
+	exitInterrupted = 130
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	// Not stopped before cleanup ends: a second Ctrl-C must not cut short the
+	// shutdown of Dovecot and PostgreSQL.
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// run is main without the process; it returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	err := (&benchCmd{}).Run(ctx, args, stdout, stderr)
+	var usage usageError
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+		return exitOK
+	case errors.As(err, &usage):
+		fmt.Fprintln(stderr, "bench:", err)
+		return exitUsage
+	case ctx.Err() != nil:
+		fmt.Fprintln(stderr, "bench: interrupted:", err)
+		return exitInterrupted
+	default:
+		fmt.Fprintln(stderr, "bench:", err)
+		return exitFailed
+	}
+}
+
+// usageError is a mistake on the command line or in BENCH_* variables.
+type usageError struct{ error }
+
+func (u usageError) Unwrap() error { return u.error }

@@ -1,0 +1,134 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestThousands(t *testing.T) {
+	for in, want := range map[int]string{0: "0", 999: "999", 1000: "1,000", 10000: "10,000", 1234567: "1,234,567"} {
+		if got := thousands(in); got != want {
+			t.Errorf("thousands(%d) = %q; want %q", in, got, want)
+		}
+	}
+}
+
+// The closing block as cmd/backfill prints it.
+const closingBlock = `📦 Processing batch 100/100 (100 emails): 100 synced, 0 skipped, 0 errors
+
+📊 BACKFILL COMPLETE
+   Total fetched: 10000
+   Total synced:  9950 ✅
+   Total skipped: 50 ⏭️
+   Total errors:  0 ❌
+   Elapsed time:  12.3s
+   Success rate:  100.0%
+   Downloaded:    10000 message bodies (813 emails/s)
+   Operation ID:  0b6f1c8e-0000-0000-0000-000000000000
+`
+
+func TestParseSummary(t *testing.T) {
+	got, err := parseSummary([]byte(closingBlock))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := backfillSummary{fetched: 10000, synced: 9950, skipped: 50, errors: 0, downloaded: 10000}
+	if got != want {
+		t.Errorf("parseSummary = %+v; want %+v", got, want)
+	}
+	if _, err := parseSummary([]byte("🛑 BACKFILL ABORTED: boom\n")); err == nil {
+		t.Error("parseSummary of a block without totals: no error")
+	}
+}
+
+func TestReportTable(t *testing.T) {
+	floor := row{run: "floor", m: measurement{elapsed: 2 * time.Second, maxRSS: 8e6}, messages: 10000, bytes: 476e6}
+	mbsync := row{run: "mbsync", m: measurement{elapsed: 10 * time.Second, maxRSS: 5e6}, messages: 10000, bytes: 476e6}
+	rerun := row{run: "re-run", m: measurement{elapsed: 500 * time.Millisecond, maxRSS: 20e6}, messages: 10000}
+	rep := &report{corpus: corpus{seed: 1, messages: 10000, bytes: 476e6}, rows: []row{floor, mbsync, rerun}}
+	rep.floor, rep.mbsync = &rep.rows[0], &rep.rows[1]
+	rep.targets = []target{{goal: "re-run ≤ 1 s per 10,000 messages", measured: "0.50 s", met: true, known: true}}
+	var b bytes.Buffer
+	if err := rep.write(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{
+		"| floor | 2.00 | 5000 | 238.0 | 8 | 0.0 | 0.20× | 1.00× |  |",
+		"| mbsync | 10.00 | 1000 | 47.6 | 5 | 0.0 | 1.00× | 5.00× |  |",
+		"| re-run | 0.50 | 20000 | – | 20 | 0.0 | 0.05× | 0.25× |  |",
+		"- re-run ≤ 1 s per 10,000 messages: 0.50 s, **met**",
+	} {
+		if !strings.Contains(b.String(), want+"\n") {
+			t.Errorf("report lacks line %q:\n%s", want, b.String())
+		}
+	}
+}
+
+func TestAppendReportCreatesHeaderOnce(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "BENCHMARKS.md")
+	for _, section := range []string{"## one\n", "## two\n"} {
+		if err := appendReport(path, []byte(section)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(b), benchmarksHeader+"## one\n## two\n"; got != want {
+		t.Errorf("BENCHMARKS.md:\n%s\nwant:\n%s", got, want)
+	}
+}
+
+func TestParseWorkers(t *testing.T) {
+	for _, name := range []string{"BENCH_N", "BENCH_RUNS", "BENCH_WORKERS", "BENCH_DURABLE"} {
+		t.Setenv(name, "")
+	}
+	tests := []struct {
+		args    []string
+		want    []int
+		wantErr bool
+	}{
+		{args: nil, want: []int{4, 1, 8}},
+		{args: []string{"-workers", "8,2,4,2"}, want: []int{4, 2, 8}},
+		{args: []string{"-workers", "1"}, want: []int{1}},
+		{args: []string{"-workers", "0"}, wantErr: true},
+		{args: []string{"-workers", "a"}, wantErr: true},
+		{args: []string{"-n", "0"}, wantErr: true},
+		{args: []string{"-runs", "0"}, wantErr: true},
+	}
+	for _, tt := range tests {
+		var b benchCmd
+		err := b.parse(tt.args, &bytes.Buffer{})
+		if (err != nil) != tt.wantErr {
+			t.Errorf("parse(%q): error %v", tt.args, err)
+			continue
+		}
+		if err == nil && !slices.Equal(b.workers, tt.want) {
+			t.Errorf("parse(%q): workers %v; want %v", tt.args, b.workers, tt.want)
+		}
+	}
+}
+
+func TestParseBenchN(t *testing.T) {
+	t.Setenv("BENCH_N", "50_000")
+	var b benchCmd
+	if err := b.parse(nil, &bytes.Buffer{}); err != nil || b.n != 50000 {
+		t.Errorf("BENCH_N=50_000: n %d, error %v", b.n, err)
+	}
+	t.Setenv("BENCH_N", "lots")
+	if err := (&benchCmd{}).parse(nil, &bytes.Buffer{}); err == nil {
+		t.Error("BENCH_N=lots: no error")
+	}
+}
+
+func TestFileSystem(t *testing.T) {
+	if got := fileSystem(t.TempDir()); got == "unknown" || !strings.Contains(got, " on ") {
+		t.Errorf("fileSystem(a temporary directory) = %q; want \"TYPE on DEVICE\"", got)
+	}
+}
