@@ -21,7 +21,14 @@ import (
 type Conn struct {
 	c   *imapclient.Client
 	cfg Config
+	// buf is reused for every body this connection reads, so a backfill
+	// does not allocate (and zero, and collect) its whole mailbox.
+	buf []byte
 }
+
+// maxReusedBuffer caps the body buffer a connection keeps between
+// messages; a rare larger message gets a buffer of its own.
+const maxReusedBuffer = 8 << 20
 
 // Mailbox is what SELECT reports.
 type Mailbox struct {
@@ -150,9 +157,11 @@ func (c *Conn) ListUIDs(ctx context.Context) ([]uint32, error) {
 type Fetched struct {
 	UID          uint32
 	InternalDate time.Time
-	Size         int64  // RFC822.SIZE, or the literal's size
-	Body         []byte // nil when Oversized
-	Oversized    bool   // the body was larger than the cap and was discarded unread
+	Size         int64 // RFC822.SIZE, or the literal's size
+	// Body is nil when Oversized. It is only valid during the callback
+	// that receives it: the connection reuses its memory for the next one.
+	Body      []byte
+	Oversized bool // the body was larger than the cap and was discarded unread
 }
 
 // FetchBatch fetches the given UIDs in one UID FETCH and calls fn for each
@@ -180,7 +189,7 @@ func (c *Conn) FetchBatch(ctx context.Context, uids []uint32, maxSize int64, fn 
 		if msg == nil {
 			break
 		}
-		f, err := readMessage(msg, maxSize)
+		f, err := c.readMessage(msg, maxSize)
 		if err != nil {
 			// go-imap lets its reader resume as soon as a literal read
 			// fails, so draining the command now would race with it on the
@@ -208,7 +217,7 @@ func (c *Conn) FetchBatch(ctx context.Context, uids []uint32, maxSize int64, fn 
 	return missing, nil
 }
 
-func readMessage(msg *imapclient.FetchMessageData, maxSize int64) (Fetched, error) {
+func (c *Conn) readMessage(msg *imapclient.FetchMessageData, maxSize int64) (Fetched, error) {
 	var f Fetched
 	for {
 		item := msg.Next()
@@ -238,13 +247,25 @@ func readMessage(msg *imapclient.FetchMessageData, maxSize int64) (Fetched, erro
 				f.Oversized = true
 				continue
 			}
-			body := make([]byte, size)
+			body := c.body(size)
 			if _, err := io.ReadFull(item.Literal, body); err != nil {
 				return f, fmt.Errorf("read body: %w", err)
 			}
 			f.Body = body
 		}
 	}
+}
+
+// body returns a slice of n bytes, from the connection's reused buffer when
+// it is not too large.
+func (c *Conn) body(n int64) []byte {
+	if n > maxReusedBuffer {
+		return make([]byte, n)
+	}
+	if int64(cap(c.buf)) < n {
+		c.buf = make([]byte, n, max(n, 2*int64(cap(c.buf))))
+	}
+	return c.buf[:n]
 }
 
 // FetchMessageIDs returns the Message-ID header of each UID, for dry runs

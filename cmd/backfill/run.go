@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"time"
 
 	"github.com/google/uuid"
@@ -28,6 +29,7 @@ func runFlags() []cli.Flag {
 		&cli.Int64Flag{Name: "max-message-size", Value: 50 << 20, Usage: "`BYTES`: larger messages are logged with their UID and skipped"},
 		&cli.IntFlag{Name: "max-consecutive-failures", Value: 100, Usage: "abort after `N` messages fail in a row (0: never)"},
 		&cli.Float64Flag{Name: "max-failure-rate", Value: 0.5, Usage: "abort when more than this `SHARE` of the last 200 messages failed (0: never)"},
+		&cli.StringFlag{Name: "cpuprofile", Hidden: true, Usage: "write a CPU profile to `FILE` (for make bench and profiling)"},
 		&cli.DurationFlag{Name: "retry-for", Value: 2 * time.Minute, Usage: "how long (a `DURATION` like 2m) one operation is retried on transient errors"},
 	}
 }
@@ -68,6 +70,14 @@ func (a *appEnv) runBackfill(c *cli.Context) error {
 	dryRun := c.Bool("dry-run")
 	if dbErr != nil && !dryRun {
 		return dbErr
+	}
+
+	if path := c.String("cpuprofile"); path != "" {
+		stop, err := startCPUProfile(path)
+		if err != nil {
+			return usageError("--cpuprofile: %v", err)
+		}
+		defer stop()
 	}
 
 	opID := uuid.New()
@@ -141,4 +151,20 @@ func (a *appEnv) runBackfill(c *cli.Context) error {
 func isTerminal(w any) bool {
 	f, ok := w.(*os.File)
 	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+}
+
+// startCPUProfile writes a pprof CPU profile until the returned func runs.
+func startCPUProfile(path string) (func(), error) {
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		f.Close()
+	}, nil
 }
