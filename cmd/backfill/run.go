@@ -38,26 +38,10 @@ func (a *appEnv) runBackfill(c *cli.Context) error {
 	if c.Args().Present() {
 		return usageError("unknown command %q (commands: migrate, status, errors, inboxes; see backfill --help)", c.Args().First())
 	}
+	if err := validateRunFlags(c); err != nil {
+		return err
+	}
 	inbox := c.String("inbox")
-	if inbox == "" {
-		return usageError("--inbox is required: backfill --inbox NAME (see `backfill inboxes`)")
-	}
-	switch {
-	case c.Int("limit") < 0:
-		return usageError("--limit must be 0 (all) or more, got %d", c.Int("limit"))
-	case c.Int("batch-size") < 1 || c.Int("batch-size") > 10000:
-		return usageError("--batch-size must be between 1 and 10000, got %d", c.Int("batch-size"))
-	case c.Int("workers") < 1 || c.Int("workers") > 64:
-		return usageError("--workers must be between 1 and 64, got %d", c.Int("workers"))
-	case c.Int("max-consecutive-failures") < 0:
-		return usageError("--max-consecutive-failures must be 0 (never) or more")
-	case c.Float64("max-failure-rate") < 0 || c.Float64("max-failure-rate") > 1:
-		return usageError("--max-failure-rate must be between 0 (never) and 1")
-	case c.Int64("max-message-size") < 1024:
-		return usageError("--max-message-size must be at least 1024 bytes")
-	case c.String("log-format") != "text" && c.String("log-format") != "json":
-		return usageError("--log-format must be text or json, got %q", c.String("log-format"))
-	}
 	e, err := a.env()
 	if err != nil {
 		return err
@@ -99,7 +83,7 @@ func (a *appEnv) runBackfill(c *cli.Context) error {
 				return out.fatal(err)
 			}
 			// A dry run still connects and counts without a database.
-			out.note("database not reachable (" + err.Error() + "): counting only")
+			out.note("database not usable (" + err.Error() + "): counting only")
 			sink = nil
 		}
 	}
@@ -144,6 +128,29 @@ func (a *appEnv) runBackfill(c *cli.Context) error {
 		return &shownError{&exitError{code: exitFatal, err: runErr}}
 	case res.Failed > 0:
 		return &shownError{&exitError{code: exitPartial, err: fmt.Errorf("%d messages failed", res.Failed)}}
+	}
+	return nil
+}
+
+// validateRunFlags checks a run's flags before anything connects.
+func validateRunFlags(c *cli.Context) error {
+	switch {
+	case c.String("inbox") == "":
+		return usageError("--inbox is required: backfill --inbox NAME (see `backfill inboxes`)")
+	case c.Int("limit") < 0:
+		return usageError("--limit must be 0 (all) or more, got %d", c.Int("limit"))
+	case c.Int("batch-size") < 1 || c.Int("batch-size") > 10000:
+		return usageError("--batch-size must be between 1 and 10000, got %d", c.Int("batch-size"))
+	case c.Int("workers") < 1 || c.Int("workers") > 64:
+		return usageError("--workers must be between 1 and 64, got %d", c.Int("workers"))
+	case c.Int("max-consecutive-failures") < 0:
+		return usageError("--max-consecutive-failures must be 0 (never) or more")
+	case c.Float64("max-failure-rate") < 0 || c.Float64("max-failure-rate") > 1:
+		return usageError("--max-failure-rate must be between 0 (never) and 1")
+	case c.Int64("max-message-size") < 1024:
+		return usageError("--max-message-size must be at least 1024 bytes")
+	case c.String("log-format") != "text" && c.String("log-format") != "json":
+		return usageError("--log-format must be text or json, got %q", c.String("log-format"))
 	}
 	return nil
 }
