@@ -45,8 +45,11 @@ type Config struct {
 	Mailbox  string
 	// TLSConfig overrides the default (system roots, ServerName = Host).
 	TLSConfig *tls.Config
-	// Timeout bounds dialling and each command's wait; zero means 30 s.
+	// Timeout bounds dialling; zero means 30 s.
 	Timeout time.Duration
+	// Silence is how long the server may send nothing while an answer is
+	// due before the connection is dropped as dead; zero means 60 s.
+	Silence time.Duration
 }
 
 // Addr is host:port.

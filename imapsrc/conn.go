@@ -21,6 +21,7 @@ import (
 type Conn struct {
 	c   *imapclient.Client
 	cfg Config
+	wd  *watchdogConn
 	// buf is reused for every body this connection reads, so a backfill
 	// does not allocate (and zero, and collect) its whole mailbox.
 	buf []byte
@@ -44,10 +45,13 @@ type Mailbox struct {
 func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	timeout := cfg.timeout()
 	d := net.Dialer{Timeout: timeout}
-	raw, err := d.DialContext(ctx, "tcp", cfg.Addr())
+	tcp, err := d.DialContext(ctx, "tcp", cfg.Addr())
 	if err != nil {
 		return nil, fmt.Errorf("connect to %s: %w", cfg.Addr(), err)
 	}
+	wd := &watchdogConn{Conn: tcp, silence: cfg.silence()}
+	wd.arm(true) // greeting and login are answers due
+	var raw net.Conn = wd
 	// go-imap takes no context: closing the socket is what unblocks it.
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
@@ -87,7 +91,8 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 		}
 		return nil, fmt.Errorf("login to %s as %s: %w", cfg.Addr(), cfg.Username, err)
 	}
-	return &Conn{c: c, cfg: cfg}, nil
+	wd.arm(false)
+	return &Conn{c: c, cfg: cfg, wd: wd}, nil
 }
 
 // refused reports a NO from the server about the request itself (bad
@@ -292,10 +297,16 @@ func (c *Conn) FetchMessageIDs(ctx context.Context, uids []uint32) (map[uint32]s
 	return ids, nil
 }
 
-// closeOn closes the client when ctx is cancelled, which makes any pending
-// command return; the returned func stops the watch.
-func (c *Conn) closeOn(ctx context.Context) func() bool {
-	return context.AfterFunc(ctx, func() { c.c.Close() })
+// closeOn starts a command: it arms the silence watchdog and closes the
+// client when ctx is cancelled, which makes any pending command return. The
+// returned func ends both.
+func (c *Conn) closeOn(ctx context.Context) func() {
+	c.wd.arm(true)
+	stop := context.AfterFunc(ctx, func() { c.c.Close() })
+	return func() {
+		stop()
+		c.wd.arm(false)
+	}
 }
 
 func (c Config) timeout() time.Duration {
@@ -303,6 +314,13 @@ func (c Config) timeout() time.Duration {
 		return c.Timeout
 	}
 	return 30 * time.Second
+}
+
+func (c Config) silence() time.Duration {
+	if c.Silence > 0 {
+		return c.Silence
+	}
+	return defaultSilence
 }
 
 // ctxErr prefers the context's error: after a cancellation the client's own

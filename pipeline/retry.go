@@ -57,30 +57,73 @@ func (rt *retrier) wait(ctx context.Context, cause error) error {
 	}
 }
 
-// firstConnectFor bounds retries of a run's first connection: a server that
-// is down when a deployment script runs should fail it quickly (exit 2), not
-// after the full --retry-for. Later connections are the workers' (join).
+// dbAttemptTimeout bounds one database operation. A statement that takes
+// longer is taken for a stalled server and retried, instead of holding the
+// run for ever.
+const dbAttemptTimeout = time.Minute
+
+// retry runs op until it succeeds, fails for a reason other than a
+// transient one, or has been retried for --retry-for. Each attempt gets its
+// own context, bounded by dbAttemptTimeout.
+func (r *runner) retry(ctx context.Context, what string, op func(context.Context) error) error {
+	rt := r.retrier(ctx, what)
+	for {
+		actx, cancel := context.WithTimeout(ctx, dbAttemptTimeout)
+		err := op(actx)
+		cancel()
+		if err == nil || ctx.Err() != nil || errlog.Classify(err) != errlog.Transient {
+			return err
+		}
+		if werr := rt.wait(ctx, err); werr != nil {
+			return werr
+		}
+	}
+}
+
+// firstConnectFor bounds retries of a run's first connection and listing: a
+// server that is down when a deployment script runs should fail it quickly
+// (exit 2), not after the full --retry-for. Later connections are the
+// workers' (join).
 const firstConnectFor = 30 * time.Second
 
-// dial makes the run's first connection, retrying transient failures (a
-// refused connection, a server at its connection limit); refused
-// credentials fail at once.
-func (r *runner) dial(ctx context.Context) (*imapsrc.Conn, error) {
+// connectAndList makes the run's first connection, selects the mailbox
+// read-only and lists its UIDs, starting over on a transient failure at any
+// step (a refused or dropped connection, a server at its connection limit);
+// refused credentials or a missing mailbox fail at once.
+func (r *runner) connectAndList(ctx context.Context) (*imapsrc.Conn, imapsrc.Mailbox, []uint32, error) {
 	rt := r.retrier(ctx, "IMAP connection")
 	rt.b = newBackOff(ctx, min(r.cfg.RetryFor, firstConnectFor))
 	for {
-		conn, err := imapsrc.Dial(ctx, r.cfg.IMAP)
+		conn, mbox, uids, err := r.tryList(ctx)
 		if err == nil {
-			return conn, nil
+			return conn, mbox, uids, nil
 		}
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, mbox, nil, ctx.Err()
 		}
 		if errlog.Classify(err) != errlog.Transient {
-			return nil, err
+			return nil, mbox, nil, err
 		}
 		if werr := rt.wait(ctx, err); werr != nil {
-			return nil, werr
+			return nil, mbox, nil, werr
 		}
 	}
+}
+
+func (r *runner) tryList(ctx context.Context) (*imapsrc.Conn, imapsrc.Mailbox, []uint32, error) {
+	conn, err := imapsrc.Dial(ctx, r.cfg.IMAP)
+	if err != nil {
+		return nil, imapsrc.Mailbox{}, nil, err
+	}
+	mbox, err := conn.SelectReadOnly(ctx, r.cfg.IMAP.Mailbox)
+	if err != nil {
+		conn.Close()
+		return nil, mbox, nil, err
+	}
+	uids, err := conn.ListUIDs(ctx)
+	if err != nil {
+		conn.Close()
+		return nil, mbox, nil, err
+	}
+	return conn, mbox, uids, nil
 }

@@ -83,7 +83,9 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 	}
 	// The run is recorded before connecting, so that a refused login or a
 	// missing mailbox also leaves "aborted" in email_sync_status.
-	if err := r.sink.BeginRun(ctx, r.cfg.Inbox, r.cfg.OperationID); err != nil {
+	if err := r.retry(ctx, "record run start", func(ctx context.Context) error {
+		return r.sink.BeginRun(ctx, r.cfg.Inbox, r.cfg.OperationID)
+	}); err != nil {
 		return r.res, err
 	}
 	var mbox imapsrc.Mailbox
@@ -103,12 +105,14 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 	}
 	// The outcome is recorded even when ctx is cancelled: the status row must
 	// say the run was interrupted.
-	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
 	flushErr := r.log.Flush(fctx)
-	finishErr := r.sink.FinishRun(fctx, pgsink.RunResult{
-		Inbox: r.cfg.Inbox, OperationID: r.cfg.OperationID, UIDValidity: mbox.UIDValidity,
-		LastUID: r.lastUID, Status: r.res.Status, Errors: r.log.Summary().Groups,
+	finishErr := r.retry(fctx, "record run result", func(fctx context.Context) error {
+		return r.sink.FinishRun(fctx, pgsink.RunResult{
+			Inbox: r.cfg.Inbox, OperationID: r.cfg.OperationID, UIDValidity: mbox.UIDValidity,
+			LastUID: r.lastUID, Status: r.res.Status, Errors: r.log.Summary().Groups,
+		})
 	})
 	return r.res, errors.Join(err, flushErr, finishErr)
 }
@@ -119,7 +123,7 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 // a worker's) and must close.
 func (r *runner) list(ctx context.Context, next func(*imapsrc.Conn, imapsrc.Mailbox, []uint32) error) error {
 	r.obs.Connecting(r.cfg.IMAP)
-	conn, err := r.dial(ctx)
+	conn, mbox, uids, err := r.connectAndList(ctx)
 	if err != nil {
 		return err
 	}
@@ -129,14 +133,6 @@ func (r *runner) list(ctx context.Context, next func(*imapsrc.Conn, imapsrc.Mail
 			conn.Close()
 		}
 	}()
-	mbox, err := conn.SelectReadOnly(ctx, r.cfg.IMAP.Mailbox)
-	if err != nil {
-		return err
-	}
-	uids, err := conn.ListUIDs(ctx)
-	if err != nil {
-		return err
-	}
 	l := Listing{Mailbox: mbox.Name, UIDValidity: mbox.UIDValidity, Total: len(uids)}
 	if r.cfg.Limit > 0 && len(uids) > r.cfg.Limit {
 		uids = uids[len(uids)-r.cfg.Limit:]
@@ -147,7 +143,11 @@ func (r *runner) list(ctx context.Context, next func(*imapsrc.Conn, imapsrc.Mail
 	}
 	todo := uids
 	if r.sink != nil {
-		seen, err := r.sink.SeenUIDs(ctx, r.cfg.Inbox, mbox.UIDValidity)
+		var seen map[uint32]bool
+		err := r.retry(ctx, "read synced UIDs", func(ctx context.Context) (err error) {
+			seen, err = r.sink.SeenUIDs(ctx, r.cfg.Inbox, mbox.UIDValidity)
+			return err
+		})
 		if err != nil {
 			return err
 		}

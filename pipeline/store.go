@@ -50,17 +50,12 @@ func (r *runner) dedup(ctx context.Context, in <-chan *batch, out chan<- *batch)
 	return nil
 }
 
-func (r *runner) existing(ctx context.Context, ids []string) (map[string]bool, error) {
-	rt := r.retrier(ctx, "Message-ID lookup")
-	for {
-		found, err := r.sink.ExistingMessageIDs(ctx, r.cfg.Inbox, ids)
-		if err == nil || errlog.Classify(err) != errlog.Transient {
-			return found, err
-		}
-		if werr := rt.wait(ctx, err); werr != nil {
-			return nil, werr
-		}
-	}
+func (r *runner) existing(ctx context.Context, ids []string) (found map[string]bool, err error) {
+	err = r.retry(ctx, "Message-ID lookup", func(ctx context.Context) error {
+		found, err = r.sink.ExistingMessageIDs(ctx, r.cfg.Inbox, ids)
+		return err
+	})
+	return found, err
 }
 
 // store commits one batch, retrying transient failures whole (the
@@ -113,19 +108,14 @@ func (r *runner) storeSplit(ctx context.Context, uidValidity uint32, b *batch, m
 }
 
 func (r *runner) storeRetry(ctx context.Context, pb pgsink.Batch) ([]bool, int, error) {
-	rt := r.retrier(ctx, "store batch")
-	for {
-		inserted, err := r.sink.Store(ctx, pb)
-		if err == nil {
-			return inserted, rt.attempt, nil
-		}
-		if errlog.Classify(err) != errlog.Transient {
-			return nil, rt.attempt, err
-		}
-		if werr := rt.wait(ctx, err); werr != nil {
-			return nil, rt.attempt, werr
-		}
-	}
+	var inserted []bool
+	attempts := 0
+	err := r.retry(ctx, "store batch", func(ctx context.Context) (err error) {
+		attempts++
+		inserted, err = r.sink.Store(ctx, pb)
+		return err
+	})
+	return inserted, attempts, err
 }
 
 // report folds a committed batch into the totals, tells the observer and

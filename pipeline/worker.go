@@ -137,6 +137,7 @@ func (w *worker) fetch(ctx context.Context, b *batch) error {
 				continue
 			}
 		}
+		before := len(b.results)
 		missing, err := w.conn.FetchBatch(ctx, remaining, w.r.cfg.MaxMessageSize, func(f imapsrc.Fetched) error {
 			w.accept(b, f, rt.attempt)
 			return nil
@@ -149,6 +150,12 @@ func (w *worker) fetch(ctx context.Context, b *batch) error {
 			}
 			if errlog.Classify(err) != errlog.Transient {
 				return err
+			}
+			if len(b.results) > before {
+				// The attempt made progress: the retry budget is for a
+				// server that keeps failing, not for a long download that
+				// failed once.
+				rt.b.Reset()
 			}
 			w.r.log.Add(errlog.Entry{
 				Severity: errlog.SeverityWarning, Category: errlog.Transient, ErrorType: "fetch_retried",

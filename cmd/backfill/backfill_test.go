@@ -604,3 +604,28 @@ func TestCircuitBreakerAborts(t *testing.T) {
 		t.Fatalf("%d oversized rows: the run went on after the breaker tripped", n)
 	}
 }
+
+// TestSilentServerIsDroppedAndResumed: a server that stops answering in the
+// middle of a FETCH is given up on after --imap-timeout, and the batch is
+// fetched again on a new connection.
+func TestSilentServerIsDroppedAndResumed(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, imaptest.WithFetchHook(func(n int) error {
+		if n == 1 {
+			time.Sleep(4 * time.Second)
+		}
+		return nil
+	}))
+	opts := mailgen.DefaultOptions()
+	opts.DuplicateRatio = 0
+	f.imap.AppendMails(t, opts.Generate(14, 40))
+	f.migrate()
+	out := f.mustRun(0, "--inbox", "demo", "--workers", "1", "--batch-size", "20", "--imap-timeout", "1s")
+	f.wantLine(out, "🔁 IMAP fetch failed (attempt 1)")
+	if n := f.count(`SELECT count(*) FROM email_messages`); n != 40 {
+		t.Fatalf("email_messages has %d rows, want 40", n)
+	}
+	if n := f.count(`SELECT count(*) FROM error_logs WHERE error_type = 'fetch_retried' AND severity = 'warning'`); n != 1 {
+		t.Fatalf("error_logs has %d fetch_retried warnings, want 1", n)
+	}
+}

@@ -1,0 +1,69 @@
+package imapsrc
+
+import (
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// defaultSilence is how long a server may send nothing while an answer is
+// due before the connection counts as dead.
+const defaultSilence = 60 * time.Second
+
+// watchdogConn fails a read when the server stays silent for too long while
+// a command is outstanding. go-imap waits for the start of every response
+// with no deadline and allows five minutes per literal, so a stalled server
+// would otherwise hold a run for minutes or for ever; a read timeout is a
+// transient error, and the caller reconnects and resumes.
+type watchdogConn struct {
+	net.Conn
+	silence time.Duration
+	busy    atomic.Bool // a command is outstanding
+
+	mu      sync.Mutex
+	libDead time.Time // the read deadline go-imap asked for, zero for none
+}
+
+func (c *watchdogConn) SetReadDeadline(t time.Time) error {
+	c.mu.Lock()
+	c.libDead = t
+	c.mu.Unlock()
+	return c.Conn.SetReadDeadline(t)
+}
+
+func (c *watchdogConn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *watchdogConn) Read(p []byte) (int, error) {
+	if err := c.Conn.SetReadDeadline(c.deadline()); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(p)
+}
+
+// arm starts or stops watching. Setting the deadline here, not only in
+// Read, matters: go-imap's reader is usually already blocked in a Read begun
+// while the connection was idle, and a new deadline applies to it too.
+func (c *watchdogConn) arm(on bool) {
+	c.busy.Store(on)
+	_ = c.Conn.SetReadDeadline(c.deadline()) // a closed conn fails its next read anyway
+}
+
+// deadline is go-imap's own deadline, tightened to now+silence while a
+// command is outstanding.
+func (c *watchdogConn) deadline() time.Time {
+	c.mu.Lock()
+	deadline := c.libDead
+	c.mu.Unlock()
+	if c.busy.Load() {
+		if limit := time.Now().Add(c.silence); deadline.IsZero() || limit.Before(deadline) {
+			deadline = limit
+		}
+	}
+	return deadline
+}
