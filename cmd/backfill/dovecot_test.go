@@ -169,8 +169,13 @@ func TestConnectionLimit(t *testing.T) {
 	if !strings.Contains(out, "NO [LIMIT]") {
 		t.Fatalf("output does not show the server's refusal:\n%s", out)
 	}
-	if strings.Contains(out, "The server refused") && !regexp.MustCompile(`The server refused ([12]) of 4 connections; the run used ([23])`).MatchString(out) {
-		t.Fatalf("the summary's connection count is off:\n%s", out)
+	// Under load even the one connection Dovecot would still admit can be
+	// refused while a closing one is counted, so 1 to 3 may step aside.
+	if strings.Contains(out, "The server refused") {
+		m := regexp.MustCompile(`The server refused ([123]) of 4 connections; the run used ([123])`).FindStringSubmatch(out)
+		if m == nil || int(m[1][0]-'0')+int(m[2][0]-'0') != 4 {
+			t.Fatalf("the summary's connection count is off:\n%s", out)
+		}
 	}
 	unique := 0
 	for _, m := range corpus {
