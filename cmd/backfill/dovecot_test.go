@@ -109,7 +109,8 @@ func TestDovecotEndToEnd(t *testing.T) {
 		t.Fatalf("email_messages has %d rows, want %d", len(rows), unique)
 	}
 	// Find each mail's row by Message-ID (the synthetic one for mails
-	// without), not by UID: Dovecot need not number a Maildir in load order.
+	// without), which holds whichever copy of a redelivered message was
+	// stored, rather than assume UIDs.
 	byID := map[string]int64{}
 	for uid, r := range rows {
 		byID[r.MessageID] = uid
