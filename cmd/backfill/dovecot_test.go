@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
 	"iter"
@@ -45,6 +46,35 @@ func execBinary(t *testing.T, bin, dir string, environ []string, args ...string)
 		t.Logf("backfill %s → exit %d\n%s", strings.Join(args, " "), cmd.ProcessState.ExitCode(), out.String())
 	}
 	return cmd.ProcessState.ExitCode(), out.String()
+}
+
+// execUntil runs the built binary and calls at(cmd) once, when a line of
+// its output starts with prefix (to signal it, or to break something under
+// it). It returns the exit code, the output, and whether at was called.
+func execUntil(t *testing.T, bin, dir string, environ []string, prefix string, at func(*exec.Cmd), args ...string) (int, string, bool) {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Dir, cmd.Env = dir, environ
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = cmd.Stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	called := false
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
+		if !called && strings.HasPrefix(sc.Text(), prefix) {
+			at(cmd)
+			called = true
+		}
+	}
+	_ = cmd.Wait() // the exit code is the answer
+	return cmd.ProcessState.ExitCode(), out.String(), called
 }
 
 func mails(ms []mailgen.Mail) iter.Seq2[[]byte, time.Time] {

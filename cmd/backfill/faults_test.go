@@ -1,11 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"os"
 	"os/exec"
-	"strings"
 	"testing"
 	"time"
 
@@ -34,33 +32,15 @@ func TestDatabaseRestartMidRun(t *testing.T) {
 		t.Fatalf("migrate: exit %d\n%s", code, out)
 	}
 
-	cmd := exec.Command(bin, "--inbox", "demo", "--workers", "2", "--batch-size", "20")
-	cmd.Dir, cmd.Env = t.TempDir(), environ
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = cmd.Stdout
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	var out strings.Builder
-	restarted := false
-	sc := bufio.NewScanner(stdout)
-	for sc.Scan() {
-		out.WriteString(sc.Text() + "\n")
-		if !restarted && strings.HasPrefix(sc.Text(), "📦 Processing batch 2/") {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			if err := cluster.Restart(ctx); err != nil {
-				t.Error(err)
-			}
-			cancel()
-			restarted = true
+	code, out, restarted := execUntil(t, bin, t.TempDir(), environ, "📦 Processing batch 2/", func(*exec.Cmd) {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		if err := cluster.Restart(ctx); err != nil {
+			t.Error(err)
 		}
-	}
-	_ = cmd.Wait()
-	if code := cmd.ProcessState.ExitCode(); code != 0 || !restarted {
-		t.Fatalf("exit %d (restarted: %v), want 0\n%s", code, restarted, out.String())
+	}, "--inbox", "demo", "--workers", "2", "--batch-size", "20")
+	if code != 0 || !restarted {
+		t.Fatalf("exit %d (restarted: %v), want 0\n%s", code, restarted, out)
 	}
 
 	pool, err := pgxpool.New(context.Background(), dbURL)
@@ -80,6 +60,6 @@ func TestDatabaseRestartMidRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	if rows != unique || threadSum != unique {
-		t.Fatalf("after a database restart: %d rows and threads counting %d, want %d of each\n%s", rows, threadSum, unique, out.String())
+		t.Fatalf("after a database restart: %d rows and threads counting %d, want %d of each\n%s", rows, threadSum, unique, out)
 	}
 }

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bufio"
 	"os"
 	"os/exec"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -33,33 +31,16 @@ func TestSignalStopsAfterCommitting(t *testing.T) {
 			mails := f.imap.AppendGenerated(t, 21, 300)
 			f.migrate()
 
-			cmd := exec.Command(bin, "--inbox", "demo", "--workers", "2", "--batch-size", "10")
-			cmd.Dir, cmd.Env = f.dir, append([]string{"PATH=" + os.Getenv("PATH")}, f.environ...)
-			stdout, err := cmd.StdoutPipe()
-			if err != nil {
-				t.Fatal(err)
-			}
-			cmd.Stderr = cmd.Stdout
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			var out strings.Builder
-			sc := bufio.NewScanner(stdout)
-			signalled := false
-			for sc.Scan() {
-				out.WriteString(sc.Text() + "\n")
-				if !signalled && strings.HasPrefix(sc.Text(), "📦 Processing batch 2/") {
-					if err := cmd.Process.Signal(tt.sig); err != nil {
-						t.Fatal(err)
-					}
-					signalled = true
+			environ := append([]string{"PATH=" + os.Getenv("PATH")}, f.environ...)
+			code, out, _ := execUntil(t, bin, f.dir, environ, "📦 Processing batch 2/", func(cmd *exec.Cmd) {
+				if err := cmd.Process.Signal(tt.sig); err != nil {
+					t.Error(err)
 				}
+			}, "--inbox", "demo", "--workers", "2", "--batch-size", "10")
+			if code != tt.code {
+				t.Fatalf("exit %d, want %d\n%s", code, tt.code, out)
 			}
-			err = cmd.Wait()
-			if code := cmd.ProcessState.ExitCode(); code != tt.code {
-				t.Fatalf("exit %d (%v), want %d\n%s", code, err, tt.code, out.String())
-			}
-			f.wantLine(out.String(), "⏹️  BACKFILL INTERRUPTED")
+			f.wantLine(out, "⏹️  BACKFILL INTERRUPTED")
 			stored := f.count(`SELECT count(*) FROM email_messages`)
 			if stored == 0 || stored >= 290 {
 				t.Fatalf("%d rows stored before the signal took effect; want some but not all", stored)
