@@ -126,25 +126,19 @@ func Start(ctx context.Context, dir string, users []User, opts ...Option) (*Serv
 	}
 	s.set = set
 
-	// Another process may take the free port between our probe and Dovecot's
-	// bind; a new port is then tried, a few times.
-	for attempt := 1; ; attempt++ {
-		if s.port, err = testserver.FreePort(); err != nil {
-			return nil, fmt.Errorf("dovecottest: %w", err)
-		}
-		s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
+	_, err = testserver.OnFreePort(ctx, func(port int) error {
+		s.port = port
+		s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 		if err := s.writeConfig(); err != nil {
-			return nil, fmt.Errorf("dovecottest: %w", err)
+			return err
 		}
-		err = s.launch(ctx)
-		if err == nil {
-			return s, nil
-		}
-		if attempt == 3 || ctx.Err() != nil || testserver.PortFree(s.port) {
-			s.removeBase()
-			return nil, fmt.Errorf("dovecottest: start: %w", err)
-		}
+		return s.launch(ctx)
+	})
+	if err != nil {
+		s.removeBase()
+		return nil, fmt.Errorf("dovecottest: start: %w", err)
 	}
+	return s, nil
 }
 
 // NewServer starts a server for the test in a temporary directory and stops

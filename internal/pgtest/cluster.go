@@ -70,21 +70,15 @@ func Start(ctx context.Context, dir string) (*Cluster, error) {
 		return nil, fmt.Errorf("pgtest: initdb: %w", err)
 	}
 
-	// Another process may take the free port between our probe and the
-	// server's bind; a new port is then tried, a few times.
-	for attempt := 1; ; attempt++ {
-		if c.port, err = testserver.FreePort(); err != nil {
-			return nil, fmt.Errorf("pgtest: %w", err)
-		}
-		err = c.start(ctx)
-		if err == nil {
-			return c, nil
-		}
-		if attempt == 3 || ctx.Err() != nil || testserver.PortFree(c.port) {
-			c.removeSock()
-			return nil, fmt.Errorf("pgtest: start: %w", err)
-		}
+	_, err = testserver.OnFreePort(ctx, func(port int) error {
+		c.port = port
+		return c.start(ctx)
+	})
+	if err != nil {
+		c.removeSock()
+		return nil, fmt.Errorf("pgtest: start: %w", err)
 	}
+	return c, nil
 }
 
 // DSN returns the URL of database dbname on the cluster, as user postgres.

@@ -6,6 +6,7 @@ package testserver
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"net"
 	"os"
@@ -75,4 +76,24 @@ func Tail(path string, n int) string {
 		b = b[len(b)-n:]
 	}
 	return string(bytes.TrimSpace(b))
+}
+
+// OnFreePort calls start with a free loopback port until it succeeds.
+// Another process may take the port between the probe and the server's
+// bind, so a start that fails while the port is taken is tried again on a
+// new port, up to three times. It returns the port the server took.
+func OnFreePort(ctx context.Context, start func(port int) error) (int, error) {
+	for attempt := 1; ; attempt++ {
+		port, err := FreePort()
+		if err != nil {
+			return 0, err
+		}
+		err = start(port)
+		if err == nil {
+			return port, nil
+		}
+		if attempt == 3 || ctx.Err() != nil || PortFree(port) {
+			return 0, err
+		}
+	}
 }
