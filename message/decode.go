@@ -34,6 +34,9 @@ func (p *parser) decodeTransfer(e *entity) []byte {
 // decodedSize is the size of e's content once its transfer encoding is
 // undone, computed without keeping the decoded bytes.
 func (p *parser) decodedSize(e *entity) int64 {
+	if e.elided {
+		return e.size
+	}
 	switch e.transferEncoding() {
 	case "base64":
 		digits, junk := base64Digits(e.body)

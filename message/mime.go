@@ -39,6 +39,10 @@ type entity struct {
 	filename    string // raw, still RFC 2047/8-bit encoded; decoded later
 	body        []byte // still transfer-encoded; shares the raw message's memory
 	children    []*entity
+	// elided is true for a part whose content was never downloaded (see
+	// ParseSections); size is then its decoded size.
+	elided bool
+	size   int64
 }
 
 // charset returns the declared charset label, "" when none.

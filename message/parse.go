@@ -40,6 +40,20 @@ func Parse(raw []byte, meta Meta) (m *Message) {
 	}()
 	p := &parser{}
 	root := p.parseEntity(raw, "", "text/plain", 0, true)
+	m = p.build(root, meta)
+	if m.MessageID == "" {
+		m.MessageID = syntheticID(raw)
+	}
+	if m.SizeBytes <= 0 {
+		m.SizeBytes = int64(len(raw))
+	}
+	m.Warnings = p.done()
+	return m
+}
+
+// build makes the row from a parsed MIME tree. MessageID is "" when the
+// message has none: only the caller has the raw bytes a synthetic id needs.
+func (p *parser) build(root *entity, meta Meta) *Message {
 	plain, html := bodies(root, true)
 	if len(plain) == 0 && len(html) == 0 {
 		// A message whose only text is a named inline text file shows that
@@ -53,8 +67,8 @@ func Parse(raw []byte, meta Meta) (m *Message) {
 	hint := charsetHint(plain, html)
 	h := root.header
 
-	m = &Message{
-		MessageID:   messageID(get(h, "Message-Id"), raw),
+	m := &Message{
+		MessageID:   normalizeID(get(h, "Message-Id")),
 		Subject:     headerText(get(h, "Subject"), hint),
 		To:          addressList(values(h, "To"), hint),
 		Cc:          addressList(values(h, "Cc"), hint),
@@ -65,9 +79,6 @@ func Parse(raw []byte, meta Meta) (m *Message) {
 		UID:         meta.UID,
 		UIDValidity: meta.UIDValidity,
 	}
-	if m.SizeBytes <= 0 {
-		m.SizeBytes = int64(len(raw))
-	}
 	if ids := messageIDs(get(h, "In-Reply-To")); len(ids) > 0 {
 		m.InReplyTo = ids[0]
 	}
@@ -75,7 +86,6 @@ func Parse(raw []byte, meta Meta) (m *Message) {
 	m.TextBody, m.HTMLBody = p.joinBodies(plain, html)
 	m.Attachments = p.attachments(root, true, hint, []Attachment{})
 	m.ThreadID = threading.ID(m.Subject, m.FromAddress, m.To)
-	m.Warnings = p.done()
 	return m
 }
 
@@ -140,16 +150,9 @@ func values(h textproto.MIMEHeader, name string) []string {
 	return nil
 }
 
-// messageID normalises a Message-ID as DESIGN.md pins it (and imapsrc does
+// normalizeID normalises a Message-ID as DESIGN.md pins it (and imapsrc does
 // for its look-ups): trimmed, one pair of <> removed. Without one, the id is
 // synthetic; see SyntheticIDDomain.
-func messageID(v string, raw []byte) string {
-	if id := normalizeID(v); id != "" {
-		return id
-	}
-	return syntheticID(raw)
-}
-
 func normalizeID(v string) string {
 	id := strings.TrimSpace(v)
 	if len(id) >= 2 && id[0] == '<' && id[len(id)-1] == '>' {
