@@ -13,6 +13,7 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/myhibachi/backfill/errlog"
+	"github.com/myhibachi/backfill/message"
 )
 
 // Conn is one logged-in IMAP connection. It is not for concurrent use: one
@@ -163,32 +164,117 @@ type Fetched struct {
 	UID          uint32
 	InternalDate time.Time
 	Size         int64 // RFC822.SIZE, or the literal's size
-	// Body is nil when Oversized. It is only valid during the callback
-	// that receives it: the connection reuses its memory for the next one.
-	Body      []byte
-	Oversized bool // the body was larger than the cap and was discarded unread
+	// Body is the whole message; nil when Oversized or fetched as
+	// Sections. It is only valid during the callback that receives it: the
+	// connection reuses its memory for the next one.
+	Body []byte
+	// Sections is the message fetched part by part, its attachments left
+	// on the server (FetchOptions.Lean).
+	Sections  *message.Section
+	Oversized bool // larger than the cap; its content was not kept
+	// NeedWhole is set when a lean fetch could not get the sections: fetch
+	// the message again with FetchOptions.Whole.
+	NeedWhole bool
+	// Transferred counts the content bytes the server sent for it.
+	Transferred int64
 }
 
-// FetchBatch fetches the given UIDs in one UID FETCH and calls fn for each
-// message as it arrives, in server order. Bodies larger than maxSize are
-// drained without being kept. It returns the UIDs the server did not send:
-// go-imap silently drops a response whose UID follows its literal, and a
-// message may be expunged meanwhile, so callers must not assume all arrived.
-func (c *Conn) FetchBatch(ctx context.Context, uids []uint32, maxSize int64, fn func(Fetched) error) (missing []uint32, err error) {
+// FetchBatch fetches the given UIDs and calls fn for each message as it
+// arrives. Messages larger than opts.MaxSize come without content. It
+// returns the UIDs the server did not send: go-imap silently drops a
+// response whose UID follows its literal, and a message may be expunged
+// meanwhile, so callers must not assume all arrived.
+func (c *Conn) FetchBatch(ctx context.Context, uids []uint32, opts FetchOptions, fn func(Fetched) error) (missing []uint32, err error) {
 	stop := c.closeOn(ctx)
 	defer stop()
-	var set imap.UIDSet
-	for _, u := range uids {
-		set.AddNum(imap.UID(u))
+	got := make(map[uint32]bool, len(uids))
+	deliver := func(f Fetched) error {
+		got[f.UID] = true
+		return fn(f)
 	}
+	if opts.Lean {
+		err = c.fetchLeanBatch(uids, opts, deliver)
+	} else {
+		err = c.fetchWhole(uids, opts.MaxSize, deliver)
+	}
+	if err != nil {
+		return nil, ctxErr(ctx, err)
+	}
+	for _, u := range uids {
+		if !got[u] {
+			missing = append(missing, u)
+		}
+	}
+	return missing, nil
+}
+
+// fetchLeanBatch fetches the messages with large attachments as sections
+// and the others whole, both at once on the connection.
+func (c *Conn) fetchLeanBatch(uids []uint32, opts FetchOptions, fn func(Fetched) error) error {
+	outlines, err := c.fetchOutlines(uids)
+	if err != nil {
+		c.c.Close()
+		return err
+	}
+	var whole []uint32
+	var plans []*leanPart
+	var lean []outline
+	for _, u := range uids {
+		o, ok := outlines[u]
+		switch {
+		case !ok:
+			// Not returned: reported missing.
+		case opts.MaxSize > 0 && o.size > opts.MaxSize:
+			if err := fn(Fetched{UID: u, InternalDate: o.internalDate, Size: o.size, Oversized: true}); err != nil {
+				return err
+			}
+		case opts.Whole[u] || o.structure == nil:
+			whole = append(whole, u)
+		default:
+			if plan := planLean(o.structure); plan != nil {
+				plans = append(plans, plan)
+				lean = append(lean, o)
+			} else {
+				whole = append(whole, u)
+			}
+		}
+	}
+	results := c.fetchLean(plans, lean)
+	firstErr := c.fetchWhole(whole, opts.MaxSize, fn)
+	if firstErr != nil {
+		c.c.Close() // ends the section fetches still waiting
+	}
+	for r := range results {
+		if r.err != nil {
+			if firstErr == nil {
+				c.c.Close()
+				firstErr = r.err
+			}
+			continue
+		}
+		if firstErr == nil {
+			firstErr = fn(r.f)
+		} else if err := fn(r.f); err != nil {
+			return err
+		}
+	}
+	return firstErr
+}
+
+// fetchWhole fetches the given UIDs whole in one UID FETCH, calling fn for
+// each message in server order. Bodies larger than maxSize are drained
+// without being kept.
+func (c *Conn) fetchWhole(uids []uint32, maxSize int64, fn func(Fetched) error) error {
+	if len(uids) == 0 {
+		return nil
+	}
+	set := uidSet(uids)
 	cmd := c.c.Fetch(set, &imap.FetchOptions{
 		UID:          true,
 		InternalDate: true,
 		RFC822Size:   true,
 		BodySection:  []*imap.FetchItemBodySection{{Peek: true}},
 	})
-
-	got := make(map[uint32]bool, len(uids))
 	for {
 		msg := cmd.Next()
 		if msg == nil {
@@ -200,26 +286,20 @@ func (c *Conn) FetchBatch(ctx context.Context, uids []uint32, maxSize int64, fn 
 			// fails, so draining the command now would race with it on the
 			// socket. The connection is broken anyway: close it instead.
 			c.c.Close()
-			return nil, fmt.Errorf("fetch UIDs %s: %w", set, ctxErr(ctx, err))
+			return fmt.Errorf("fetch UIDs %s: %w", set, err)
 		}
 		if f.UID == 0 || (f.Body == nil && !f.Oversized) {
 			continue // not a body response for this command
 		}
-		got[f.UID] = true
 		if err := fn(f); err != nil {
 			cmd.Close() //nolint:errcheck // fn's error is the one to report
-			return nil, err
+			return err
 		}
 	}
 	if err := cmd.Close(); err != nil {
-		return nil, fmt.Errorf("fetch UIDs %s: %w", set, ctxErr(ctx, err))
+		return fmt.Errorf("fetch UIDs %s: %w", set, err)
 	}
-	for _, u := range uids {
-		if !got[u] {
-			missing = append(missing, u)
-		}
-	}
-	return missing, nil
+	return nil
 }
 
 func (c *Conn) readMessage(msg *imapclient.FetchMessageData, maxSize int64) (Fetched, error) {
@@ -241,6 +321,7 @@ func (c *Conn) readMessage(msg *imapclient.FetchMessageData, maxSize int64) (Fet
 				continue
 			}
 			size := item.Literal.Size()
+			f.Transferred += size
 			if f.Size == 0 {
 				f.Size = size
 			}
@@ -279,10 +360,7 @@ func (c *Conn) body(n int64) []byte {
 func (c *Conn) FetchMessageIDs(ctx context.Context, uids []uint32) (map[uint32]string, error) {
 	stop := c.closeOn(ctx)
 	defer stop()
-	var set imap.UIDSet
-	for _, u := range uids {
-		set.AddNum(imap.UID(u))
-	}
+	set := uidSet(uids)
 	section := &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, HeaderFields: []string{"Message-ID"}, Peek: true}
 	msgs, err := c.c.Fetch(set, &imap.FetchOptions{UID: true, BodySection: []*imap.FetchItemBodySection{section}}).Collect()
 	if err != nil {

@@ -21,7 +21,11 @@ type Config struct {
 	// MaxMessageSize caps a message's bytes: larger ones are drained, not
 	// kept, and logged as failures. 0 means no cap.
 	MaxMessageSize int64
-	DryRun         bool
+	// FullFetch downloads every message whole. Otherwise large attachments
+	// stay on the server: their name, type and size come from the body
+	// structure and a few bytes of their end (see imapsrc.FetchOptions).
+	FullFetch bool
+	DryRun    bool
 	// RetryFor bounds how long one operation is retried on transient
 	// errors before the run gives up on it.
 	RetryFor time.Duration
@@ -86,11 +90,14 @@ type Observer interface {
 // Result is a run's outcome.
 type Result struct {
 	Listing
-	Fetched  int // message bodies downloaded
-	Created  int
-	Skipped  int // already stored (earlier run or duplicate in this one)
-	Failed   int
-	Warnings int // parser warnings on stored messages
+	Fetched int // message bodies downloaded
+	// Transferred is the content bytes downloaded for them; MessageBytes
+	// their full size. Lean fetching leaves the difference on the server.
+	Transferred, MessageBytes int64
+	Created                   int
+	Skipped                   int // already stored (earlier run or duplicate in this one)
+	Failed                    int
+	Warnings                  int // parser warnings on stored messages
 	// Connections is how many IMAP connections the run ended with: fewer
 	// than Config.Workers when the server refused some.
 	Connections int

@@ -72,6 +72,8 @@ type batch struct {
 	results  map[uint32]*MessageResult
 	doneUIDs []uint32 // skipped as duplicates: settled without storing
 	fetched  int
+	// transferred and messageBytes add up Fetched.Transferred and Size.
+	transferred, messageBytes int64
 }
 
 func (r *runner) run(ctx context.Context) (Result, error) {

@@ -144,6 +144,8 @@ func (r *runner) report(ctx context.Context, b *batch) error {
 	r.done++
 	rep.Number, rep.Of = r.done, r.listing.Batches
 	r.res.Fetched += b.fetched
+	r.res.Transferred += b.transferred
+	r.res.MessageBytes += b.messageBytes
 	r.res.Created += rep.Created
 	r.res.Skipped += rep.Skipped
 	r.res.Failed += rep.Failed

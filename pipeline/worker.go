@@ -114,11 +114,13 @@ func (w *worker) connect(ctx context.Context) error {
 
 // fetch downloads and parses one batch. A dropped connection is re-dialled
 // and only the UIDs not yet received are asked for again; UIDs the server
-// leaves out are asked for once more, then logged.
+// leaves out are asked for once more, then logged. A message whose sections
+// could not stand for the whole message is fetched again whole.
 func (w *worker) fetch(ctx context.Context, b *batch) error {
 	b.results = make(map[uint32]*MessageResult, len(b.uids))
 	remaining := b.uids
 	askedAgain := false
+	opts := imapsrc.FetchOptions{MaxSize: w.r.cfg.MaxMessageSize, Lean: !w.r.cfg.FullFetch, Whole: map[uint32]bool{}}
 	rt := w.r.retrier(ctx, "IMAP fetch")
 	for len(remaining) > 0 {
 		if w.conn == nil {
@@ -138,8 +140,12 @@ func (w *worker) fetch(ctx context.Context, b *batch) error {
 			}
 		}
 		before := len(b.results)
-		missing, err := w.conn.FetchBatch(ctx, remaining, w.r.cfg.MaxMessageSize, func(f imapsrc.Fetched) error {
-			w.accept(b, f, rt.attempt)
+		var again []uint32
+		missing, err := w.conn.FetchBatch(ctx, remaining, opts, func(f imapsrc.Fetched) error {
+			if !w.accept(b, f, rt.attempt) {
+				opts.Whole[f.UID] = true
+				again = append(again, f.UID)
+			}
 			return nil
 		})
 		if err != nil {
@@ -148,10 +154,17 @@ func (w *worker) fetch(ctx context.Context, b *batch) error {
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			if errlog.Classify(err) != errlog.Transient {
+			progress := len(b.results) > before
+			var se *imapsrc.StructureError
+			if errors.As(err, &se) && se.Suspect != 0 && !opts.Whole[se.Suspect] {
+				// Possibly a structure go-imap cannot parse: that message
+				// is fetched whole from now on, which is progress too.
+				opts.Whole[se.Suspect] = true
+				progress = true
+			} else if errlog.Classify(err) != errlog.Transient {
 				return err
 			}
-			if len(b.results) > before {
+			if progress {
 				// The attempt made progress: the retry budget is for a
 				// server that keeps failing, not for a long download that
 				// failed once.
@@ -169,30 +182,48 @@ func (w *worker) fetch(ctx context.Context, b *batch) error {
 		}
 		if len(missing) > 0 && !askedAgain {
 			askedAgain = true
-			remaining = missing
-			continue
+			again = append(again, missing...)
+			missing = nil
 		}
 		for _, u := range missing {
 			w.fail(b, u, "", "not_returned", fmt.Errorf("server did not return UID %d (expunged meanwhile?)", u), rt.attempt, nil)
 		}
-		break
+		slices.Sort(again)
+		remaining = again
 	}
 	return nil
 }
 
-// accept parses one fetched message into the batch.
-func (w *worker) accept(b *batch, f imapsrc.Fetched, attempts int) {
+// accept parses one fetched message into the batch. It returns false when
+// the message must be fetched again whole: its sections could not promise
+// the row the whole message gives.
+func (w *worker) accept(b *batch, f imapsrc.Fetched, attempts int) bool {
 	if b.results[f.UID] != nil {
-		return // a duplicate response after a resume
+		return true // a duplicate response after a resume
 	}
-	b.fetched++
-	if f.Oversized {
+	if f.NeedWhole {
+		return false
+	}
+	meta := message.Meta{UID: f.UID, UIDValidity: w.uidValidity, InternalDate: f.InternalDate, Size: f.Size}
+	var m *message.Message
+	switch {
+	case f.Oversized:
+		b.fetched++
 		w.fail(b, f.UID, "", "oversized",
 			fmt.Errorf("message is %d bytes, over --max-message-size %d", f.Size, w.r.cfg.MaxMessageSize),
 			attempts, map[string]any{"size": f.Size})
-		return
+		return true
+	case f.Sections != nil:
+		var ok bool
+		if m, ok = message.ParseSections(f.Sections, meta); !ok {
+			return false
+		}
+	default:
+		m = message.Parse(f.Body, meta)
 	}
-	m := message.Parse(f.Body, message.Meta{UID: f.UID, UIDValidity: w.uidValidity, InternalDate: f.InternalDate, Size: f.Size})
+	b.fetched++
+	b.transferred += f.Transferred
+	b.messageBytes += f.Size
 	if len(m.Warnings) > 0 {
 		w.r.log.Add(errlog.Entry{
 			Severity: errlog.SeverityWarning, Category: errlog.Message, UID: f.UID, MessageID: m.MessageID,
@@ -202,6 +233,7 @@ func (w *worker) accept(b *batch, f imapsrc.Fetched, attempts int) {
 	}
 	b.msgs = append(b.msgs, m)
 	b.results[f.UID] = &MessageResult{UID: f.UID, MessageID: m.MessageID, Subject: m.Subject}
+	return true
 }
 
 func (w *worker) fail(b *batch, uid uint32, msgID, typ string, err error, attempts int, ctx map[string]any) {

@@ -142,7 +142,8 @@ func (r *reporter) finish(res pipeline.Result, sum errlog.Summary, opID uuid.UUI
 		fields := map[string]any{"status": res.Status, "total": res.Selected, "fetched": res.Fetched,
 			"synced": res.Created, "skipped": res.Skipped, "errors": res.Failed, "warnings": res.Warnings,
 			"elapsed_seconds": res.Elapsed.Seconds(), "success_rate": rate, "operation_id": opID,
-			"error_summary": sum.Groups, "connections": res.Connections}
+			"error_summary": sum.Groups, "connections": res.Connections,
+			"transferred_bytes": res.Transferred, "message_bytes": res.MessageBytes}
 		if runErr != nil {
 			fields["error"] = runErr.Error()
 		}
@@ -193,6 +194,13 @@ func (r *reporter) finish(res pipeline.Result, sum errlog.Summary, opID uuid.UUI
 		fmt.Fprintf(r.w, " (%.0f emails/s)", float64(res.Fetched)/res.Elapsed.Seconds())
 	}
 	fmt.Fprintln(r.w)
+	if res.MessageBytes > 0 {
+		fmt.Fprintf(r.w, "   Transferred:   %.1f MB of %.1f MB", float64(res.Transferred)/1e6, float64(res.MessageBytes)/1e6)
+		if res.Transferred < res.MessageBytes*9/10 {
+			fmt.Fprint(r.w, " (large attachments stay on the server; their names, types and sizes are stored)")
+		}
+		fmt.Fprintln(r.w)
+	}
 	fmt.Fprintf(r.w, "   Operation ID:  %s\n", opID)
 	if res.Connections > 0 && res.Connections < workers {
 		fmt.Fprintf(r.w, "   ⚠️  The server refused %d of %d connections; the run used %d (lower --workers to match).\n",
