@@ -211,15 +211,22 @@ func (c *Conn) FetchBatch(ctx context.Context, uids []uint32, opts FetchOptions,
 // fetchLeanBatch fetches the messages with large attachments as sections
 // and the others whole, both at once on the connection.
 func (c *Conn) fetchLeanBatch(uids []uint32, opts FetchOptions, fn func(Fetched) error) error {
-	outlines, err := c.fetchOutlines(uids)
+	var whole, rest []uint32
+	for _, u := range uids {
+		if opts.Whole[u] {
+			whole = append(whole, u)
+		} else {
+			rest = append(rest, u)
+		}
+	}
+	outlines, err := c.fetchOutlines(rest)
 	if err != nil {
 		c.c.Close()
 		return err
 	}
-	var whole []uint32
 	var plans []*leanPart
 	var lean []outline
-	for _, u := range uids {
+	for _, u := range rest {
 		o, ok := outlines[u]
 		switch {
 		case !ok:
@@ -228,7 +235,7 @@ func (c *Conn) fetchLeanBatch(uids []uint32, opts FetchOptions, fn func(Fetched)
 			if err := fn(Fetched{UID: u, InternalDate: o.internalDate, Size: o.size, Oversized: true}); err != nil {
 				return err
 			}
-		case opts.Whole[u] || o.structure == nil:
+		case o.structure == nil:
 			whole = append(whole, u)
 		default:
 			if plan := planLean(o.structure); plan != nil {

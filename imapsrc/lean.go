@@ -75,6 +75,9 @@ type outline struct {
 
 // fetchOutlines asks for the size, date and structure of every UID.
 func (c *Conn) fetchOutlines(uids []uint32) (map[uint32]outline, error) {
+	if len(uids) == 0 {
+		return nil, nil
+	}
 	set := uidSet(uids)
 	msgs, err := c.c.Fetch(set, &imap.FetchOptions{
 		UID:           true,
@@ -149,9 +152,12 @@ func planPart(bs imap.BodyStructure, path []int, saved *int64) *leanPart {
 
 // elidable reports whether a leaf's content can stay on the server: not
 // message text, large, and in an encoding whose decoded size the tail or
-// the size itself tells.
+// the size itself tells. A forwarded message (message/rfc822) is fetched:
+// Dovecot counts its size differently from Parse when it ends in a
+// multipart's epilogue.
 func elidable(p *leanPart) bool {
-	if p.mediaType == "text/plain" || p.mediaType == "text/html" || p.octets < elideMin {
+	if p.mediaType == "text/plain" || p.mediaType == "text/html" || p.octets < elideMin ||
+		strings.HasPrefix(p.mediaType, "message/") {
 		return false
 	}
 	switch p.encoding {
