@@ -3,6 +3,7 @@ package imapsrc
 import (
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"time"
@@ -189,11 +190,47 @@ func (root *leanPart) sections() []*imap.FetchItemBodySection {
 	return items
 }
 
+// readSections reads the one message a section fetch returns; nil when the
+// server returned none. It reads every literal itself rather than with
+// go-imap's Collect, which drains a literal that failed mid-read while the
+// client's reader goroutine already reads on: a data race on the socket.
+// Instead, the connection is closed, as fetchWhole does.
+func (c *Conn) readSections(cmd *imapclient.FetchCommand) ([]imapclient.FetchBodySectionBuffer, error) {
+	var got []imapclient.FetchBodySectionBuffer
+	returned := false
+	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
+		for item := msg.Next(); item != nil; item = msg.Next() {
+			body, ok := item.(imapclient.FetchItemDataBodySection)
+			if !ok {
+				continue
+			}
+			returned = true
+			if body.Literal == nil {
+				got = append(got, imapclient.FetchBodySectionBuffer{Section: body.Section})
+				continue
+			}
+			b := make([]byte, body.Literal.Size())
+			if _, err := io.ReadFull(body.Literal, b); err != nil {
+				c.c.Close()
+				return nil, fmt.Errorf("read section: %w", err)
+			}
+			got = append(got, imapclient.FetchBodySectionBuffer{Section: body.Section, Bytes: b})
+		}
+	}
+	if err := cmd.Close(); err != nil {
+		return nil, err
+	}
+	if !returned {
+		return nil, nil
+	}
+	return got, nil
+}
+
 // build assembles the fetched sections into the message's tree. It returns
 // nil when a section the plan asked for is missing.
-func (root *leanPart) build(buf *imapclient.FetchMessageBuffer) *message.Section {
+func (root *leanPart) build(sections []imapclient.FetchBodySectionBuffer) *message.Section {
 	find := func(s *imap.FetchItemBodySection) ([]byte, bool) {
-		for _, got := range buf.BodySection {
+		for _, got := range sections {
 			if sameSection(s, got.Section) {
 				return got.Bytes, true
 			}
@@ -277,8 +314,8 @@ func (c *Conn) fetchLean(plans []*leanPart, outlines []outline) <-chan leanResul
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			msgs, err := cmd.Collect()
 			f := Fetched{UID: o.uid, InternalDate: o.internalDate, Size: o.size}
+			got, err := c.readSections(cmd)
 			switch {
 			case err != nil:
 				var imapErr *imap.Error
@@ -291,13 +328,13 @@ func (c *Conn) fetchLean(plans []*leanPart, outlines []outline) <-chan leanResul
 				}
 				out <- leanResult{f: f, err: fmt.Errorf("fetch sections of UID %d: %w", o.uid, err)}
 				return
-			case len(msgs) == 0:
+			case got == nil:
 				return // not returned: reported missing
 			}
-			for _, s := range msgs[0].BodySection {
+			for _, s := range got {
 				f.Transferred += int64(len(s.Bytes))
 			}
-			if f.Sections = plan.build(msgs[0]); f.Sections == nil {
+			if f.Sections = plan.build(got); f.Sections == nil {
 				f.NeedWhole = true
 			}
 			out <- leanResult{f: f}

@@ -33,9 +33,10 @@ func TestIMAPResetsEveryOtherConnection(t *testing.T) {
 	if err := srv.LoadMaildir(user.Name, mails(corpus)); err != nil {
 		t.Fatal(err)
 	}
-	// 2.5 MB is half of a 100-message FETCH answer: each even connection
-	// dies during its first batch, which its worker must resume elsewhere.
-	proxy := faultproxy.Start(t, srv.Addr(), faultproxy.ResetAfter(2_500_000, faultproxy.EveryOther))
+	// 250 KB is about half of what a 100-message batch transfers with
+	// attachments left on the server: each even connection dies during its
+	// first batch, which its worker must resume elsewhere.
+	proxy := faultproxy.Start(t, srv.Addr(), faultproxy.ResetAfter(250_000, faultproxy.EveryOther))
 	bin := buildBinary(t)
 	f := newFixture(t) // for its database and its helpers; its IMAP server is unused
 	f.migrate()
@@ -154,6 +155,14 @@ func TestPostgresConnectionDropsMidRun(t *testing.T) {
 				t.Fatalf("email_messages has %d rows, want %d\n%s", n, unique, out)
 			}
 			checkStoredOnce(f)
+			// A cut after a COMMIT took effect must not turn the batch's
+			// rows into "already exists" when it is retried.
+			if got := summaryCount(t, out, "synced"); got != unique {
+				t.Fatalf("Total synced: %d, want %d\n%s", got, unique, out)
+			}
+			if got, want := summaryCount(t, out, "skipped"), len(appended)-unique; got != want {
+				t.Fatalf("Total skipped: %d, want %d (the mailbox's redelivered copies)\n%s", got, want, out)
+			}
 			if n := f.count(`SELECT coalesce(sum(message_count), 0)::int FROM email_threads`); n != unique {
 				t.Fatalf("email_threads counts %d messages, want %d\n%s", n, unique, out)
 			}
@@ -173,7 +182,7 @@ func TestIMAPStallMidFetch(t *testing.T) {
 	appended := f.imap.AppendGenerated(t, 47, 200)
 	f.migrate()
 	const hold = 3 * time.Second
-	proxy := faultproxy.Start(t, f.imap.Addr(), faultproxy.Stall(1_000_000, hold, faultproxy.First(2)))
+	proxy := faultproxy.Start(t, f.imap.Addr(), faultproxy.Stall(200_000, hold, faultproxy.First(2)))
 	f.environ = append(f.environ, "BACKFILL_INBOX_DEMO="+withHost(t, f.imap.URL(imaptest.Inbox), proxy.Addr()))
 
 	start := time.Now()
