@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -22,6 +24,10 @@ import (
 // Sink is a pool of connections to the target database.
 type Sink struct {
 	pool *pgxpool.Pool
+
+	mu        sync.Mutex
+	locks     map[string]*runLock // run locks held, by inbox
+	lockCheck time.Duration       // how often a lock is checked; 0: lockCheckEvery
 }
 
 // stagingDDL runs once per connection: a per-batch CREATE would cost a
@@ -107,6 +113,12 @@ type Batch struct {
 	// email_sync_uids in the same transaction, so a re-run after a crash
 	// never fetches them again.
 	DoneUIDs []uint32
+	// Retry marks a repeat of a Store that failed, perhaps after its COMMIT
+	// took effect and only the acknowledgement was lost. Rows that conflict
+	// and carry this message's UID, UIDVALIDITY and Message-ID are then that
+	// attempt's own and reported as inserted, so the run counts them as
+	// stored rather than "already exists".
+	Retry bool
 }
 
 // Store writes a batch in one transaction and reports, for each message in
@@ -135,6 +147,12 @@ func (s *Sink) Store(ctx context.Context, b Batch) ([]bool, error) {
 		for _, o := range ords {
 			inserted[o] = true
 		}
+		// Only a retry pays for this look-up, and only once per batch.
+		if b.Retry && len(ords) < len(b.Messages) {
+			if err := ownRows(ctx, tx, b, inserted); err != nil {
+				return nil, err
+			}
+		}
 	}
 	// Every message of a committed batch is settled, inserted or not.
 	uids := make([]int64, 0, len(b.DoneUIDs)+len(b.Messages))
@@ -154,6 +172,41 @@ func (s *Sink) Store(ctx context.Context, b Batch) ([]bool, error) {
 		return nil, fmt.Errorf("commit batch: %w", err)
 	}
 	return inserted, nil
+}
+
+// ownRows marks as inserted the messages a conflict skipped whose stored
+// row has their UIDVALIDITY, UID and Message-ID: a row a run writes for a
+// UID it has not settled yet can only come from an earlier attempt at this
+// same batch (a rerun does not fetch UIDs recorded with a committed batch,
+// and the run lock keeps other runs away).
+func ownRows(ctx context.Context, tx pgx.Tx, b Batch, inserted []bool) error {
+	var ords []int32
+	var ids []string
+	var uids, validities []int64
+	for i, m := range b.Messages {
+		if !inserted[i] {
+			ords = append(ords, int32(i))
+			ids = append(ids, m.MessageID)
+			uids = append(uids, int64(m.UID))
+			validities = append(validities, int64(m.UIDValidity))
+		}
+	}
+	rows, err := tx.Query(ctx, `SELECT x.ord
+		FROM unnest($2::int[], $3::text[], $4::bigint[], $5::bigint[]) AS x(ord, message_id, uid, uidvalidity)
+		JOIN email_messages m ON m.inbox = $1 AND md5(m.message_id) = md5(x.message_id)
+			AND m.message_id = x.message_id AND m.imap_uid = x.uid AND m.imap_uidvalidity = x.uidvalidity`,
+		b.Inbox, ords, ids, uids, validities)
+	if err != nil {
+		return fmt.Errorf("find rows of an earlier attempt: %w", err)
+	}
+	own, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return fmt.Errorf("find rows of an earlier attempt: %w", err)
+	}
+	for _, o := range own {
+		inserted[o] = true
+	}
+	return nil
 }
 
 // insertSQL moves the staged rows into email_messages, skipping Message-IDs

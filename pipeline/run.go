@@ -22,6 +22,12 @@ func Run(ctx context.Context, cfg Config, sink *pgsink.Sink, log *errlog.Log, ob
 	cfg = withDefaults(cfg)
 	r := &runner{cfg: cfg, sink: sink, log: log, obs: obs, accounted: map[uint32]bool{},
 		breaker: newBreaker(cfg.MaxConsecutiveFailures, cfg.MaxFailureRate, cfg.FailureWindow)}
+	if sink != nil && !cfg.DryRun {
+		// A run that lost its lock to another must stop: they would race.
+		var stop context.CancelFunc
+		ctx, stop = sink.WatchLock(ctx, cfg.Inbox)
+		defer stop()
+	}
 	res, err := r.run(ctx)
 	res.Elapsed = time.Since(start)
 	return res, err
@@ -100,8 +106,11 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 		r.reconcile(todo)
 		return nil
 	})
+	if cause := context.Cause(ctx); errors.Is(cause, pgsink.ErrLockLost) {
+		err = cause // not the cancellations it caused in the stages
+	}
 	r.res.Status = r.status(ctx, err)
-	if err != nil && ctx.Err() == nil {
+	if err != nil && !interrupted(ctx) {
 		r.log.Add(errlog.Entry{Severity: errlog.SeverityCritical, Category: errlog.Critical,
 			ErrorType: criticalType(err), Message: err.Error()})
 	}
@@ -186,7 +195,7 @@ func (r *runner) retire() bool {
 
 func (r *runner) status(ctx context.Context, err error) string {
 	switch {
-	case ctx.Err() != nil:
+	case interrupted(ctx):
 		return "interrupted"
 	case err != nil:
 		return "aborted"
@@ -194,6 +203,12 @@ func (r *runner) status(ctx context.Context, err error) string {
 		return "completed_with_errors"
 	}
 	return "completed"
+}
+
+// interrupted tells a signal's cancellation from a lost run lock's, which
+// aborts the run like any critical error.
+func interrupted(ctx context.Context) bool {
+	return ctx.Err() != nil && !errors.Is(context.Cause(ctx), pgsink.ErrLockLost)
 }
 
 // pipeline runs the stages. The first connection becomes worker 0's, so a

@@ -112,6 +112,9 @@ func (r *runner) storeRetry(ctx context.Context, pb pgsink.Batch) ([]bool, int, 
 	attempts := 0
 	err := r.retry(ctx, "store batch", func(ctx context.Context) (err error) {
 		attempts++
+		// A failed attempt may have committed with only its acknowledgement
+		// lost: a retry must count the rows it wrote as stored, not skipped.
+		pb.Retry = attempts > 1
 		inserted, err = r.sink.Store(ctx, pb)
 		return err
 	})

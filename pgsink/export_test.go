@@ -1,0 +1,11 @@
+package pgsink
+
+import "time"
+
+// SetLockCheck makes s check its run locks every d, so tests need not wait
+// for lockCheckEvery.
+func SetLockCheck(s *Sink, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.lockCheck = d
+}
