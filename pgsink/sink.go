@@ -8,12 +8,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/myhibachi/backfill/errlog"
 	"github.com/myhibachi/backfill/message"
@@ -131,7 +133,17 @@ func (s *Sink) Store(ctx context.Context, b Batch) ([]bool, error) {
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
 
 	inserted := make([]bool, len(b.Messages))
-	if len(b.Messages) > 0 {
+	direct := false
+	if len(b.Messages) > 0 && !b.Retry {
+		if direct, err = storeDirect(ctx, tx, b); err != nil {
+			return nil, err
+		}
+	}
+	if direct {
+		for i := range inserted {
+			inserted[i] = true
+		}
+	} else if len(b.Messages) > 0 {
 		src := &copySource{msgs: b.Messages, pos: -1}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"backfill_staging"}, stagingColumns, src); err != nil {
 			return nil, fmt.Errorf("copy %d messages: %w", len(b.Messages), err)
@@ -173,6 +185,110 @@ func (s *Sink) Store(ctx context.Context, b Batch) ([]bool, error) {
 	}
 	return inserted, nil
 }
+
+// storeDirect copies a batch straight into email_messages and folds it into
+// email_threads. The dedup stage has already left out Message-IDs that are
+// stored, so this is the common case, and it skips the staging table's
+// write, read and anti-join: about a fifth of the database's work. A
+// conflict (a live sync, or another tool, stored one of the messages
+// meanwhile) rolls back to a savepoint and reports ok false; the caller then
+// takes the staging path, which skips conflicts row by row.
+func storeDirect(ctx context.Context, tx pgx.Tx, b Batch) (ok bool, err error) {
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return false, fmt.Errorf("savepoint: %w", err)
+	}
+	src := &copySource{msgs: b.Messages, pos: -1, inbox: b.Inbox}
+	if _, err := sp.CopyFrom(ctx, pgx.Identifier{"email_messages"}, messageColumns, src); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
+			if rerr := sp.Rollback(ctx); rerr != nil {
+				return false, fmt.Errorf("roll back to savepoint: %w", rerr)
+			}
+			return false, nil
+		}
+		return false, fmt.Errorf("copy %d messages: %w", len(b.Messages), err)
+	}
+	if err := sp.Commit(ctx); err != nil {
+		return false, fmt.Errorf("release savepoint: %w", err)
+	}
+	t := foldThreads(b.Messages)
+	if _, err := tx.Exec(ctx, threadsSQL, b.Inbox, t.ids, t.subjects, t.participants, t.counts, t.first, t.last); err != nil {
+		return false, fmt.Errorf("update threads: %w", err)
+	}
+	return true, nil
+}
+
+// messageColumns are the email_messages columns a batch writes, in
+// copySource's order after the staging-only ord.
+var messageColumns = append([]string{"inbox"}, stagingColumns[1:len(stagingColumns)-1]...)
+
+// threads are a batch's messages grouped by thread, as parallel arrays for
+// unnest.
+type threads struct {
+	ids, subjects, participants []string
+	counts                      []int32
+	first, last                 []time.Time
+}
+
+// foldThreads groups messages by thread as insertSQL's GROUP BY does: the
+// subject of the earliest message, the count, the first and last dates.
+// Threads come out in thread_id order, so that concurrent batches lock
+// their rows in the same order and do not deadlock.
+func foldThreads(msgs []*message.Message) threads {
+	index := map[string]int{}
+	var t threads
+	for _, m := range msgs {
+		i, seen := index[m.ThreadID]
+		if !seen {
+			i = len(t.ids)
+			index[m.ThreadID] = i
+			t.ids = append(t.ids, m.ThreadID)
+			t.subjects = append(t.subjects, m.Subject)
+			t.participants = append(t.participants, threading.Participants(m.FromAddress, m.To))
+			t.counts = append(t.counts, 0)
+			t.first = append(t.first, m.ReceivedAt)
+			t.last = append(t.last, m.ReceivedAt)
+		}
+		t.counts[i]++
+		if m.ReceivedAt.Before(t.first[i]) {
+			t.first[i], t.subjects[i] = m.ReceivedAt, m.Subject
+		}
+		if m.ReceivedAt.After(t.last[i]) {
+			t.last[i] = m.ReceivedAt
+		}
+	}
+	order := make([]int, len(t.ids))
+	for i := range order {
+		order[i] = i
+	}
+	slices.SortFunc(order, func(a, b int) int { return strings.Compare(t.ids[a], t.ids[b]) })
+	var sorted threads
+	for _, i := range order {
+		sorted.ids = append(sorted.ids, t.ids[i])
+		sorted.subjects = append(sorted.subjects, t.subjects[i])
+		sorted.participants = append(sorted.participants, t.participants[i])
+		sorted.counts = append(sorted.counts, t.counts[i])
+		sorted.first = append(sorted.first, t.first[i])
+		sorted.last = append(sorted.last, t.last[i])
+	}
+	return sorted
+}
+
+// threadsSQL folds a batch's threads into email_threads as insertSQL does.
+const threadsSQL = `
+INSERT INTO email_threads AS t (inbox, thread_id, subject, participants, message_count,
+	first_message_at, last_message_at)
+SELECT $1, id, subject, string_to_array(participants, ','), n, first_at, last_at
+FROM unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[], $7::timestamptz[])
+	AS x(id, subject, participants, n, first_at, last_at)
+ON CONFLICT (inbox, thread_id) DO UPDATE SET
+	message_count    = t.message_count + EXCLUDED.message_count,
+	subject          = CASE WHEN EXCLUDED.first_message_at < t.first_message_at
+	                        THEN EXCLUDED.subject ELSE t.subject END,
+	first_message_at = LEAST(t.first_message_at, EXCLUDED.first_message_at),
+	last_message_at  = GREATEST(t.last_message_at, EXCLUDED.last_message_at),
+	updated_at       = now()`
 
 // ownRows marks as inserted the messages a conflict skipped whose stored
 // row has their UIDVALIDITY, UID and Message-ID: a row a run writes for a
@@ -244,11 +360,13 @@ WITH ins AS (
 )
 SELECT ord FROM new`
 
-// copySource streams a batch into COPY without building a second slice.
+// copySource streams a batch into COPY without building a second slice:
+// into backfill_staging, or with inbox set, straight into email_messages.
 type copySource struct {
-	msgs []*message.Message
-	pos  int
-	err  error
+	msgs  []*message.Message
+	pos   int
+	err   error
+	inbox string
 }
 
 func (c *copySource) Next() bool {
@@ -266,15 +384,32 @@ func (c *copySource) Values() ([]any, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode attachments of UID %d: %w", m.UID, err)
 	}
+	if c.inbox != "" {
+		return []any{
+			c.inbox, m.MessageID, m.ThreadID, m.FromAddress, m.FromName, nonNil(m.To), nonNil(m.Cc),
+			m.Subject, nullable(m.TextBody), nullable(m.HTMLBody), m.ReceivedAt, m.SentAt, attJSON,
+			nullable(m.InReplyTo), nonNil(m.References), m.SizeBytes, int64(m.UID), int64(m.UIDValidity),
+		}, nil
+	}
 	return []any{
 		int32(c.pos), m.MessageID, m.ThreadID, m.FromAddress, m.FromName, nonNil(m.To), nonNil(m.Cc),
 		m.Subject, nullable(m.TextBody), nullable(m.HTMLBody), m.ReceivedAt, m.SentAt, attJSON,
 		nullable(m.InReplyTo), nonNil(m.References), m.SizeBytes, int64(m.UID), int64(m.UIDValidity),
-		strings.Split(threading.Participants(m.FromAddress, m.To), ","),
+		participants(m),
 	}, nil
 }
 
 func (c *copySource) Err() error { return c.err }
+
+// participants is a message's thread participants as threadsSQL reads them
+// (string_to_array gives '{}' for none, not '{""}').
+func participants(m *message.Message) []string {
+	p := threading.Participants(m.FromAddress, m.To)
+	if p == "" {
+		return []string{}
+	}
+	return strings.Split(p, ",")
+}
 
 func nonNil(s []string) []string {
 	if s == nil {

@@ -192,3 +192,66 @@ func TestSchemaCheckAndConcurrentMigrations(t *testing.T) {
 		t.Fatalf("CheckSchema after migrate: %v", err)
 	}
 }
+
+// TestStoreFallsBackWhenARowAppearedMeanwhile stores a batch one of whose
+// messages another writer stored after the dedup check: the direct COPY
+// conflicts, the batch is stored row by row instead, and threads count
+// only the new row.
+func TestStoreFallsBackWhenARowAppearedMeanwhile(t *testing.T) {
+	t.Parallel()
+	s := newSink(t)
+	ctx := context.Background()
+	a := msg(1, "a@x", "Payment Question", "alice@example.com", "cs@myhibachichef.com")
+	b := msg(2, "b@x", "RE: Payment Question", "cs@myhibachichef.com", "alice@example.com")
+	if _, err := s.Store(ctx, pgsink.Batch{Inbox: "support", UIDValidity: 7, Messages: []*message.Message{a}}); err != nil {
+		t.Fatal(err)
+	}
+	inserted, err := s.Store(ctx, pgsink.Batch{Inbox: "support", UIDValidity: 7, Messages: []*message.Message{a, b}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []bool{false, true}; !slices.Equal(inserted, want) {
+		t.Fatalf("inserted %v, want %v", inserted, want)
+	}
+	if n := count(t, s.Pool(), `SELECT count(*) FROM email_messages`); n != 2 {
+		t.Fatalf("email_messages has %d rows, want 2", n)
+	}
+	if n := count(t, s.Pool(), `SELECT message_count FROM email_threads WHERE thread_id = $1`, a.ThreadID); n != 2 {
+		t.Fatalf("thread message_count = %d, want 2", n)
+	}
+}
+
+// TestDirectAndStagedStoresAgree stores the same messages through the
+// direct COPY path and through the staging path (a retry takes it) and
+// compares email_threads: both must fold threads the same way.
+func TestDirectAndStagedStoresAgree(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	msgs := []*message.Message{
+		msg(3, "c@x", "Later subject", "alice@example.com", "cs@myhibachichef.com"),
+		msg(1, "a@x", "Payment Question", "alice@example.com", "cs@myhibachichef.com"),
+		msg(2, "b@x", "Catering", "bob@example.org", "cs@myhibachichef.com"),
+		msg(4, "d@x", "No one", ""),
+	}
+	// Threads are keyed on subject and participants: make two share one.
+	msgs[0].ThreadID = msgs[1].ThreadID
+	var dumps [2]string
+	for i, retry := range []bool{false, true} {
+		s := newSink(t)
+		for _, part := range [][]*message.Message{msgs[:2], msgs[2:]} {
+			if _, err := s.Store(ctx, pgsink.Batch{Inbox: "support", UIDValidity: 7, Messages: part, Retry: retry}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Pool().QueryRow(ctx, `SELECT string_agg(concat_ws('|', thread_id, subject, participants,
+			message_count, first_message_at, last_message_at), E'\n' ORDER BY thread_id) FROM email_threads`).Scan(&dumps[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if dumps[0] != dumps[1] {
+		t.Fatalf("direct path threads:\n%s\nstaging path threads:\n%s", dumps[0], dumps[1])
+	}
+	if !strings.Contains(dumps[0], "|Payment Question|") {
+		t.Fatalf("the thread's subject is not its earliest message's:\n%s", dumps[0])
+	}
+}
