@@ -211,18 +211,30 @@ func (c *Conn) FetchBatch(ctx context.Context, uids []uint32, opts FetchOptions,
 // fetchLeanBatch fetches the messages with large attachments as sections
 // and the others whole, both at once on the connection.
 func (c *Conn) fetchLeanBatch(uids []uint32, opts FetchOptions, fn func(Fetched) error) error {
-	var whole, rest []uint32
+	ahead := opts.Outlines.get()
+	var whole, rest, ask []uint32
 	for _, u := range uids {
-		if opts.Whole[u] {
+		switch _, ok := ahead[u]; {
+		case opts.Whole[u]:
 			whole = append(whole, u)
-		} else {
+		case ok:
 			rest = append(rest, u)
+		default:
+			rest = append(rest, u)
+			ask = append(ask, u)
 		}
 	}
-	outlines, err := c.fetchOutlines(rest)
+	outlines, err := c.fetchOutlines(ask)
 	if err != nil {
 		c.c.Close()
 		return err
+	}
+	if outlines == nil {
+		outlines = ahead
+	} else {
+		for u, o := range ahead {
+			outlines[u] = o
+		}
 	}
 	var plans []*leanPart
 	var lean []outline

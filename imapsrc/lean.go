@@ -49,6 +49,8 @@ type FetchOptions struct {
 	Lean bool
 	// Whole lists UIDs to fetch whole even when Lean.
 	Whole map[uint32]bool
+	// Outlines, when Lean, were asked for ahead with StartOutlines.
+	Outlines *Outlines
 }
 
 // StructureError is returned when the BODYSTRUCTURE fetch of a batch broke
@@ -74,18 +76,62 @@ type outline struct {
 	structure    imap.BodyStructure
 }
 
+// Outlines are the structures of a batch asked for ahead of time, so that
+// over a slow link the next batch's BODYSTRUCTURE round trip overlaps this
+// batch's download (see StartOutlines).
+type Outlines struct {
+	done chan struct{}
+	m    map[uint32]outline
+	err  error
+}
+
+// StartOutlines sends the structure fetch for uids and returns at once; the
+// answer is collected in the background. Pass the result to FetchBatch in
+// FetchOptions.Outlines. A failed or abandoned one costs nothing but the
+// round trip FetchBatch then makes itself.
+func (c *Conn) StartOutlines(uids []uint32) *Outlines {
+	o := &Outlines{done: make(chan struct{})}
+	cmd := c.outlineCommand(uids)
+	go func() {
+		defer close(o.done)
+		o.m, o.err = collectOutlines(cmd, uids)
+	}()
+	return o
+}
+
+// get waits for the outlines; nil when they failed.
+func (o *Outlines) get() map[uint32]outline {
+	if o == nil {
+		return nil
+	}
+	<-o.done
+	if o.err != nil {
+		return nil
+	}
+	return o.m
+}
+
+func (c *Conn) outlineCommand(uids []uint32) *imapclient.FetchCommand {
+	return c.c.Fetch(uidSet(uids), &imap.FetchOptions{
+		UID:           true,
+		InternalDate:  true,
+		RFC822Size:    true,
+		BodyStructure: &imap.FetchItemBodyStructure{},
+	})
+}
+
 // fetchOutlines asks for the size, date and structure of every UID.
 func (c *Conn) fetchOutlines(uids []uint32) (map[uint32]outline, error) {
 	if len(uids) == 0 {
 		return nil, nil
 	}
-	set := uidSet(uids)
-	msgs, err := c.c.Fetch(set, &imap.FetchOptions{
-		UID:           true,
-		InternalDate:  true,
-		RFC822Size:    true,
-		BodyStructure: &imap.FetchItemBodyStructure{},
-	}).Collect()
+	return collectOutlines(c.outlineCommand(uids), uids)
+}
+
+// collectOutlines reads a structure fetch's answer. A structure carries no
+// literal handed to us, so go-imap's Collect is safe here.
+func collectOutlines(cmd *imapclient.FetchCommand, uids []uint32) (map[uint32]outline, error) {
+	msgs, err := cmd.Collect()
 	out := make(map[uint32]outline, len(msgs))
 	for _, m := range msgs {
 		if m.UID == 0 {

@@ -26,10 +26,15 @@ func (w *worker) close() {
 }
 
 func (w *worker) run(ctx context.Context, in <-chan *batch, out chan<- *batch) error {
+	// In lean mode a worker holds the next batch and has its structures
+	// asked for while it downloads the current one: over a slow link that
+	// round trip would otherwise be paid for every batch.
+	var held *batch
+	var heldOutlines *imapsrc.Outlines
 	for {
 		// Connect before taking a batch, so a worker the server will not
 		// admit can step aside without holding work.
-		if w.conn == nil {
+		if w.conn == nil && held == nil {
 			err := w.join(ctx)
 			if errors.Is(err, errRetired) {
 				return nil
@@ -39,16 +44,30 @@ func (w *worker) run(ctx context.Context, in <-chan *batch, out chan<- *batch) e
 			}
 		}
 		var b *batch
-		select {
-		case next, ok := <-in:
-			if !ok {
+		outlines := heldOutlines
+		if held != nil {
+			b, held, heldOutlines = held, nil, nil
+		} else {
+			select {
+			case next, ok := <-in:
+				if !ok {
+					return ctx.Err()
+				}
+				b = next
+			case <-ctx.Done():
 				return ctx.Err()
 			}
-			b = next
-		case <-ctx.Done():
-			return ctx.Err()
 		}
-		if err := w.fetch(ctx, b); err != nil {
+		if !w.r.cfg.FullFetch && w.conn != nil {
+			select {
+			case next, ok := <-in:
+				if ok {
+					held, heldOutlines = next, w.conn.StartOutlines(next.uids)
+				}
+			default:
+			}
+		}
+		if err := w.fetch(ctx, b, outlines); err != nil {
 			return err
 		}
 		select {
@@ -116,11 +135,11 @@ func (w *worker) connect(ctx context.Context) error {
 // and only the UIDs not yet received are asked for again; UIDs the server
 // leaves out are asked for once more, then logged. A message whose sections
 // could not stand for the whole message is fetched again whole.
-func (w *worker) fetch(ctx context.Context, b *batch) error {
+func (w *worker) fetch(ctx context.Context, b *batch, outlines *imapsrc.Outlines) error {
 	b.results = make(map[uint32]*MessageResult, len(b.uids))
 	remaining := b.uids
 	askedAgain := false
-	opts := imapsrc.FetchOptions{MaxSize: w.r.cfg.MaxMessageSize, Lean: !w.r.cfg.FullFetch, Whole: map[uint32]bool{}}
+	opts := imapsrc.FetchOptions{MaxSize: w.r.cfg.MaxMessageSize, Lean: !w.r.cfg.FullFetch, Whole: map[uint32]bool{}, Outlines: outlines}
 	rt := w.r.retrier(ctx, "IMAP fetch")
 	for len(remaining) > 0 {
 		if w.conn == nil {
