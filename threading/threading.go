@@ -6,31 +6,77 @@ package threading
 import (
 	"crypto/md5"
 	"encoding/hex"
-	"regexp"
 	"slices"
 	"strings"
 )
 
-// replyPrefix matches one leading "Re:", "FW:", "Fwd[2]:" and the spaces
-// around it.
-var replyPrefix = regexp.MustCompile(`^\s*(?i:re|fwd|fw)\s*(?:\[\d+\])?\s*:\s*`)
-
-var spaces = regexp.MustCompile(`\s+`)
-
 // NormalizeSubject strips reply and forward prefixes, collapses white space
 // and lowercases, so that "RE: Fwd: Payment  question" and "payment question"
-// compare equal.
+// compare equal. It is the pinned algorithm, which the backend writes with
+// regular expressions: a leading `\s*(?i:re|fwd|fw)\s*(?:\[\d+\])?\s*:\s*`
+// removed until none is left, then `\s+` replaced by one space (\s being
+// ASCII white space), then trimmed and lowercased. It is written out by hand
+// because it runs for every message; a test holds it to the expressions.
 func NormalizeSubject(subject string) string {
 	s := subject
 	for {
-		loc := replyPrefix.FindStringIndex(s)
-		if loc == nil {
+		n := replyPrefixLen(s)
+		if n == 0 {
 			break
 		}
-		s = s[loc[1]:]
+		s = s[n:]
 	}
-	s = spaces.ReplaceAllString(s, " ")
-	return strings.ToLower(strings.TrimSpace(s))
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); {
+		if !isSpace(s[i]) {
+			b.WriteByte(s[i])
+			i++
+			continue
+		}
+		b.WriteByte(' ')
+		for i < len(s) && isSpace(s[i]) {
+			i++
+		}
+	}
+	return strings.ToLower(strings.TrimSpace(b.String()))
+}
+
+// isSpace is RE2's \s: ASCII white space without \v.
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\f' || c == '\r'
+}
+
+// replyPrefixLen returns the length of a reply or forward prefix at the
+// start of s, 0 when there is none.
+func replyPrefixLen(s string) int {
+	i := skipSpace(s, 0)
+	for _, word := range []string{"re", "fwd", "fw"} {
+		if len(s)-i < len(word) || !strings.EqualFold(s[i:i+len(word)], word) {
+			continue
+		}
+		j := skipSpace(s, i+len(word))
+		if j < len(s) && s[j] == '[' {
+			k := j + 1
+			for k < len(s) && s[k] >= '0' && s[k] <= '9' {
+				k++
+			}
+			if k > j+1 && k < len(s) && s[k] == ']' {
+				j = skipSpace(s, k+1)
+			}
+		}
+		if j < len(s) && s[j] == ':' {
+			return skipSpace(s, j+1)
+		}
+	}
+	return 0
+}
+
+func skipSpace(s string, i int) int {
+	for i < len(s) && isSpace(s[i]) {
+		i++
+	}
+	return i
 }
 
 // Participants returns the From and To addresses trimmed, lowercased,

@@ -1,6 +1,11 @@
 package threading
 
-import "testing"
+import (
+	"math/rand/v2"
+	"regexp"
+	"strings"
+	"testing"
+)
 
 // The cases are DESIGN.md's pinned table: the live backend must agree.
 func TestIDPinned(t *testing.T) {
@@ -44,5 +49,36 @@ func TestParticipants(t *testing.T) {
 	got := Participants(" B@x.org ", []string{"a@x.org", "b@x.org", ""})
 	if want := "a@x.org,b@x.org"; got != want {
 		t.Errorf("Participants = %q, want %q", got, want)
+	}
+}
+
+// TestNormalizeSubjectMatchesThePinnedExpressions compares the hand-written
+// NormalizeSubject with the regular expressions the backend uses, on
+// subjects built from the pieces that matter.
+func TestNormalizeSubjectMatchesThePinnedExpressions(t *testing.T) {
+	replyPrefix := regexp.MustCompile(`^\s*(?i:re|fwd|fw)\s*(?:\[\d+\])?\s*:\s*`)
+	spaces := regexp.MustCompile(`\s+`)
+	pinned := func(s string) string {
+		for {
+			loc := replyPrefix.FindStringIndex(s)
+			if loc == nil {
+				break
+			}
+			s = s[loc[1]:]
+		}
+		return strings.ToLower(strings.TrimSpace(spaces.ReplaceAllString(s, " ")))
+	}
+	pieces := []string{"Re", "RE", "re", "Fwd", "FW", "fw", "fWd", "Rex", ":", " ", "\t", "\v", "\u00a0", "[", "]", "2", "12", "[3]",
+		"Payment", "question", "Ré", "Fw d", "\r\n", "Aw", "x"}
+	r := rand.New(rand.NewPCG(3, 4))
+	for range 200000 {
+		var b strings.Builder
+		for range r.IntN(9) {
+			b.WriteString(pieces[r.IntN(len(pieces))])
+		}
+		s := b.String()
+		if got, want := NormalizeSubject(s), pinned(s); got != want {
+			t.Fatalf("NormalizeSubject(%q) = %q, the pinned expressions give %q", s, got, want)
+		}
 	}
 }
