@@ -218,13 +218,20 @@ func (s *Sink) SeenUIDs(ctx context.Context, inbox string, uidValidity uint32) (
 
 // ExistingMessageIDs returns which of ids are already stored for the inbox,
 // in one query that uses the (inbox, md5(message_id)) index.
+//
+// It is planned afresh every time (QueryExecModeExec, an unnamed statement):
+// a statement pgx prepares once per connection gets a generic plan from
+// PostgreSQL after five runs, and on a fresh database those runs see an
+// almost empty email_messages, so the plan kept scans the whole table on
+// every batch, quadratic in the mailbox.
 func (s *Sink) ExistingMessageIDs(ctx context.Context, inbox string, ids []string) (map[string]bool, error) {
 	found := map[string]bool{}
 	if len(ids) == 0 {
 		return found, nil
 	}
 	rows, err := s.pool.Query(ctx, `SELECT message_id FROM email_messages
-		WHERE inbox = $1 AND md5(message_id) = ANY (SELECT md5(x) FROM unnest($2::text[]) x)`, inbox, ids)
+		WHERE inbox = $1 AND md5(message_id) = ANY (SELECT md5(x) FROM unnest($2::text[]) x)`,
+		pgx.QueryExecModeExec, inbox, ids)
 	if err != nil {
 		return nil, fmt.Errorf("look up stored Message-IDs: %w", err)
 	}
