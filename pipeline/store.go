@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"crypto/md5"
 	"fmt"
 
 	"github.com/myhibachi/backfill/errlog"
@@ -12,7 +13,9 @@ import (
 // dedup drops messages whose Message-ID is already stored for the inbox (one
 // query per batch) or was already seen earlier in this run.
 func (r *runner) dedup(ctx context.Context, in <-chan *batch, out chan<- *batch) error {
-	seen := map[string]uint32{}
+	// Message-IDs seen in this run, by their MD5 (the key of the unique
+	// index): 20 bytes an entry rather than the id itself.
+	seen := map[[md5.Size]byte]uint32{}
 	for b := range in {
 		if len(b.msgs) > 0 {
 			ids := make([]string, len(b.msgs))
@@ -26,12 +29,13 @@ func (r *runner) dedup(ctx context.Context, in <-chan *batch, out chan<- *batch)
 			keep := b.msgs[:0]
 			for _, m := range b.msgs {
 				res := b.results[m.UID]
-				if first, dup := seen[m.MessageID]; dup {
+				key := md5.Sum([]byte(m.MessageID))
+				if first, dup := seen[key]; dup {
 					res.Outcome, res.Reason = Skipped, fmt.Sprintf("same Message-ID as UID %d", first)
 					b.doneUIDs = append(b.doneUIDs, m.UID)
 					continue
 				}
-				seen[m.MessageID] = m.UID
+				seen[key] = m.UID
 				if stored[m.MessageID] {
 					res.Outcome, res.Reason = Skipped, "already exists"
 					b.doneUIDs = append(b.doneUIDs, m.UID)
@@ -142,7 +146,7 @@ func (r *runner) report(ctx context.Context, b *batch) error {
 	}
 	r.mu.Lock()
 	for _, u := range b.uids {
-		r.accounted[u] = true
+		r.accounted.add(u)
 	}
 	r.done++
 	rep.Number, rep.Of = r.done, r.listing.Batches
@@ -181,7 +185,7 @@ func (r *runner) unaccounted(uid uint32) *MessageResult {
 // fetch must have been accounted for by a committed batch.
 func (r *runner) reconcile(todo []uint32) {
 	for _, u := range todo {
-		if !r.accounted[u] {
+		if !r.accounted.has(u) {
 			r.unaccounted(u)
 			r.res.Failed++
 		}
