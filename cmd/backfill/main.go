@@ -49,18 +49,21 @@ func main() {
 	os.Exit(run(ctx, os.Args, os.Stdout, os.Stderr, os.Environ(), wd))
 }
 
-// tuneGC trades memory the run has to spare for CPU the machine has not:
-// a backfill allocates a message's worth of garbage per message, and with
-// Go's default GOGC=100 collection costs about a tenth of its CPU. The heap
-// may grow to five times what is live, but GOMEMLIMIT makes the collector
-// work harder before the process passes 128 MiB. GOGC or GOMEMLIMIT in the
-// environment win.
+// tuneGC trades memory the run has to spare for CPU the machine has not: a
+// backfill allocates a message's worth of garbage per message, and with
+// Go's default GOGC=100 collection costs about a tenth of its CPU on a
+// machine the backfill keeps busy. Collecting only as the heap nears a
+// fixed 100 MiB (GOGC off, GOMEMLIMIT 100 MiB) costs least and keeps peak
+// RSS the same whatever the mailbox size (measured: 105 MB at 10,000 and at
+// 50,000 messages); what is live is a few batches, about 20 MB. Should a
+// huge message make more live, the runtime caps the collector at half the
+// CPU rather than fail. GOGC or GOMEMLIMIT in the environment win.
 func tuneGC() {
 	if os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(400)
+		debug.SetGCPercent(-1)
 	}
 	if os.Getenv("GOMEMLIMIT") == "" {
-		debug.SetMemoryLimit(128 << 20)
+		debug.SetMemoryLimit(100 << 20)
 	}
 }
 
