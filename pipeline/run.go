@@ -3,6 +3,7 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
@@ -68,7 +69,10 @@ type runner struct {
 	accounted accountedSet
 	// working counts workers that have not retired.
 	working int
-	breaker *breaker
+	// structureFailures counts BODYSTRUCTURE fetches that broke off; past
+	// maxStructureFailures the run stops fetching lean (see lean).
+	structureFailures int
+	breaker           *breaker
 }
 
 // batch is a unit of work as it moves down the pipeline.
@@ -311,4 +315,35 @@ func (a accountedSet) add(u uint32) {
 func (a accountedSet) has(u uint32) bool {
 	i, ok := a.index(u)
 	return ok && a.bits[i/64]&(1<<(i%64)) != 0
+}
+
+// maxStructureFailures is how many broken BODYSTRUCTURE fetches a run takes
+// before it fetches every message whole: each costs a reconnect, and a
+// server that keeps sending structures go-imap cannot parse is better read
+// the plain way.
+const maxStructureFailures = 3
+
+// lean reports whether workers should still fetch lean.
+func (r *runner) lean() bool {
+	if r.cfg.FullFetch {
+		return false
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.structureFailures < maxStructureFailures
+}
+
+// structureFailed counts a broken BODYSTRUCTURE fetch and says, once, when
+// the run stops fetching lean.
+func (r *runner) structureFailed(err error) {
+	r.mu.Lock()
+	r.structureFailures++
+	last := r.structureFailures == maxStructureFailures
+	r.mu.Unlock()
+	if last {
+		r.log.Add(errlog.Entry{
+			Severity: errlog.SeverityWarning, Category: errlog.Transient, ErrorType: "lean_fetch_disabled",
+			Message: fmt.Sprintf("the server sent %d body structures that could not be read (last: %v); fetching every message whole from now on", maxStructureFailures, err),
+		})
+	}
 }

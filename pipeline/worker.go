@@ -58,7 +58,7 @@ func (w *worker) run(ctx context.Context, in <-chan *batch, out chan<- *batch) e
 				return ctx.Err()
 			}
 		}
-		if !w.r.cfg.FullFetch && w.conn != nil {
+		if w.conn != nil && w.r.lean() {
 			select {
 			case next, ok := <-in:
 				if ok {
@@ -139,7 +139,7 @@ func (w *worker) fetch(ctx context.Context, b *batch, outlines *imapsrc.Outlines
 	b.results = make(map[uint32]*MessageResult, len(b.uids))
 	remaining := b.uids
 	askedAgain := false
-	opts := imapsrc.FetchOptions{MaxSize: w.r.cfg.MaxMessageSize, Lean: !w.r.cfg.FullFetch, Whole: map[uint32]bool{}, Outlines: outlines}
+	opts := imapsrc.FetchOptions{MaxSize: w.r.cfg.MaxMessageSize, Lean: w.r.lean(), Whole: map[uint32]bool{}, Outlines: outlines}
 	rt := w.r.retrier(ctx, "IMAP fetch")
 	for len(remaining) > 0 {
 		if w.conn == nil {
@@ -180,6 +180,8 @@ func (w *worker) fetch(ctx context.Context, b *batch, outlines *imapsrc.Outlines
 				// is fetched whole from now on, which is progress too.
 				opts.Whole[se.Suspect] = true
 				progress = true
+				w.r.structureFailed(err)
+				opts.Lean = w.r.lean()
 			} else if errlog.Classify(err) != errlog.Transient {
 				return err
 			}

@@ -232,3 +232,34 @@ func edgeMails() [][]byte {
 	}
 	return out
 }
+
+// TestUnreadableStructuresTurnLeanFetchOff gives go-imap's server messages
+// whose BODYSTRUCTURE it cannot produce (a multipart whose boundary never
+// occurs): the client loses the connection on each, fetches that message
+// whole, and after three stops fetching lean for the rest of the run.
+// Every message is stored and the run says what it did.
+func TestUnreadableStructuresTurnLeanFetchOff(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	broken := edgeMails()[7]
+	date := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	var want int
+	for i := range 6 {
+		raw := bytes.Replace(broken, []byte("<edge-7@"), []byte(fmt.Sprintf("<broken-%d@", i)), 1)
+		f.imap.Append(t, raw, date)
+		f.imap.Append(t, edgeMails()[0], date) // the same message each time: stored once
+		want++
+	}
+	want++
+	f.migrate()
+	out := f.mustRun(0, "--inbox", "demo", "--batch-size", "4", "--workers", "1")
+	if n := f.count(`SELECT count(*) FROM email_messages`); n != want {
+		t.Fatalf("email_messages has %d rows, want %d\n%s", n, want, out)
+	}
+	if n := f.count(`SELECT count(*) FROM error_logs WHERE error_type = 'lean_fetch_disabled' AND severity = 'warning'`); n != 1 {
+		t.Fatalf("%d lean_fetch_disabled warnings, want 1\n%s", n, out)
+	}
+	if n := f.count(`SELECT count(*) FROM error_logs WHERE error_type = 'fetch_retried'`); n != 3 {
+		t.Fatalf("%d fetch_retried warnings, want 3 (then lean fetching is off)\n%s", n, out)
+	}
+}
