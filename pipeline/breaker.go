@@ -18,6 +18,10 @@ type breaker struct {
 	filled         bool
 	failedInWindow int
 	consecutive    int
+	// tripped is the first trip, returned from then on: batches reported
+	// after it (two inserters report concurrently) must not replace it with
+	// a later count, whichever of them ends the run.
+	tripped error
 }
 
 func newBreaker(maxConsecutive int, maxRate float64, window int) *breaker {
@@ -30,6 +34,9 @@ func newBreaker(maxConsecutive int, maxRate float64, window int) *breaker {
 // record adds one message's outcome and returns a critical error when the
 // breaker trips.
 func (b *breaker) record(failed bool) error {
+	if b.tripped != nil {
+		return b.tripped
+	}
 	if b.filled && b.window[b.next] {
 		b.failedInWindow--
 	}
@@ -45,14 +52,13 @@ func (b *breaker) record(failed bool) error {
 		b.filled = true
 	}
 	if b.maxConsecutive > 0 && b.consecutive >= b.maxConsecutive {
-		return &errlog.CriticalError{Type: "circuit_breaker",
+		b.tripped = &errlog.CriticalError{Type: "circuit_breaker",
 			Err: fmt.Errorf("circuit breaker: %d messages failed in a row (--max-consecutive-failures %d)", b.consecutive, b.maxConsecutive)}
-	}
-	if b.maxRate > 0 && b.filled {
+	} else if b.maxRate > 0 && b.filled {
 		if rate := float64(b.failedInWindow) / float64(len(b.window)); rate > b.maxRate {
-			return &errlog.CriticalError{Type: "circuit_breaker",
+			b.tripped = &errlog.CriticalError{Type: "circuit_breaker",
 				Err: fmt.Errorf("circuit breaker: %.0f%% of the last %d messages failed (--max-failure-rate %.2f)", 100*rate, len(b.window), b.maxRate)}
 		}
 	}
-	return nil
+	return b.tripped
 }

@@ -43,3 +43,20 @@ func TestBreaker(t *testing.T) {
 		})
 	}
 }
+
+// TestBreakerKeepsItsFirstTrip: two inserters report batches concurrently,
+// and whichever returns first ends the run, so every report after the trip
+// must carry the same reason, not a higher count.
+func TestBreakerKeepsItsFirstTrip(t *testing.T) {
+	b := newBreaker(2, 0, 10)
+	b.record(true)
+	first := b.record(true)
+	if first == nil {
+		t.Fatal("did not trip at 2 failures in a row")
+	}
+	for _, failed := range []bool{true, false, true} {
+		if err := b.record(failed); err != first {
+			t.Fatalf("after the trip record returned %v, want the first trip %v", err, first)
+		}
+	}
+}
