@@ -120,6 +120,7 @@ func (r *runner) tryList(ctx context.Context) (*imapsrc.Conn, imapsrc.Mailbox, [
 		conn.Close()
 		return nil, mbox, nil, err
 	}
+	r.predial(ctx)
 	uids, err := conn.ListUIDs(ctx)
 	if err != nil {
 		conn.Close()

@@ -30,6 +30,7 @@ func Run(ctx context.Context, cfg Config, sink *pgsink.Sink, log *errlog.Log, ob
 		defer stop()
 	}
 	res, err := r.run(ctx)
+	r.closeSpares()
 	res.Elapsed = time.Since(start)
 	return res, err
 }
@@ -72,7 +73,11 @@ type runner struct {
 	// structureFailures counts BODYSTRUCTURE fetches that broke off; past
 	// maxStructureFailures the run stops fetching lean (see lean).
 	structureFailures int
-	breaker           *breaker
+	// spare receives the workers' connections dialled while the first one
+	// lists the mailbox (see predial); nil when none were.
+	spare     chan *imapsrc.Conn
+	predialed sync.Once
+	breaker   *breaker
 }
 
 // batch is a unit of work as it moves down the pipeline.
@@ -345,5 +350,63 @@ func (r *runner) structureFailed(err error) {
 			Severity: errlog.SeverityWarning, Category: errlog.Transient, ErrorType: "lean_fetch_disabled",
 			Message: fmt.Sprintf("the server sent %d body structures that could not be read (last: %v); fetching every message whole from now on", maxStructureFailures, err),
 		})
+	}
+}
+
+// predial dials the other workers' connections as soon as the first one is
+// logged in and has selected the mailbox, so that they are ready when
+// listing ends: over a slow link each costs several round trips (TCP, TLS,
+// greeting, LOGIN, SELECT). It runs once, and only after the first login
+// worked, so a wrong password is never tried more than once. A connection
+// it cannot make is left to the worker, which handles refusals (join).
+func (r *runner) predial(ctx context.Context) {
+	if r.cfg.DryRun || r.cfg.Workers < 2 {
+		return
+	}
+	r.predialed.Do(func() {
+		r.spare = make(chan *imapsrc.Conn, r.cfg.Workers-1)
+		var wg sync.WaitGroup
+		for range r.cfg.Workers - 1 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				conn, err := imapsrc.Dial(ctx, r.cfg.IMAP)
+				if err != nil {
+					return
+				}
+				if _, err := conn.SelectReadOnly(ctx, r.cfg.IMAP.Mailbox); err != nil {
+					conn.Close()
+					return
+				}
+				r.spare <- conn
+			}()
+		}
+		go func() {
+			wg.Wait()
+			close(r.spare)
+		}()
+	})
+}
+
+// spareConn waits for a pre-dialled connection; nil when there is none left.
+func (r *runner) spareConn(ctx context.Context) *imapsrc.Conn {
+	if r.spare == nil {
+		return nil
+	}
+	select {
+	case conn := <-r.spare:
+		return conn
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+// closeSpares closes pre-dialled connections no worker took.
+func (r *runner) closeSpares() {
+	if r.spare == nil {
+		return
+	}
+	for conn := range r.spare {
+		conn.Close()
 	}
 }

@@ -92,6 +92,10 @@ const retireAfter = 3
 // times retires as long as another is still working; the last one retries
 // for the whole --retry-for.
 func (w *worker) join(ctx context.Context) error {
+	if conn := w.r.spareConn(ctx); conn != nil {
+		w.conn = conn
+		return nil
+	}
 	rt := w.r.retrier(ctx, "IMAP connection")
 	for {
 		err := w.connect(ctx)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/myhibachi/backfill/internal/dovecottest"
 	"github.com/myhibachi/backfill/internal/mailgen"
 	"github.com/myhibachi/backfill/message"
@@ -191,6 +192,18 @@ func TestConnectionLimit(t *testing.T) {
 	srv := dovecottest.NewServer(t, []dovecottest.User{user}, dovecottest.WithMaxUserIPConnections(2))
 	corpus := mailgen.Generate(13, 1000)
 	if err := srv.LoadMaildir(user.Name, mails(corpus)); err != nil {
+		t.Fatal(err)
+	}
+	// Another client holds one of the two sessions, as a mail app would.
+	// Dovecot counts a session once it has logged in, so connections that
+	// log in at the same moment can all get through; with one slot left,
+	// every connection after the run's first is refused.
+	other, err := imapclient.DialInsecure(srv.Addr(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if err := other.Login(user.Name, user.Password).Wait(); err != nil {
 		t.Fatal(err)
 	}
 	f := newFixture(t)
