@@ -132,3 +132,34 @@ func TestFileSystem(t *testing.T) {
 		t.Errorf("fileSystem(a temporary directory) = %q; want \"TYPE on DEVICE\"", got)
 	}
 }
+
+func TestPreviousRSSReadsTheLatestSectionOfThatSize(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "BENCHMARKS.md")
+	doc := benchmarksHeader + `## 2026-11-29 03:00 UTC: 10,000 messages (480.0 MB)
+
+| run | seconds | msgs/s | MB/s | peak RSS MB | CPU s | ×mbsync time | ×floor time | notes |
+| backfill, empty database, ` + "`--workers 4`" + ` | 1.40 | 7147 | 343.1 | 48 | 1.2 | 0.69× | 3.63× | |
+
+## 2026-11-29 04:00 UTC: 50,000 messages (2400.0 MB)
+
+| backfill, empty database, ` + "`--workers 4`" + ` | 6.15 | 8125 | 389.0 | 124 | 4.6 | 0.51× | 3.12× | |
+
+## 2026-11-29 05:00 UTC: 10,000 messages (480.0 MB)
+
+| backfill, empty database, ` + "`--workers 8`" + ` | 1.13 | 8885 | 426.5 | 99 | 0.9 | 0.45× | 2.87× | |
+| backfill, empty database, ` + "`--workers 4`" + ` | 1.16 | 8612 | 413.4 | 112 | 0.9 | 0.47× | 2.97× | |
+`
+	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	rss, when, ok := previousRSS(path, 10000)
+	if !ok || rss != 112 || when != "2026-11-29 05:00 UTC" {
+		t.Fatalf("10,000: got %v MB from %q (%v), want 112 MB from the 05:00 section", rss, when, ok)
+	}
+	if rss, _, ok := previousRSS(path, 50000); !ok || rss != 124 {
+		t.Fatalf("50,000: got %v MB (%v), want 124", rss, ok)
+	}
+	if _, _, ok := previousRSS(path, 20000); ok {
+		t.Fatal("found a section for a size that has none")
+	}
+}
