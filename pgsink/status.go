@@ -2,6 +2,8 @@ package pgsink
 
 import (
 	"context"
+	"crypto/md5"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -217,21 +219,30 @@ func (s *Sink) SeenUIDs(ctx context.Context, inbox string, uidValidity uint32) (
 }
 
 // ExistingMessageIDs returns which of ids are already stored for the inbox,
-// in one query that uses the (inbox, md5(message_id)) index.
+// in one query that probes the (inbox, md5(message_id)) index once per id.
 //
-// It is planned afresh every time (QueryExecModeExec, an unnamed statement):
-// a statement pgx prepares once per connection gets a generic plan from
-// PostgreSQL after five runs, and on a fresh database those runs see an
-// almost empty email_messages, so the plan kept scans the whole table on
-// every batch, quadratic in the mailbox.
+// The hashes are computed here and compared with = ANY, so that both index
+// columns are the index condition whatever the statistics say. Written as a
+// semi-join with md5() over unnest(), PostgreSQL planned (on a table it had
+// not analysed yet) a scan of every row of the inbox per batch: 5.7 ms a
+// batch at 10,000 messages, growing with the mailbox, most of the
+// database's time in a backfill. It is also planned afresh every time
+// (QueryExecModeExec): pgx prepares a statement once per connection, and
+// the generic plan PostgreSQL keeps after five runs was chosen when the
+// table was almost empty.
 func (s *Sink) ExistingMessageIDs(ctx context.Context, inbox string, ids []string) (map[string]bool, error) {
 	found := map[string]bool{}
 	if len(ids) == 0 {
 		return found, nil
 	}
+	hashes := make([]string, len(ids))
+	for i, id := range ids {
+		sum := md5.Sum([]byte(id))
+		hashes[i] = hex.EncodeToString(sum[:])
+	}
 	rows, err := s.pool.Query(ctx, `SELECT message_id FROM email_messages
-		WHERE inbox = $1 AND md5(message_id) = ANY (SELECT md5(x) FROM unnest($2::text[]) x)`,
-		pgx.QueryExecModeExec, inbox, ids)
+		WHERE inbox = $1 AND md5(message_id) = ANY ($2::text[])`,
+		pgx.QueryExecModeExec, inbox, hashes)
 	if err != nil {
 		return nil, fmt.Errorf("look up stored Message-IDs: %w", err)
 	}

@@ -10,41 +10,29 @@ import (
 	"github.com/myhibachi/backfill/pgsink"
 )
 
-// dedup drops messages whose Message-ID is already stored for the inbox (one
-// query per batch) or was already seen earlier in this run.
+// dedup drops messages whose Message-ID was already seen earlier in this
+// run (a message delivered twice). Messages stored by earlier runs are not
+// looked up here: the insert skips them (pgsink.Store reports which), and a
+// look-up per batch cost more than everything else the database does in a
+// first backfill, where there is nothing to find.
 func (r *runner) dedup(ctx context.Context, in <-chan *batch, out chan<- *batch) error {
 	// Message-IDs seen in this run, by their MD5 (the key of the unique
 	// index): 20 bytes an entry rather than the id itself.
 	seen := map[[md5.Size]byte]uint32{}
 	for b := range in {
-		if len(b.msgs) > 0 {
-			ids := make([]string, len(b.msgs))
-			for i, m := range b.msgs {
-				ids[i] = m.MessageID
-			}
-			stored, err := r.existing(ctx, ids)
-			if err != nil {
-				return err
-			}
-			keep := b.msgs[:0]
-			for _, m := range b.msgs {
+		keep := b.msgs[:0]
+		for _, m := range b.msgs {
+			key := md5.Sum([]byte(m.MessageID))
+			if first, dup := seen[key]; dup {
 				res := b.results[m.UID]
-				key := md5.Sum([]byte(m.MessageID))
-				if first, dup := seen[key]; dup {
-					res.Outcome, res.Reason = Skipped, fmt.Sprintf("same Message-ID as UID %d", first)
-					b.doneUIDs = append(b.doneUIDs, m.UID)
-					continue
-				}
-				seen[key] = m.UID
-				if stored[m.MessageID] {
-					res.Outcome, res.Reason = Skipped, "already exists"
-					b.doneUIDs = append(b.doneUIDs, m.UID)
-					continue
-				}
-				keep = append(keep, m)
+				res.Outcome, res.Reason = Skipped, fmt.Sprintf("same Message-ID as UID %d", first)
+				b.doneUIDs = append(b.doneUIDs, m.UID)
+				continue
 			}
-			b.msgs = keep
+			seen[key] = m.UID
+			keep = append(keep, m)
 		}
+		b.msgs = keep
 		select {
 		case out <- b:
 		case <-ctx.Done():
@@ -52,14 +40,6 @@ func (r *runner) dedup(ctx context.Context, in <-chan *batch, out chan<- *batch)
 		}
 	}
 	return nil
-}
-
-func (r *runner) existing(ctx context.Context, ids []string) (found map[string]bool, err error) {
-	err = r.retry(ctx, "Message-ID lookup", func(ctx context.Context) error {
-		found, err = r.sink.ExistingMessageIDs(ctx, r.cfg.Inbox, ids)
-		return err
-	})
-	return found, err
 }
 
 // store commits one batch, retrying transient failures whole (the
