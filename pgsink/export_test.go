@@ -9,3 +9,6 @@ func SetLockCheck(s *Sink, d time.Duration) {
 	defer s.mu.Unlock()
 	s.lockCheck = d
 }
+
+// ExistingSQL is the dry run's Message-ID look-up, for a plan test.
+const ExistingSQL = existingSQL

@@ -307,12 +307,13 @@ func ownRows(ctx context.Context, tx pgx.Tx, b Batch, inserted []bool) error {
 			validities = append(validities, int64(m.UIDValidity))
 		}
 	}
-	// Planned afresh, as ExistingMessageIDs is and for the same reason.
+	// One index probe per message, for the reason ExistingMessageIDs gives.
 	rows, err := tx.Query(ctx, `SELECT x.ord
 		FROM unnest($2::int[], $3::text[], $4::bigint[], $5::bigint[]) AS x(ord, message_id, uid, uidvalidity)
-		JOIN email_messages m ON m.inbox = $1 AND md5(m.message_id) = md5(x.message_id)
-			AND m.message_id = x.message_id AND m.imap_uid = x.uid AND m.imap_uidvalidity = x.uidvalidity`,
-		pgx.QueryExecModeExec, b.Inbox, ords, ids, uids, validities)
+		CROSS JOIN LATERAL (SELECT imap_uid, imap_uidvalidity, message_id FROM email_messages
+			WHERE inbox = $1 AND md5(message_id) = md5(x.message_id) LIMIT 1) AS m
+		WHERE m.message_id = x.message_id AND m.imap_uid = x.uid AND m.imap_uidvalidity = x.uidvalidity`,
+		b.Inbox, ords, ids, uids, validities)
 	if err != nil {
 		return fmt.Errorf("find rows of an earlier attempt: %w", err)
 	}

@@ -3,6 +3,7 @@ package pgsink_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -253,5 +254,52 @@ func TestDirectAndStagedStoresAgree(t *testing.T) {
 	}
 	if !strings.Contains(dumps[0], "|Payment Question|") {
 		t.Fatalf("the thread's subject is not its earliest message's:\n%s", dumps[0])
+	}
+}
+
+// TestMessageIDLookupProbesTheIndex checks the plan of the Message-ID
+// look-up on a table PostgreSQL has not analysed yet, as in a first run:
+// one probe of the unique index per id, never a pass over the inbox, which
+// made an earlier form quadratic in the mailbox. Time is not asserted; the
+// plan is what decides how it grows.
+func TestMessageIDLookupProbesTheIndex(t *testing.T) {
+	t.Parallel()
+	s := newSink(t)
+	ctx := context.Background()
+	if _, err := s.Pool().Exec(ctx, `INSERT INTO email_messages (inbox, message_id, thread_id, received_at)
+		SELECT 'support', 'id-' || g || '@x', 'thread_' || (g % 500), now() FROM generate_series(1, 5000) g`); err != nil {
+		t.Fatal(err)
+	}
+	hashes := make([]string, 100)
+	for i := range hashes {
+		hashes[i] = fmt.Sprintf("%032x", i)
+	}
+	var plan strings.Builder
+	rows, err := s.Pool().Query(ctx, "EXPLAIN "+pgsink.ExistingSQL, "support", hashes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var line string
+		if err := rows.Scan(&line); err != nil {
+			t.Fatal(err)
+		}
+		plan.WriteString(line + "\n")
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	p := plan.String()
+	if !strings.Contains(p, "Index Scan using email_messages_inbox_message_id_key") || strings.Contains(p, "Bitmap") ||
+		strings.Contains(p, "Seq Scan on email_messages") || strings.Contains(p, "Hash") {
+		t.Fatalf("the look-up does not probe the unique index once per id:\n%s", p)
+	}
+	// And it finds what is there.
+	found, err := s.ExistingMessageIDs(ctx, "support", []string{"id-7@x", "nope@x", "id-4999@x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found) != 2 || !found["id-7@x"] || !found["id-4999@x"] {
+		t.Fatalf("found %v, want id-7@x and id-4999@x", found)
 	}
 }
