@@ -26,15 +26,16 @@ func (w *worker) close() {
 }
 
 func (w *worker) run(ctx context.Context, in <-chan *batch, out chan<- *batch) error {
-	// In lean mode a worker holds the next batch and has its structures
-	// asked for while it downloads the current one: over a slow link that
-	// round trip would otherwise be paid for every batch.
-	var held *batch
+	// A worker fetches up to batchesPerRound batches in one round trip, and
+	// in lean mode holds the next round's batches and has their structures
+	// asked for while it downloads the current one: over a slow link each
+	// round trip is otherwise paid for every batch.
+	var held []*batch
 	var heldOutlines *imapsrc.Outlines
 	for {
 		// Connect before taking a batch, so a worker the server will not
 		// admit can step aside without holding work.
-		if w.conn == nil && held == nil {
+		if w.conn == nil && len(held) == 0 {
 			err := w.join(ctx)
 			if errors.Is(err, errRetired) {
 				return nil
@@ -43,39 +44,62 @@ func (w *worker) run(ctx context.Context, in <-chan *batch, out chan<- *batch) e
 				return err
 			}
 		}
-		var b *batch
+		round := held
 		outlines := heldOutlines
-		if held != nil {
-			b, held, heldOutlines = held, nil, nil
-		} else {
+		held, heldOutlines = nil, nil
+		if len(round) == 0 {
 			select {
 			case next, ok := <-in:
 				if !ok {
 					return ctx.Err()
 				}
-				b = next
+				round = takeMore(in, []*batch{next}, batchesPerRound)
 			case <-ctx.Done():
 				return ctx.Err()
 			}
 		}
 		if w.conn != nil && w.r.lean() {
-			select {
-			case next, ok := <-in:
-				if ok {
-					held, heldOutlines = next, w.conn.StartOutlines(next.uids)
+			if held = takeMore(in, nil, batchesPerRound); len(held) > 0 {
+				var uids []uint32
+				for _, b := range held {
+					uids = append(uids, b.uids...)
 				}
-			default:
+				heldOutlines = w.conn.StartOutlines(uids)
 			}
 		}
-		if err := w.fetch(ctx, b, outlines); err != nil {
+		if err := w.fetch(ctx, round, outlines); err != nil {
 			return err
 		}
-		select {
-		case out <- b:
-		case <-ctx.Done():
-			return ctx.Err()
+		for _, b := range round {
+			select {
+			case out <- b:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 	}
+}
+
+// batchesPerRound is how many batches a worker fetches per round trip when
+// they are waiting: one command per batch would leave a worker idle for a
+// round trip every 100 messages.
+const batchesPerRound = 4
+
+// takeMore adds batches that are ready in in to round, up to n in all,
+// without waiting.
+func takeMore(in <-chan *batch, round []*batch, n int) []*batch {
+	for len(round) < n {
+		select {
+		case next, ok := <-in:
+			if !ok {
+				return round
+			}
+			round = append(round, next)
+		default:
+			return round
+		}
+	}
+	return round
 }
 
 // errRetired ends a worker that gave up its place: the run goes on with the
@@ -135,13 +159,28 @@ func (w *worker) connect(ctx context.Context) error {
 	return nil
 }
 
-// fetch downloads and parses one batch. A dropped connection is re-dialled
-// and only the UIDs not yet received are asked for again; UIDs the server
-// leaves out are asked for once more, then logged. A message whose sections
-// could not stand for the whole message is fetched again whole.
-func (w *worker) fetch(ctx context.Context, b *batch, outlines *imapsrc.Outlines) error {
-	b.results = make(map[uint32]*MessageResult, len(b.uids))
-	remaining := b.uids
+// fetch downloads and parses a round of batches. A dropped connection is
+// re-dialled and only the UIDs not yet received are asked for again; UIDs
+// the server leaves out are asked for once more, then logged. A message
+// whose sections could not stand for the whole message is fetched again
+// whole.
+func (w *worker) fetch(ctx context.Context, round []*batch, outlines *imapsrc.Outlines) error {
+	owner := map[uint32]*batch{}
+	var remaining []uint32
+	for _, b := range round {
+		b.results = make(map[uint32]*MessageResult, len(b.uids))
+		for _, u := range b.uids {
+			owner[u] = b
+		}
+		remaining = append(remaining, b.uids...)
+	}
+	done := func(u uint32) bool { return owner[u].results[u] != nil }
+	received := func() (n int) {
+		for _, b := range round {
+			n += len(b.results)
+		}
+		return n
+	}
 	askedAgain := false
 	opts := imapsrc.FetchOptions{MaxSize: w.r.cfg.MaxMessageSize, Lean: w.r.lean(), Whole: map[uint32]bool{}, Outlines: outlines}
 	rt := w.r.retrier(ctx, "IMAP fetch")
@@ -162,9 +201,13 @@ func (w *worker) fetch(ctx context.Context, b *batch, outlines *imapsrc.Outlines
 				continue
 			}
 		}
-		before := len(b.results)
+		before := received()
 		var again []uint32
 		missing, err := w.conn.FetchBatch(ctx, remaining, opts, func(f imapsrc.Fetched) error {
+			b := owner[f.UID]
+			if b == nil {
+				return nil // not asked for
+			}
 			if !w.accept(b, f, rt.attempt) {
 				opts.Whole[f.UID] = true
 				again = append(again, f.UID)
@@ -177,7 +220,7 @@ func (w *worker) fetch(ctx context.Context, b *batch, outlines *imapsrc.Outlines
 			if ctx.Err() != nil {
 				return ctx.Err()
 			}
-			progress := len(b.results) > before
+			progress := received() > before
 			var se *imapsrc.StructureError
 			if errors.As(err, &se) && se.Suspect != 0 && !opts.Whole[se.Suspect] {
 				// Possibly a structure go-imap cannot parse: that message
@@ -202,7 +245,7 @@ func (w *worker) fetch(ctx context.Context, b *batch, outlines *imapsrc.Outlines
 			if werr := rt.wait(ctx, err); werr != nil {
 				return werr
 			}
-			remaining = slices.DeleteFunc(slices.Clone(remaining), func(u uint32) bool { return b.results[u] != nil })
+			remaining = slices.DeleteFunc(slices.Clone(remaining), done)
 			continue
 		}
 		if len(missing) > 0 && !askedAgain {
@@ -211,7 +254,7 @@ func (w *worker) fetch(ctx context.Context, b *batch, outlines *imapsrc.Outlines
 			missing = nil
 		}
 		for _, u := range missing {
-			w.fail(b, u, "", "not_returned", fmt.Errorf("server did not return UID %d (expunged meanwhile?)", u), rt.attempt, nil)
+			w.fail(owner[u], u, "", "not_returned", fmt.Errorf("server did not return UID %d (expunged meanwhile?)", u), rt.attempt, nil)
 		}
 		slices.Sort(again)
 		remaining = again
