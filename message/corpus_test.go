@@ -50,7 +50,9 @@ func TestParseRealWorldMail(t *testing.T) {
 	}
 }
 
-// FuzzParse checks the storage invariants on arbitrary input.
+// FuzzParse checks the storage invariants on arbitrary input, and that
+// whenever the message's sections are accepted by ParseSections (lean
+// fetching) they give the same row.
 func FuzzParse(f *testing.F) {
 	for _, seed := range []string{
 		alternative,
@@ -72,5 +74,6 @@ func FuzzParse(f *testing.F) {
 		if m.SizeBytes != int64(len(raw)) {
 			t.Errorf("SizeBytes = %d, want %d", m.SizeBytes, len(raw))
 		}
+		checkSectionsAgree(t, raw)
 	})
 }
