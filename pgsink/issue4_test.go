@@ -123,16 +123,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 // second run is still kept out, and the run goes on.
 func TestLockIsRetakenWhenItsConnectionDies(t *testing.T) {
 	t.Parallel()
-	s := newSink(t)
-	pgsink.SetLockCheck(s, 50*time.Millisecond)
+	s, release, runCtx := lockedRun(t)
 	ctx := context.Background()
-	release, err := s.Lock(ctx, "support")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer release()
-	runCtx, stop := s.WatchLock(ctx, "support")
-	defer stop()
 	p := s.Pool()
 	old := lockHolder(t, p, "support")
 	if old == 0 {
@@ -160,16 +152,8 @@ func TestLockIsRetakenWhenItsConnectionDies(t *testing.T) {
 // first, and the run's context is cancelled with a critical lock_lost error.
 func TestLockLostToAnotherSessionCancelsTheRun(t *testing.T) {
 	t.Parallel()
-	s := newSink(t)
-	pgsink.SetLockCheck(s, 50*time.Millisecond)
+	s, release, runCtx := lockedRun(t)
 	ctx := context.Background()
-	release, err := s.Lock(ctx, "support")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer release()
-	runCtx, stop := s.WatchLock(ctx, "support")
-	defer stop()
 	p := s.Pool()
 	old := lockHolder(t, p, "support")
 
@@ -249,4 +233,21 @@ func TestFinishRunLeavesTheNewHoldersRow(t *testing.T) {
 	if op != newRun || status != "completed" {
 		t.Fatalf("status row = %s %s, want the new run %s completed", op, status, newRun)
 	}
+}
+
+// lockedRun takes the "support" run lock, checked every 50 ms, and returns
+// the release func and the context WatchLock cancels when the lock is lost.
+func lockedRun(t *testing.T) (*pgsink.Sink, func(), context.Context) {
+	t.Helper()
+	s := newSink(t)
+	pgsink.SetLockCheck(s, 50*time.Millisecond)
+	ctx := context.Background()
+	release, err := s.Lock(ctx, "support")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(release)
+	runCtx, stop := s.WatchLock(ctx, "support")
+	t.Cleanup(stop)
+	return s, release, runCtx
 }

@@ -282,6 +282,11 @@ INSERT INTO email_threads AS t (inbox, thread_id, subject, participants, message
 SELECT $1, id, subject, string_to_array(participants, ','), n, first_at, last_at
 FROM unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::timestamptz[], $7::timestamptz[])
 	AS x(id, subject, participants, n, first_at, last_at)
+` + threadMergeSQL
+
+// threadMergeSQL folds a batch's thread counts into a stored thread: the
+// subject is the earliest message's, the dates widen, the count adds up.
+const threadMergeSQL = `
 ON CONFLICT (inbox, thread_id) DO UPDATE SET
 	message_count    = t.message_count + EXCLUDED.message_count,
 	subject          = CASE WHEN EXCLUDED.first_message_at < t.first_message_at
@@ -351,14 +356,7 @@ WITH ins AS (
 	-- A thread id hashes its participants, so max() just picks the one value.
 	SELECT $1, thread_id, (array_agg(subject ORDER BY received_at))[1],
 		max(participants), count(*), min(received_at), max(received_at)
-	FROM new GROUP BY thread_id ORDER BY thread_id
-	ON CONFLICT (inbox, thread_id) DO UPDATE SET
-		message_count    = t.message_count + EXCLUDED.message_count,
-		subject          = CASE WHEN EXCLUDED.first_message_at < t.first_message_at
-		                        THEN EXCLUDED.subject ELSE t.subject END,
-		first_message_at = LEAST(t.first_message_at, EXCLUDED.first_message_at),
-		last_message_at  = GREATEST(t.last_message_at, EXCLUDED.last_message_at),
-		updated_at       = now()
+	FROM new GROUP BY thread_id ORDER BY thread_id` + threadMergeSQL + `
 )
 SELECT ord FROM new`
 
