@@ -20,7 +20,7 @@ func runFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "inbox", Usage: "the `NAME` of the inbox to backfill (list them: backfill inboxes)"},
 		&cli.IntFlag{Name: "limit", Usage: "sync only the `N` most recent messages (highest UIDs); 0 means all"},
-		&cli.IntFlag{Name: "batch-size", Value: 100, Usage: "`N` messages per fetch and per database transaction"},
+		&cli.IntFlag{Name: "batch-size", Value: 100, Usage: "`N` messages per batch: one database transaction each; a worker fetches up to four waiting batches per round trip"},
 		&cli.IntFlag{Name: "workers", Value: 4, Usage: "`N` IMAP connections fetching in parallel (providers cap them per account)"},
 		&cli.BoolFlag{Name: "dry-run", Usage: "connect and count what is new; write nothing anywhere"},
 		&cli.BoolFlag{Name: "verbose", Usage: "print one line per message"},
