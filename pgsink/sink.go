@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -236,43 +237,38 @@ type threads struct {
 // Threads come out in thread_id order, so that concurrent batches lock
 // their rows in the same order and do not deadlock.
 func foldThreads(msgs []*message.Message) threads {
-	index := map[string]int{}
-	var t threads
+	type thread struct {
+		id, subject, participants string
+		count                     int32
+		first, last               time.Time
+	}
+	byID := map[string]*thread{}
 	for _, m := range msgs {
-		i, seen := index[m.ThreadID]
-		if !seen {
-			i = len(t.ids)
-			index[m.ThreadID] = i
-			t.ids = append(t.ids, m.ThreadID)
-			t.subjects = append(t.subjects, m.Subject)
-			t.participants = append(t.participants, threading.Participants(m.FromAddress, m.To))
-			t.counts = append(t.counts, 0)
-			t.first = append(t.first, m.ReceivedAt)
-			t.last = append(t.last, m.ReceivedAt)
+		t := byID[m.ThreadID]
+		if t == nil {
+			t = &thread{id: m.ThreadID, subject: m.Subject, participants: threading.Participants(m.FromAddress, m.To),
+				first: m.ReceivedAt, last: m.ReceivedAt}
+			byID[m.ThreadID] = t
 		}
-		t.counts[i]++
-		if m.ReceivedAt.Before(t.first[i]) {
-			t.first[i], t.subjects[i] = m.ReceivedAt, m.Subject
+		t.count++
+		if m.ReceivedAt.Before(t.first) {
+			t.first, t.subject = m.ReceivedAt, m.Subject
 		}
-		if m.ReceivedAt.After(t.last[i]) {
-			t.last[i] = m.ReceivedAt
+		if m.ReceivedAt.After(t.last) {
+			t.last = m.ReceivedAt
 		}
 	}
-	order := make([]int, len(t.ids))
-	for i := range order {
-		order[i] = i
+	var out threads
+	for _, id := range slices.Sorted(maps.Keys(byID)) {
+		t := byID[id]
+		out.ids = append(out.ids, t.id)
+		out.subjects = append(out.subjects, t.subject)
+		out.participants = append(out.participants, t.participants)
+		out.counts = append(out.counts, t.count)
+		out.first = append(out.first, t.first)
+		out.last = append(out.last, t.last)
 	}
-	slices.SortFunc(order, func(a, b int) int { return strings.Compare(t.ids[a], t.ids[b]) })
-	var sorted threads
-	for _, i := range order {
-		sorted.ids = append(sorted.ids, t.ids[i])
-		sorted.subjects = append(sorted.subjects, t.subjects[i])
-		sorted.participants = append(sorted.participants, t.participants[i])
-		sorted.counts = append(sorted.counts, t.counts[i])
-		sorted.first = append(sorted.first, t.first[i])
-		sorted.last = append(sorted.last, t.last[i])
-	}
-	return sorted
+	return out
 }
 
 // threadsSQL folds a batch's threads into email_threads as insertSQL does.
