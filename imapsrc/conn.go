@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"slices"
 	"time"
@@ -224,18 +225,14 @@ func (c *Conn) fetchLeanBatch(uids []uint32, opts FetchOptions, fn func(Fetched)
 			ask = append(ask, u)
 		}
 	}
-	outlines, err := c.fetchOutlines(ask)
+	asked, err := c.fetchOutlines(ask)
 	if err != nil {
 		c.c.Close()
 		return err
 	}
-	if outlines == nil {
-		outlines = ahead
-	} else {
-		for u, o := range ahead {
-			outlines[u] = o
-		}
-	}
+	outlines := map[uint32]outline{}
+	maps.Copy(outlines, ahead)
+	maps.Copy(outlines, asked)
 	var plans []*leanPart
 	var lean []outline
 	for _, u := range rest {
@@ -263,18 +260,17 @@ func (c *Conn) fetchLeanBatch(uids []uint32, opts FetchOptions, fn func(Fetched)
 	if firstErr != nil {
 		c.c.Close() // ends the section fetches still waiting
 	}
+	// Every message that arrived is delivered, even after a failure: it is
+	// progress the caller's resume need not repeat.
 	for r := range results {
-		if r.err != nil {
-			if firstErr == nil {
-				c.c.Close()
-				firstErr = r.err
-			}
-			continue
+		err := r.err
+		if err == nil {
+			err = fn(r.f)
+		} else if firstErr == nil {
+			c.c.Close()
 		}
-		if firstErr == nil {
-			firstErr = fn(r.f)
-		} else if err := fn(r.f); err != nil {
-			return err
+		if err != nil && firstErr == nil {
+			firstErr = err
 		}
 	}
 	return firstErr

@@ -241,47 +241,40 @@ func (root *leanPart) sections() []*imap.FetchItemBodySection {
 // go-imap's Collect, which drains a literal that failed mid-read while the
 // client's reader goroutine already reads on: a data race on the socket.
 // Instead, the connection is closed, as fetchWhole does.
-func (c *Conn) readSections(cmd *imapclient.FetchCommand) ([]imapclient.FetchBodySectionBuffer, error) {
-	var got []imapclient.FetchBodySectionBuffer
-	returned := false
+func (c *Conn) readSections(cmd *imapclient.FetchCommand) (*imapclient.FetchMessageBuffer, error) {
+	buf := &imapclient.FetchMessageBuffer{}
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
 		for item := msg.Next(); item != nil; item = msg.Next() {
 			body, ok := item.(imapclient.FetchItemDataBodySection)
 			if !ok {
 				continue
 			}
-			returned = true
-			if body.Literal == nil {
-				got = append(got, imapclient.FetchBodySectionBuffer{Section: body.Section})
-				continue
+			b := []byte{} // found, even when NIL: build tells found from missing by nil
+			if body.Literal != nil {
+				b = make([]byte, body.Literal.Size())
+				if _, err := io.ReadFull(body.Literal, b); err != nil {
+					c.c.Close()
+					return nil, fmt.Errorf("read section: %w", err)
+				}
 			}
-			b := make([]byte, body.Literal.Size())
-			if _, err := io.ReadFull(body.Literal, b); err != nil {
-				c.c.Close()
-				return nil, fmt.Errorf("read section: %w", err)
-			}
-			got = append(got, imapclient.FetchBodySectionBuffer{Section: body.Section, Bytes: b})
+			buf.BodySection = append(buf.BodySection, imapclient.FetchBodySectionBuffer{Section: body.Section, Bytes: b})
 		}
 	}
 	if err := cmd.Close(); err != nil {
 		return nil, err
 	}
-	if !returned {
+	if len(buf.BodySection) == 0 {
 		return nil, nil
 	}
-	return got, nil
+	return buf, nil
 }
 
 // build assembles the fetched sections into the message's tree. It returns
 // nil when a section the plan asked for is missing.
-func (root *leanPart) build(sections []imapclient.FetchBodySectionBuffer) *message.Section {
+func (root *leanPart) build(buf *imapclient.FetchMessageBuffer) *message.Section {
 	find := func(s *imap.FetchItemBodySection) ([]byte, bool) {
-		for _, got := range sections {
-			if sameSection(s, got.Section) {
-				return got.Bytes, true
-			}
-		}
-		return nil, false
+		b := buf.FindBodySection(s)
+		return b, b != nil
 	}
 	header, ok := find(&imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader})
 	if !ok {
@@ -325,22 +318,6 @@ func (root *leanPart) build(sections []imapclient.FetchBodySectionBuffer) *messa
 	return walk(root, header)
 }
 
-// sameSection matches a response section to a requested one, as go-imap does.
-func sameSection(want, got *imap.FetchItemBodySection) bool {
-	if got == nil || want.Specifier != got.Specifier || len(want.Part) != len(got.Part) {
-		return false
-	}
-	for i := range want.Part {
-		if want.Part[i] != got.Part[i] {
-			return false
-		}
-	}
-	if (want.Partial == nil) != (got.Partial == nil) {
-		return false
-	}
-	return want.Partial == nil || want.Partial.Offset == got.Partial.Offset
-}
-
 // leanResult is one message fetched as sections, or why it was not.
 type leanResult struct {
 	f   Fetched
@@ -377,7 +354,7 @@ func (c *Conn) fetchLean(plans []*leanPart, outlines []outline) <-chan leanResul
 			case got == nil:
 				return // not returned: reported missing
 			}
-			for _, s := range got {
+			for _, s := range got.BodySection {
 				f.Transferred += int64(len(s.Bytes))
 			}
 			if f.Sections = plan.build(got); f.Sections == nil {
