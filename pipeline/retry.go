@@ -110,14 +110,24 @@ func (r *runner) connectAndList(ctx context.Context) (*imapsrc.Conn, imapsrc.Mai
 	}
 }
 
-func (r *runner) tryList(ctx context.Context) (*imapsrc.Conn, imapsrc.Mailbox, []uint32, error) {
+// openMailbox dials, logs in and selects the mailbox read-only: every
+// connection of a run starts so.
+func (r *runner) openMailbox(ctx context.Context) (*imapsrc.Conn, imapsrc.Mailbox, error) {
 	conn, err := imapsrc.Dial(ctx, r.cfg.IMAP)
 	if err != nil {
-		return nil, imapsrc.Mailbox{}, nil, err
+		return nil, imapsrc.Mailbox{}, err
 	}
 	mbox, err := conn.SelectReadOnly(ctx, r.cfg.IMAP.Mailbox)
 	if err != nil {
 		conn.Close()
+		return nil, mbox, err
+	}
+	return conn, mbox, nil
+}
+
+func (r *runner) tryList(ctx context.Context) (*imapsrc.Conn, imapsrc.Mailbox, []uint32, error) {
+	conn, mbox, err := r.openMailbox(ctx)
+	if err != nil {
 		return nil, mbox, nil, err
 	}
 	r.predial(ctx)

@@ -75,9 +75,10 @@ type runner struct {
 	structureFailures int
 	// spare receives the workers' connections dialled while the first one
 	// lists the mailbox (see predial); nil when none were.
-	spare     chan *imapsrc.Conn
-	predialed sync.Once
-	breaker   *breaker
+	spare       chan *imapsrc.Conn
+	predialed   sync.Once
+	stopPredial context.CancelFunc
+	breaker     *breaker
 }
 
 // batch is a unit of work as it moves down the pipeline.
@@ -365,20 +366,15 @@ func (r *runner) predial(ctx context.Context) {
 	}
 	r.predialed.Do(func() {
 		r.spare = make(chan *imapsrc.Conn, r.cfg.Workers-1)
+		ctx, r.stopPredial = context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		for range r.cfg.Workers - 1 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				conn, err := imapsrc.Dial(ctx, r.cfg.IMAP)
-				if err != nil {
-					return
+				if conn, _, err := r.openMailbox(ctx); err == nil {
+					r.spare <- conn
 				}
-				if _, err := conn.SelectReadOnly(ctx, r.cfg.IMAP.Mailbox); err != nil {
-					conn.Close()
-					return
-				}
-				r.spare <- conn
 			}()
 		}
 		go func() {
@@ -401,11 +397,13 @@ func (r *runner) spareConn(ctx context.Context) *imapsrc.Conn {
 	}
 }
 
-// closeSpares closes pre-dialled connections no worker took.
+// closeSpares closes pre-dialled connections no worker took, cutting short
+// a dial still under way rather than waiting out its timeout.
 func (r *runner) closeSpares() {
 	if r.spare == nil {
 		return
 	}
+	r.stopPredial()
 	for conn := range r.spare {
 		conn.Close()
 	}

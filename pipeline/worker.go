@@ -147,12 +147,8 @@ func (w *worker) join(ctx context.Context) error {
 
 // connect dials, logs in and selects the mailbox read-only.
 func (w *worker) connect(ctx context.Context) error {
-	conn, err := imapsrc.Dial(ctx, w.r.cfg.IMAP)
+	conn, _, err := w.r.openMailbox(ctx)
 	if err != nil {
-		return err
-	}
-	if _, err := conn.SelectReadOnly(ctx, w.r.cfg.IMAP.Mailbox); err != nil {
-		conn.Close()
 		return err
 	}
 	w.conn = conn
