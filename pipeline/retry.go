@@ -110,27 +110,14 @@ func (r *runner) connectAndList(ctx context.Context) (*imapsrc.Conn, imapsrc.Mai
 	}
 }
 
-// openMailbox dials, logs in and selects the mailbox read-only: every
-// connection of a run starts so.
-func (r *runner) openMailbox(ctx context.Context) (*imapsrc.Conn, imapsrc.Mailbox, error) {
-	conn, err := imapsrc.Dial(ctx, r.cfg.IMAP)
-	if err != nil {
-		return nil, imapsrc.Mailbox{}, err
-	}
-	mbox, err := conn.SelectReadOnly(ctx, r.cfg.IMAP.Mailbox)
-	if err != nil {
-		conn.Close()
-		return nil, mbox, err
-	}
-	return conn, mbox, nil
-}
-
 func (r *runner) tryList(ctx context.Context) (*imapsrc.Conn, imapsrc.Mailbox, []uint32, error) {
-	conn, mbox, err := r.openMailbox(ctx)
+	conn, mbox, err := r.conns.open(ctx)
 	if err != nil {
 		return nil, mbox, nil, err
 	}
-	r.predial(ctx)
+	if !r.cfg.DryRun {
+		r.conns.predial(ctx)
+	}
 	uids, err := conn.ListUIDs(ctx)
 	if err != nil {
 		conn.Close()

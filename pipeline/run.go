@@ -23,6 +23,7 @@ func Run(ctx context.Context, cfg Config, sink *pgsink.Sink, log *errlog.Log, ob
 	cfg = withDefaults(cfg)
 	r := &runner{cfg: cfg, sink: sink, log: log, obs: obs,
 		breaker: newBreaker(cfg.MaxConsecutiveFailures, cfg.MaxFailureRate, cfg.FailureWindow)}
+	r.conns = &conns{cfg: cfg.IMAP, workers: cfg.Workers, log: log, retrier: r.retrier}
 	if sink != nil && !cfg.DryRun {
 		// A run that lost its lock to another must stop: they would race.
 		var stop context.CancelFunc
@@ -30,7 +31,7 @@ func Run(ctx context.Context, cfg Config, sink *pgsink.Sink, log *errlog.Log, ob
 		defer stop()
 	}
 	res, err := r.run(ctx)
-	r.closeSpares()
+	r.conns.closeSpares()
 	res.Elapsed = time.Since(start)
 	return res, err
 }
@@ -60,7 +61,7 @@ type runner struct {
 	log  *errlog.Log
 	obs  Observer
 
-	mu      sync.Mutex // guards res, done, working and breaker, and serialises obs
+	mu      sync.Mutex // guards res, done and breaker, and serialises obs
 	res     Result
 	done    int
 	listing Listing
@@ -68,17 +69,11 @@ type runner struct {
 	// accounted holds every UID a committed batch reported on, for the
 	// end-of-run reconciliation.
 	accounted accountedSet
-	// working counts workers that have not retired.
-	working int
 	// structureFailures counts BODYSTRUCTURE fetches that broke off; past
 	// maxStructureFailures the run stops fetching lean (see lean).
 	structureFailures int
-	// spare receives the workers' connections dialled while the first one
-	// lists the mailbox (see predial); nil when none were.
-	spare       chan *imapsrc.Conn
-	predialed   sync.Once
-	stopPredial context.CancelFunc
-	breaker     *breaker
+	breaker           *breaker
+	conns             *conns
 }
 
 // batch is a unit of work as it moves down the pipeline.
@@ -191,19 +186,6 @@ func (r *runner) list(ctx context.Context, next func(*imapsrc.Conn, imapsrc.Mail
 // the run is interrupted or aborted.
 const interruptGrace = 30 * time.Second
 
-// retire lets a worker leave if another one is still working, so the run
-// never stalls with nobody left to fetch.
-func (r *runner) retire() bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.working <= 1 {
-		return false
-	}
-	r.working--
-	r.res.Connections = r.working
-	return true
-}
-
 func (r *runner) status(ctx context.Context, err error) string {
 	switch {
 	case interrupted(ctx):
@@ -243,7 +225,7 @@ func (r *runner) pipeline(ctx context.Context, first *imapsrc.Conn, uidValidity 
 	})
 
 	var workers sync.WaitGroup
-	r.working = r.cfg.Workers
+	r.conns.start(r.cfg.Workers)
 	for i := range r.cfg.Workers {
 		var conn *imapsrc.Conn
 		if i == 0 {
@@ -257,6 +239,11 @@ func (r *runner) pipeline(ctx context.Context, first *imapsrc.Conn, uidValidity 
 			return w.run(gctx, batches, parsed)
 		})
 	}
+	defer func() {
+		r.mu.Lock()
+		r.res.Connections = r.conns.active()
+		r.mu.Unlock()
+	}()
 	g.Go(func() error {
 		workers.Wait()
 		close(parsed)
@@ -351,60 +338,5 @@ func (r *runner) structureFailed(err error) {
 			Severity: errlog.SeverityWarning, Category: errlog.Transient, ErrorType: "lean_fetch_disabled",
 			Message: fmt.Sprintf("the server sent %d body structures that could not be read (last: %v); fetching every message whole from now on", maxStructureFailures, err),
 		})
-	}
-}
-
-// predial dials the other workers' connections as soon as the first one is
-// logged in and has selected the mailbox, so that they are ready when
-// listing ends: over a slow link each costs several round trips (TCP, TLS,
-// greeting, LOGIN, SELECT). It runs once, and only after the first login
-// worked, so a wrong password is never tried more than once. A connection
-// it cannot make is left to the worker, which handles refusals (join).
-func (r *runner) predial(ctx context.Context) {
-	if r.cfg.DryRun || r.cfg.Workers < 2 {
-		return
-	}
-	r.predialed.Do(func() {
-		r.spare = make(chan *imapsrc.Conn, r.cfg.Workers-1)
-		ctx, r.stopPredial = context.WithCancel(ctx)
-		var wg sync.WaitGroup
-		for range r.cfg.Workers - 1 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if conn, _, err := r.openMailbox(ctx); err == nil {
-					r.spare <- conn
-				}
-			}()
-		}
-		go func() {
-			wg.Wait()
-			close(r.spare)
-		}()
-	})
-}
-
-// spareConn waits for a pre-dialled connection; nil when there is none left.
-func (r *runner) spareConn(ctx context.Context) *imapsrc.Conn {
-	if r.spare == nil {
-		return nil
-	}
-	select {
-	case conn := <-r.spare:
-		return conn
-	case <-ctx.Done():
-		return nil
-	}
-}
-
-// closeSpares closes pre-dialled connections no worker took, cutting short
-// a dial still under way rather than waiting out its timeout.
-func (r *runner) closeSpares() {
-	if r.spare == nil {
-		return
-	}
-	r.stopPredial()
-	for conn := range r.spare {
-		conn.Close()
 	}
 }

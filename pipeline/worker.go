@@ -102,52 +102,19 @@ func takeMore(in <-chan *batch, round []*batch, n int) []*batch {
 	return round
 }
 
-// errRetired ends a worker that gave up its place: the run goes on with the
-// connections the server did admit.
-var errRetired = errors.New("worker retired")
-
-// retireAfter is how many refused connection attempts make a worker step
-// aside while others are still working.
-const retireAfter = 3
-
-// join gets the worker a connection. Providers cap simultaneous connections
-// per account (Gmail, Dovecot's mail_max_userip_connections) and refuse the
-// extra ones with [LIMIT], [UNAVAILABLE] or BYE: a worker refused a few
-// times retires as long as another is still working; the last one retries
-// for the whole --retry-for.
+// join gets the worker a connection (see conns.join).
 func (w *worker) join(ctx context.Context) error {
-	if conn := w.r.spareConn(ctx); conn != nil {
-		w.conn = conn
-		return nil
+	conn, err := w.r.conns.join(ctx)
+	if err != nil {
+		return err
 	}
-	rt := w.r.retrier(ctx, "IMAP connection")
-	for {
-		err := w.connect(ctx)
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if errlog.Classify(err) != errlog.Transient {
-			return err
-		}
-		if rt.attempt >= retireAfter && w.r.retire() {
-			w.r.log.Add(errlog.Entry{
-				Severity: errlog.SeverityWarning, Category: errlog.Transient, ErrorType: "connection_refused",
-				Message: fmt.Sprintf("server refused another connection; continuing with fewer: %v", err), Attempts: rt.attempt,
-			})
-			return errRetired
-		}
-		if werr := rt.wait(ctx, err); werr != nil {
-			return werr
-		}
-	}
+	w.conn = conn
+	return nil
 }
 
 // connect dials, logs in and selects the mailbox read-only.
 func (w *worker) connect(ctx context.Context) error {
-	conn, _, err := w.r.openMailbox(ctx)
+	conn, _, err := w.r.conns.open(ctx)
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,171 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/myhibachi/backfill/errlog"
+	"github.com/myhibachi/backfill/imapsrc"
+)
+
+// conns hands a run's workers their IMAP connections: it opens them,
+// dials the other workers' while the first one lists (predial), lets a
+// worker the server will not admit step aside (retire), and closes what no
+// worker took.
+type conns struct {
+	cfg     imapsrc.Config
+	workers int
+	log     *errlog.Log
+	// retrier backs off between connection attempts and tells the observer.
+	retrier func(ctx context.Context, what string) *retrier
+
+	mu sync.Mutex
+	// working counts workers that have not retired.
+	working int
+
+	// spare receives the workers' connections dialled while the first one
+	// lists the mailbox (see predial); nil when none were.
+	spare       chan *imapsrc.Conn
+	predialed   sync.Once
+	stopPredial context.CancelFunc
+}
+
+// open dials, logs in and selects the mailbox read-only: every connection
+// of a run starts so.
+func (c *conns) open(ctx context.Context) (*imapsrc.Conn, imapsrc.Mailbox, error) {
+	conn, err := imapsrc.Dial(ctx, c.cfg)
+	if err != nil {
+		return nil, imapsrc.Mailbox{}, err
+	}
+	mbox, err := conn.SelectReadOnly(ctx, c.cfg.Mailbox)
+	if err != nil {
+		conn.Close()
+		return nil, mbox, err
+	}
+	return conn, mbox, nil
+}
+
+// start sets how many workers the run begins with.
+func (c *conns) start(workers int) {
+	c.mu.Lock()
+	c.working = workers
+	c.mu.Unlock()
+}
+
+// active is how many workers have not retired.
+func (c *conns) active() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.working
+}
+
+// retire lets a worker leave if another one is still working, so the run
+// never stalls with nobody left to fetch.
+func (c *conns) retire() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.working <= 1 {
+		return false
+	}
+	c.working--
+	return true
+}
+
+// errRetired ends a worker that gave up its place: the run goes on with the
+// connections the server did admit.
+var errRetired = errors.New("worker retired")
+
+// retireAfter is how many refused connection attempts make a worker step
+// aside while others are still working.
+const retireAfter = 3
+
+// join gets a worker a connection. Providers cap simultaneous connections
+// per account (Gmail, Dovecot's mail_max_userip_connections) and refuse the
+// extra ones with [LIMIT], [UNAVAILABLE] or BYE: a worker refused a few
+// times retires as long as another is still working; the last one retries
+// for the whole --retry-for.
+func (c *conns) join(ctx context.Context) (*imapsrc.Conn, error) {
+	if conn := c.spareConn(ctx); conn != nil {
+		return conn, nil
+	}
+	rt := c.retrier(ctx, "IMAP connection")
+	for {
+		conn, _, err := c.open(ctx)
+		if err == nil {
+			return conn, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		if errlog.Classify(err) != errlog.Transient {
+			return nil, err
+		}
+		if rt.attempt >= retireAfter && c.retire() {
+			c.log.Add(errlog.Entry{
+				Severity: errlog.SeverityWarning, Category: errlog.Transient, ErrorType: "connection_refused",
+				Message: fmt.Sprintf("server refused another connection; continuing with fewer: %v", err), Attempts: rt.attempt,
+			})
+			return nil, errRetired
+		}
+		if werr := rt.wait(ctx, err); werr != nil {
+			return nil, werr
+		}
+	}
+}
+
+// predial dials the other workers' connections as soon as the first one is
+// logged in and has selected the mailbox, so that they are ready when
+// listing ends: over a slow link each costs several round trips (TCP, TLS,
+// greeting, LOGIN, SELECT). It runs once, and only after the first login
+// worked, so a wrong password is never tried more than once. A connection
+// it cannot make is left to the worker, which handles refusals (join).
+func (c *conns) predial(ctx context.Context) {
+	if c.workers < 2 {
+		return
+	}
+	c.predialed.Do(func() {
+		c.spare = make(chan *imapsrc.Conn, c.workers-1)
+		ctx, c.stopPredial = context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		for range c.workers - 1 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				if conn, _, err := c.open(ctx); err == nil {
+					c.spare <- conn
+				}
+			}()
+		}
+		go func() {
+			wg.Wait()
+			close(c.spare)
+		}()
+	})
+}
+
+// spareConn waits for a pre-dialled connection; nil when there is none left.
+func (c *conns) spareConn(ctx context.Context) *imapsrc.Conn {
+	if c.spare == nil {
+		return nil
+	}
+	select {
+	case conn := <-c.spare:
+		return conn
+	case <-ctx.Done():
+		return nil
+	}
+}
+
+// closeSpares closes pre-dialled connections no worker took, cutting short
+// a dial still under way rather than waiting out its timeout.
+func (c *conns) closeSpares() {
+	if c.spare == nil {
+		return
+	}
+	c.stopPredial()
+	for conn := range c.spare {
+		conn.Close()
+	}
+}
