@@ -78,7 +78,8 @@ type Listing struct {
 	Batches       int
 }
 
-// Observer receives progress; calls are serialised by the pipeline.
+// Observer receives progress; calls are serialised by the pipeline, which
+// makes them holding none of its own locks.
 type Observer interface {
 	Connecting(cfg imapsrc.Config)
 	Listed(Listing)

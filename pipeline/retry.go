@@ -43,9 +43,7 @@ func (rt *retrier) wait(ctx context.Context, cause error) error {
 		}
 		return &errlog.CriticalError{Type: "retries_exhausted", Err: fmt.Errorf("gave up after %d attempts: %w", rt.attempt, cause)}
 	}
-	rt.r.mu.Lock()
 	rt.r.obs.Retrying(rt.what, cause, rt.attempt, d)
-	rt.r.mu.Unlock()
 	rt.attempt++
 	t := time.NewTimer(d)
 	defer t.Stop()

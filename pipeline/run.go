@@ -21,7 +21,7 @@ import (
 func Run(ctx context.Context, cfg Config, sink *pgsink.Sink, log *errlog.Log, obs Observer) (Result, error) {
 	start := time.Now()
 	cfg = withDefaults(cfg)
-	r := &runner{cfg: cfg, sink: sink, log: log, obs: obs,
+	r := &runner{cfg: cfg, sink: sink, log: log, obs: &serialObserver{obs: obs},
 		breaker: newBreaker(cfg.MaxConsecutiveFailures, cfg.MaxFailureRate, cfg.FailureWindow)}
 	r.conns = &conns{cfg: cfg.IMAP, workers: cfg.Workers, log: log, retrier: r.retrier}
 	if sink != nil && !cfg.DryRun {
@@ -59,11 +59,10 @@ type runner struct {
 	cfg  Config
 	sink *pgsink.Sink
 	log  *errlog.Log
-	obs  Observer
+	obs  *serialObserver
 
-	mu      sync.Mutex // guards res, done and breaker, and serialises obs
+	mu      sync.Mutex // guards res, accounted and breaker
 	res     Result
-	done    int
 	listing Listing
 	lastUID uint32 // highest UID selected
 	// accounted holds every UID a committed batch reported on, for the

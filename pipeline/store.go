@@ -128,15 +128,13 @@ func (r *runner) report(ctx context.Context, b *batch) error {
 	for _, u := range b.uids {
 		r.accounted.add(u)
 	}
-	r.done++
-	rep.Number, rep.Of = r.done, r.listing.Batches
+	rep.Of = r.listing.Batches
 	r.res.Fetched += b.fetched
 	r.res.Transferred += b.transferred
 	r.res.MessageBytes += b.messageBytes
 	r.res.Created += rep.Created
 	r.res.Skipped += rep.Skipped
 	r.res.Failed += rep.Failed
-	r.obs.BatchDone(rep)
 	var tripped error
 	for _, m := range rep.Messages {
 		if err := r.breaker.record(m.Outcome == Failed); err != nil && tripped == nil {
@@ -144,6 +142,7 @@ func (r *runner) report(ctx context.Context, b *batch) error {
 		}
 	}
 	r.mu.Unlock()
+	r.obs.BatchDone(rep)
 	if err := r.log.Flush(ctx); err != nil {
 		// The fallback file failed too; the summary still counts them.
 		r.log.Add(errlog.Entry{Severity: errlog.SeverityError, Category: errlog.Critical, ErrorType: "error_log_unwritable", Message: err.Error()})
