@@ -12,6 +12,17 @@ import (
 	"github.com/myhibachi/backfill/errlog"
 )
 
+// SettledCount returns how many UIDs earlier runs finished for this
+// UIDVALIDITY (some may have been expunged since).
+func (s *Sink) SettledCount(ctx context.Context, inbox string, uidValidity uint32) (int, error) {
+	var n int
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM email_sync_uids WHERE inbox = $1 AND uidvalidity = $2`, inbox, int64(uidValidity)).Scan(&n)
+	if err != nil {
+		return 0, fmt.Errorf("count synced UIDs: %w", err)
+	}
+	return n, nil
+}
+
 // SeenUIDs returns the UIDs earlier runs finished for this UIDVALIDITY.
 func (s *Sink) SeenUIDs(ctx context.Context, inbox string, uidValidity uint32) (map[uint32]bool, error) {
 	rows, err := s.pool.Query(ctx, `SELECT uid FROM email_sync_uids WHERE inbox = $1 AND uidvalidity = $2`, inbox, int64(uidValidity))

@@ -99,8 +99,9 @@ type Result struct {
 	Skipped                   int // already stored (earlier run or duplicate in this one)
 	Failed                    int
 	Warnings                  int // parser warnings on stored messages
-	// Connections is how many IMAP connections the run ended with: fewer
-	// than Config.Workers when the server refused some.
+	// Connections is Config.Workers less the workers that stepped aside
+	// because the server refused their connections. A run with fewer
+	// batches than workers opens fewer connections than this.
 	Connections int
 	Elapsed     time.Duration
 	Status      string // completed, completed_with_errors, aborted, interrupted, dry_run

@@ -22,8 +22,8 @@ type conns struct {
 	retrier func(ctx context.Context, what string) *retrier
 
 	mu sync.Mutex
-	// working counts workers that have not retired.
-	working int
+	// working counts workers that have not retired; retired, those that did.
+	working, retired int
 
 	// spare receives the workers' connections dialled while the first one
 	// lists the mailbox (see predial); nil when none were.
@@ -54,11 +54,11 @@ func (c *conns) start(workers int) {
 	c.mu.Unlock()
 }
 
-// active is how many workers have not retired.
-func (c *conns) active() int {
+// retirements is how many workers gave up their place (see retire).
+func (c *conns) retirements() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.working
+	return c.retired
 }
 
 // retire lets a worker leave if another one is still working, so the run
@@ -70,6 +70,7 @@ func (c *conns) retire() bool {
 		return false
 	}
 	c.working--
+	c.retired++
 	return true
 }
 
@@ -115,32 +116,34 @@ func (c *conns) join(ctx context.Context) (*imapsrc.Conn, error) {
 	}
 }
 
-// predial dials the other workers' connections as soon as the first one is
+// predial dials other workers' connections as soon as the first one is
 // logged in and has selected the mailbox, so that they are ready when
 // listing ends: over a slow link each costs several round trips (TCP, TLS,
-// greeting, LOGIN, SELECT). It runs once, and only after the first login
-// worked, so a wrong password is never tried more than once. A connection
-// it cannot make is left to the worker, which handles refusals (join).
-func (c *conns) predial(ctx context.Context) {
+// greeting, LOGIN, SELECT). count, asked meanwhile, says how many are sure
+// to be needed: none for a mailbox with nothing left to fetch. It runs
+// once, and only after the first login worked, so a wrong password is
+// never tried more than once. A connection it cannot make is left to the
+// worker, which handles refusals (join).
+func (c *conns) predial(ctx context.Context, count func(context.Context) int) {
 	if c.workers < 2 {
 		return
 	}
 	c.predialed.Do(func() {
 		c.spare = make(chan *imapsrc.Conn, c.workers-1)
 		ctx, c.stopPredial = context.WithCancel(ctx)
-		var wg sync.WaitGroup
-		for range c.workers - 1 {
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				if conn, _, err := c.open(ctx); err == nil {
-					c.spare <- conn
-				}
-			}()
-		}
 		go func() {
+			defer close(c.spare)
+			var wg sync.WaitGroup
+			for range min(count(ctx), c.workers-1) {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if conn, _, err := c.open(ctx); err == nil {
+						c.spare <- conn
+					}
+				}()
+			}
 			wg.Wait()
-			close(c.spare)
 		}()
 	})
 }

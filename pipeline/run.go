@@ -223,9 +223,16 @@ func (r *runner) pipeline(ctx context.Context, first *imapsrc.Conn, uidValidity 
 		return nil
 	})
 
+	// A worker beyond the number of batches would only log in and wait:
+	// with nothing to fetch, the lister's connection is the run's only one.
+	n := min(r.cfg.Workers, (len(todo)+r.cfg.BatchSize-1)/r.cfg.BatchSize)
+	if n == 0 {
+		first.Close()
+		return nil
+	}
 	var workers sync.WaitGroup
-	r.conns.start(r.cfg.Workers)
-	for i := range r.cfg.Workers {
+	r.conns.start(n)
+	for i := range n {
 		var conn *imapsrc.Conn
 		if i == 0 {
 			conn = first
@@ -240,7 +247,7 @@ func (r *runner) pipeline(ctx context.Context, first *imapsrc.Conn, uidValidity 
 	}
 	defer func() {
 		r.mu.Lock()
-		r.res.Connections = r.conns.active()
+		r.res.Connections = r.cfg.Workers - r.conns.retirements()
 		r.mu.Unlock()
 	}()
 	g.Go(func() error {
@@ -338,4 +345,30 @@ func (r *runner) structureFailed(err error) {
 			Message: fmt.Sprintf("the server sent %d body structures that could not be read (last: %v); fetching every message whole from now on", maxStructureFailures, err),
 		})
 	}
+}
+
+// predialCount is how many connections to dial while the first one lists
+// the mailbox: as many as there are sure to be batches for, less the
+// first's. The mailbox holds mbox.Messages UIDs and at most settled of
+// them are settled, so at least the difference is left to fetch. A
+// mailbox earlier runs settled gets none, so that a re-run with nothing to
+// fetch logs in once; when there is more work than the count promises,
+// the workers dial their own connections.
+func (r *runner) predialCount(ctx context.Context, mbox imapsrc.Mailbox) int {
+	if r.sink == nil {
+		return 0
+	}
+	settled, err := r.sink.SettledCount(ctx, r.cfg.Inbox, mbox.UIDValidity)
+	if err != nil {
+		return 0 // the listing's own look-up retries and reports it
+	}
+	selected := int(mbox.Messages)
+	if r.cfg.Limit > 0 {
+		selected = min(selected, r.cfg.Limit)
+	}
+	unsettled := selected - settled
+	if unsettled <= 0 {
+		return 0
+	}
+	return min(r.cfg.Workers, (unsettled+r.cfg.BatchSize-1)/r.cfg.BatchSize) - 1
 }

@@ -52,6 +52,14 @@ type session struct {
 	conn *imapserver.Conn
 }
 
+func (s *session) Login(username, password string) error {
+	if err := s.SessionIMAP4rev2.Login(username, password); err != nil {
+		return err
+	}
+	s.srv.logins.Add(1)
+	return nil
+}
+
 func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
 	n := int(s.srv.fetches.Add(1))
 	if h := s.srv.cfg.fetchHook; h != nil {

@@ -44,6 +44,7 @@ type Server struct {
 	served  chan struct{} // closed when Serve returns
 	log     *gatedLogger
 	fetches atomic.Int64
+	logins  atomic.Int64
 
 	closeOnce sync.Once
 	closeErr  error
@@ -206,6 +207,10 @@ func (s *Server) Close() error {
 // Fetches returns how many FETCH and UID FETCH commands the server has
 // received, over all connections.
 func (s *Server) Fetches() int { return int(s.fetches.Load()) }
+
+// Logins returns how many logins the server has accepted, over all
+// connections: how many connections a client really used.
+func (s *Server) Logins() int { return int(s.logins.Load()) }
 
 // AppendRaw stores one message in mailbox, as the APPEND command would, and
 // returns its UID.

@@ -1,0 +1,32 @@
+package main
+
+import (
+	"testing"
+)
+
+// TestSettledRerunLogsInOnce: a run opens no more IMAP connections than it
+// has batches for, and a re-run of a settled mailbox opens one, the
+// lister's (issue 14: pre-dialled connections made a no-op re-run wait).
+func TestSettledRerunLogsInOnce(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.imap.AppendGenerated(t, 3, 120)
+	f.migrate()
+
+	logins := f.imap.Logins()
+	f.mustRun(0, "--inbox", "demo", "--workers", "4", "--batch-size", "50")
+	if got := f.imap.Logins() - logins; got != 3 {
+		t.Errorf("a run of 3 batches with --workers 4 logged in %d times, want 3", got)
+	}
+	for _, args := range [][]string{
+		{"--inbox", "demo", "--workers", "4", "--batch-size", "50"},
+		{"--inbox", "demo", "--workers", "4", "--limit", "10"},
+	} {
+		logins = f.imap.Logins()
+		out := f.mustRun(0, args...)
+		f.wantLine(out, "Downloaded:    0 message bodies")
+		if got := f.imap.Logins() - logins; got != 1 {
+			t.Errorf("backfill %v on a settled mailbox logged in %d times, want 1", args, got)
+		}
+	}
+}
