@@ -82,7 +82,7 @@ var builtins = map[string]builtin{
 
 // inboxVar is the variable holding an inbox's URL: BACKFILL_INBOX_<NAME>.
 func inboxVar(name string) string {
-	return "BACKFILL_INBOX_" + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+	return "BACKFILL_INBOX_" + strings.ToUpper(name)
 }
 
 // inboxNames lists the configured inboxes: the built-ins and every

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 )
 
@@ -29,4 +30,29 @@ func TestSettledRerunLogsInOnce(t *testing.T) {
 			t.Errorf("backfill %v on a settled mailbox logged in %d times, want 1", args, got)
 		}
 	}
+}
+
+// TestInboxNameIsCheckedFirst: a name that cannot be part of an environment
+// variable is refused, exit 2, before any other check, any variable is
+// read or anything connects.
+func TestInboxNameIsCheckedFirst(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	for _, name := range []string{"lab; drop table x", "lab-1", "lab.x", "läb", "a b"} {
+		t.Run(name, func(t *testing.T) {
+			g := *f
+			g.t = t
+			out := g.mustRun(2, "--inbox", name, "--workers", "0", "extra")
+			want := "an inbox name is letters, digits and _ only"
+			if !strings.Contains(out, want) || strings.Contains(out, "--workers") || strings.Contains(out, "extra") {
+				t.Fatalf("output does not report the inbox name first, alone (%q):\n%s", want, out)
+			}
+		})
+	}
+	if n := f.imap.Logins(); n != 0 {
+		t.Fatalf("the IMAP server saw %d logins, want none", n)
+	}
+	// Letters, digits and _ in any case still name an inbox.
+	f.migrate()
+	f.mustRun(0, "--inbox", "Demo")
 }

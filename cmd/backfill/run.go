@@ -37,6 +37,9 @@ func runFlags() []cli.Flag {
 }
 
 func (a *appEnv) runBackfill(c *cli.Context) error {
+	if err := checkInboxName(c.String("inbox")); err != nil {
+		return err
+	}
 	if c.Args().Present() {
 		return usageError("unknown command %q (commands: migrate, status, errors, inboxes; see backfill --help)", c.Args().First())
 	}
@@ -132,6 +135,18 @@ func (a *appEnv) runBackfill(c *cli.Context) error {
 		return &shownError{&exitError{code: exitFatal, err: runErr}}
 	case res.Failed > 0:
 		return &shownError{&exitError{code: exitPartial, err: fmt.Errorf("%d messages failed", res.Failed)}}
+	}
+	return nil
+}
+
+// checkInboxName refuses a name that could not be part of the variable
+// BACKFILL_INBOX_<NAME>, which no shell could set, before anything reads
+// the environment or connects. An empty name is validateRunFlags' to report.
+func checkInboxName(name string) error {
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '_') {
+			return usageError("--inbox %q: an inbox name is letters, digits and _ only (it names the variables BACKFILL_INBOX_<NAME> and BACKFILL_INBOX_<NAME>_PASSWORD)", name)
+		}
 	}
 	return nil
 }
