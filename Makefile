@@ -4,8 +4,10 @@ BIN := bin/backfill
 
 .PHONY: build demo test test-short lint deps fuzz clean
 
+# -buildvcs=auto stamps the git revision that `backfill --version` prints,
+# even where GOFLAGS turns stamping off.
 build:
-	$(GO) build -o $(BIN) ./cmd/backfill
+	$(GO) build -buildvcs=auto -o $(BIN) ./cmd/backfill
 
 # A throwaway PostgreSQL and a local IMAP server with generated mail, then a
 # real backfill, a re-run, and a look at the tables.

@@ -141,7 +141,8 @@ func newApp(stdout, stderr io.Writer, environ []string, dir string) *cli.App {
 backfill migrate
 backfill status [--inbox NAME] [--json]
 backfill errors [--operation ID] [--limit N]
-backfill inboxes [--check]`,
+backfill inboxes [--check]
+backfill --version`,
 		Description: `Inboxes: BACKFILL_INBOX_<NAME>=imaps://user%40example.com@host:993/INBOX plus
    BACKFILL_INBOX_<NAME>_PASSWORD. customer_support (SMTP_PASSWORD) and payments
    (PAYMENT_EMAIL_ADDRESS, PAYMENT_EMAIL_PASSWORD) work from the seed's variables.
@@ -149,13 +150,14 @@ backfill inboxes [--check]`,
 		CustomAppHelpTemplate: cli.AppHelpTemplate + "\n" + exitCodesHelp + "\n",
 		Writer:                stdout,
 		ErrWriter:             stderr,
-		Flags:                 append(append(runFlags(), globalFlags()...), helpFlag()),
-		Action:                withHelp(a.runBackfill),
+		Flags:                 append(append(runFlags(), globalFlags()...), helpFlag(), versionFlag()),
+		Action:                withHelp(a.withVersion(a.runBackfill)),
 		Commands: []*cli.Command{
 			a.migrateCommand(),
 			a.statusCommand(),
 			a.errorsCommand(),
 			a.inboxesCommand(),
+			a.versionCommand(),
 		},
 		// Usage errors exit 2, not urfave's default 1, which means "some
 		// messages failed" here.

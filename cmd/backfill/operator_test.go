@@ -1,6 +1,10 @@
 package main
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"runtime/debug"
 	"strings"
 	"testing"
 )
@@ -55,4 +59,55 @@ func TestInboxNameIsCheckedFirst(t *testing.T) {
 	// Letters, digits and _ in any case still name an inbox.
 	f.migrate()
 	f.mustRun(0, "--inbox", "Demo")
+}
+
+// TestVersion: --version and the version command print which build ran,
+// with no configuration at all, and a run says the same in its JSON start
+// event and its closing block.
+func TestVersion(t *testing.T) {
+	t.Parallel()
+	want := "backfill " + currentVersion().String() + "\n"
+	for _, args := range [][]string{{"--version"}, {"version"}} {
+		var stdout, stderr bytes.Buffer
+		code := run(context.Background(), append([]string{"backfill"}, args...), &stdout, &stderr, nil, t.TempDir())
+		if code != 0 || stdout.String() != want {
+			t.Errorf("backfill %v: exit %d, stdout %q, stderr %q; want exit 0 and %q", args, code, stdout.String(), stderr.String(), want)
+		}
+	}
+
+	f := newFixture(t)
+	f.migrate()
+	out := f.mustRun(0, "--inbox", "demo")
+	f.wantLine(out, "Version:       "+strings.TrimSpace(want))
+	out = f.mustRun(0, "--inbox", "demo", "--log-format", "json")
+	var start struct {
+		Event   string       `json:"event"`
+		Version buildVersion `json:"version"`
+	}
+	if err := json.Unmarshal([]byte(strings.SplitN(out, "\n", 2)[0]), &start); err != nil {
+		t.Fatal(err)
+	}
+	if start.Event != "start" || start.Version != currentVersion() {
+		t.Errorf("first JSON event = %+v, want start with version %+v", start, currentVersion())
+	}
+}
+
+// TestVersionOf: what Go stamps into a binary built from a git checkout is
+// what --version says.
+func TestVersionOf(t *testing.T) {
+	info := &debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "v0.0.0-20261202060608-5305c73bc028+dirty"},
+		Settings: []debug.BuildSetting{
+			{Key: "vcs.revision", Value: "5305c73bc028c990f4bada3e4cb23e4a7515b954"},
+			{Key: "vcs.time", Value: "2026-12-02T06:06:08Z"},
+			{Key: "vcs.modified", Value: "true"},
+		}}
+	got := versionOf(info).String()
+	want := "v0.0.0-20261202060608-5305c73bc028+dirty (revision 5305c73bc028c990f4bada3e4cb23e4a7515b954 with uncommitted changes, 2026-12-02T06:06:08Z, go1.26.8)"
+	if got != want {
+		t.Errorf("version = %q, want %q", got, want)
+	}
+	got = versionOf(&debug.BuildInfo{GoVersion: "go1.26.8", Main: debug.Module{Version: "(devel)"}}).String()
+	if want := "(devel) (no VCS revision: built outside a git checkout or with -buildvcs=false, go1.26.8)"; got != want {
+		t.Errorf("version without VCS = %q, want %q", got, want)
+	}
 }

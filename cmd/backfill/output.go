@@ -22,6 +22,7 @@ type reporter struct {
 	verbose bool
 	tty     bool
 	bar     *progressbar.ProgressBar
+	version buildVersion // which build ran, in the start event and the closing block
 }
 
 func newReporter(w io.Writer, format string, verbose, tty bool) *reporter {
@@ -37,7 +38,7 @@ func (r *reporter) event(name string, fields map[string]any) {
 
 func (r *reporter) start(inbox string, opID uuid.UUID, dryRun bool) {
 	if r.json {
-		r.event("start", map[string]any{"inbox": inbox, "operation_id": opID, "dry_run": dryRun})
+		r.event("start", map[string]any{"inbox": inbox, "operation_id": opID, "dry_run": dryRun, "version": r.version})
 		return
 	}
 	fmt.Fprintf(r.w, "🚀 Starting email backfill for inbox: %s\n", inbox)
@@ -143,7 +144,7 @@ func (r *reporter) finish(res pipeline.Result, sum errlog.Summary, opID uuid.UUI
 			"synced": res.Created, "skipped": res.Skipped, "errors": res.Failed, "warnings": res.Warnings,
 			"elapsed_seconds": res.Elapsed.Seconds(), "success_rate": rate, "operation_id": opID,
 			"error_summary": sum.Groups, "connections": res.Connections,
-			"transferred_bytes": res.Transferred, "message_bytes": res.MessageBytes}
+			"transferred_bytes": res.Transferred, "message_bytes": res.MessageBytes, "version": r.version}
 		if runErr != nil {
 			fields["error"] = runErr.Error()
 		}
@@ -202,6 +203,7 @@ func (r *reporter) finish(res pipeline.Result, sum errlog.Summary, opID uuid.UUI
 		fmt.Fprintln(r.w)
 	}
 	fmt.Fprintf(r.w, "   Operation ID:  %s\n", opID)
+	fmt.Fprintf(r.w, "   Version:       backfill %s\n", r.version)
 	if res.Connections > 0 && res.Connections < workers {
 		fmt.Fprintf(r.w, "   ⚠️  The server refused %d of %d connections; the run used %d (lower --workers to match).\n",
 			workers-res.Connections, workers, res.Connections)

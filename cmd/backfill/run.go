@@ -41,7 +41,7 @@ func (a *appEnv) runBackfill(c *cli.Context) error {
 		return err
 	}
 	if c.Args().Present() {
-		return usageError("unknown command %q (commands: migrate, status, errors, inboxes; see backfill --help)", c.Args().First())
+		return usageError("unknown command %q (commands: migrate, status, errors, inboxes, version; see backfill --help)", c.Args().First())
 	}
 	if err := validateRunFlags(c); err != nil {
 		return err
@@ -72,6 +72,7 @@ func (a *appEnv) runBackfill(c *cli.Context) error {
 
 	opID := uuid.New()
 	out := newReporter(a.stdout, c.String("log-format"), c.Bool("verbose"), isTerminal(a.stdout))
+	out.version = currentVersion()
 	out.start(inbox, opID, dryRun)
 
 	ctx := c.Context
