@@ -38,16 +38,6 @@ const (
 	SeverityCritical Severity = "critical"
 )
 
-// MessageError marks a failure that concerns a single message (unparseable,
-// oversized, refused by the database for its data).
-type MessageError struct {
-	Type string // short machine name, e.g. "oversized", "invalid_data"
-	Err  error
-}
-
-func (e *MessageError) Error() string { return e.Type + ": " + e.Err.Error() }
-func (e *MessageError) Unwrap() error { return e.Err }
-
 // CriticalError marks a failure that must stop the run whatever its cause
 // (schema missing, login refused, ...).
 type CriticalError struct {
@@ -64,10 +54,6 @@ func (e *CriticalError) Unwrap() error { return e.Err }
 func Classify(err error) Category {
 	if err == nil {
 		return ""
-	}
-	var me *MessageError
-	if errors.As(err, &me) {
-		return Message
 	}
 	var ce *CriticalError
 	if errors.As(err, &ce) {

@@ -35,7 +35,6 @@ func TestClassify(t *testing.T) {
 		{"connection exception", &pgconn.PgError{Code: "08006"}, Transient},
 		{"bad UTF-8 in a row", &pgconn.PgError{Code: "22021"}, Message},
 		{"undefined table", &pgconn.PgError{Code: "42P01"}, Critical},
-		{"message error", &MessageError{Type: "oversized", Err: errors.New("too big")}, Message},
 		{"critical error", fmt.Errorf("run: %w", &CriticalError{Type: "schema_missing", Err: errors.New("x")}), Critical},
 		{"cancelled", fmt.Errorf("fetch: %w", context.Canceled), Critical},
 	}

@@ -51,17 +51,3 @@ func TestParseURL(t *testing.T) {
 		})
 	}
 }
-
-func TestNormalizeMessageID(t *testing.T) {
-	for in, want := range map[string]string{
-		" <abc@x> ": "abc@x",
-		"abc@x":     "abc@x",
-		"<<a@x>>":   "<a@x>",
-		"<>":        "",
-		"":          "",
-	} {
-		if got := NormalizeMessageID(in); got != want {
-			t.Errorf("NormalizeMessageID(%q) = %q, want %q", in, got, want)
-		}
-	}
-}

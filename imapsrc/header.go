@@ -4,7 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"net/textproto"
-	"strings"
+
+	"github.com/myhibachi/backfill/message"
 )
 
 // headerMessageID extracts and normalises Message-ID from a header block the
@@ -12,15 +13,5 @@ import (
 func headerMessageID(header []byte) string {
 	r := textproto.NewReader(bufio.NewReader(bytes.NewReader(append(header, "\r\n\r\n"...))))
 	h, _ := r.ReadMIMEHeader() // partial headers are still useful
-	return NormalizeMessageID(h.Get("Message-Id"))
-}
-
-// NormalizeMessageID trims white space and removes one pair of angle
-// brackets, as DESIGN.md pins it.
-func NormalizeMessageID(id string) string {
-	id = strings.TrimSpace(id)
-	if strings.HasPrefix(id, "<") && strings.HasSuffix(id, ">") && len(id) >= 2 {
-		id = strings.TrimSpace(id[1 : len(id)-1])
-	}
-	return id
+	return message.NormalizeMessageID(h.Get("Message-Id"))
 }

@@ -68,7 +68,7 @@ func (p *parser) build(root *entity, meta Meta) *Message {
 	h := root.header
 
 	m := &Message{
-		MessageID:   normalizeID(get(h, "Message-Id")),
+		MessageID:   NormalizeMessageID(get(h, "Message-Id")),
 		Subject:     headerText(get(h, "Subject"), hint),
 		To:          addressList(values(h, "To"), hint),
 		Cc:          addressList(values(h, "Cc"), hint),
@@ -150,10 +150,11 @@ func values(h textproto.MIMEHeader, name string) []string {
 	return nil
 }
 
-// normalizeID normalises a Message-ID as DESIGN.md pins it (and imapsrc does
-// for its look-ups): trimmed, one pair of <> removed. Without one, the id is
+// NormalizeMessageID normalises a Message-ID header as rows store it:
+// trimmed, one pair of <> removed, cleaned as all stored text is. Dry runs
+// look up ids normalised by this same function. Without one, the id is
 // synthetic; see SyntheticIDDomain.
-func normalizeID(v string) string {
+func NormalizeMessageID(v string) string {
 	id := strings.TrimSpace(v)
 	if len(id) >= 2 && id[0] == '<' && id[len(id)-1] == '>' {
 		id = strings.TrimSpace(id[1 : len(id)-1])
@@ -390,7 +391,7 @@ func fallback(raw []byte, meta Meta, cause any) *Message {
 	body := raw
 	if msg, err := mail.ReadMessage(bytes.NewReader(raw)); err == nil {
 		h := msg.Header
-		if id := normalizeID(h.Get("Message-Id")); id != "" {
+		if id := NormalizeMessageID(h.Get("Message-Id")); id != "" {
 			m.MessageID = id
 		}
 		dec := new(mime.WordDecoder)

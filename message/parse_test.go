@@ -618,7 +618,7 @@ func TestParseMeta(t *testing.T) {
 	if m = Parse([]byte(raw), Meta{}); m.SizeBytes != int64(len(raw)) {
 		t.Errorf("SizeBytes = %d, want len(raw) %d", m.SizeBytes, len(raw))
 	}
-	// The pinned example from DESIGN.md.
+	// The pinned example the live backend computes too.
 	if m.ThreadID != "thread_f8c88cc24ff7" {
 		t.Errorf("ThreadID = %q, want thread_f8c88cc24ff7", m.ThreadID)
 	}

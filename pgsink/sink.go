@@ -361,7 +361,6 @@ SELECT ord FROM new`
 type copySource struct {
 	msgs  []*message.Message
 	pos   int
-	err   error
 	inbox string
 }
 
@@ -395,7 +394,8 @@ func (c *copySource) Values() ([]any, error) {
 	}, nil
 }
 
-func (c *copySource) Err() error { return c.err }
+// Err is nil: Values reports its own failures.
+func (c *copySource) Err() error { return nil }
 
 // participants is a message's thread participants as threadsSQL reads them
 // (string_to_array gives '{}' for none, not '{""}').

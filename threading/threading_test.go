@@ -7,7 +7,8 @@ import (
 	"testing"
 )
 
-// The cases are DESIGN.md's pinned table: the live backend must agree.
+// The cases are the pinned table of the design contract (also in the README's
+// Tables section): the live backend computes the same ids.
 func TestIDPinned(t *testing.T) {
 	tests := []struct {
 		subject, from string

@@ -8,8 +8,9 @@ import (
 )
 
 // configTemplate is a complete dovecot.conf: nothing is read from /etc/dovecot.
-// Every setting here is needed to run a private instance as root; see
-// LIBRARY-NOTES.md, "Dovecot 2.3 ... as a private test server".
+// Every setting here is needed to run a private instance as root: imap-login
+// refuses to run as root (dovenull), mail access as uid 0 is refused (mail),
+// and nothing may reach beyond the temporary folder or loopback.
 var configTemplate = template.Must(template.New("dovecot.conf").Parse(`# Written by dovecottest; overwritten at each start.
 base_dir = {{.BaseDir}}
 state_dir = {{.Dir}}/state
