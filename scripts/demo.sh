@@ -2,8 +2,11 @@
 # make demo: a throwaway PostgreSQL and a local IMAP server loaded with
 # generated mail (threads, HTML, attachments, several charsets), then what a
 # deployment script does: migrate, backfill, re-run, and a look at the tables.
-# Everything lives under .demo/ and listens on 127.0.0.1 only; both servers
-# are stopped when the demo ends, however it ends.
+# Binaries and logs live under .demo/; PostgreSQL's data lives in a fresh
+# folder under /tmp, because the checkout may sit where the postgres user
+# cannot enter (a clone in /root, mode 700). Both servers listen on
+# 127.0.0.1 only, and are stopped and their data removed when the demo
+# ends, however it ends.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,22 +21,27 @@ go build -o "$demo/bin/backfill" ./cmd/backfill
 go build -o "$demo/bin/demoimap" ./internal/cmd/demoimap
 
 imap_pid=""
+pgdir=""
 cleanup() {
   if [[ -n $imap_pid ]]; then
     kill "$imap_pid" 2>/dev/null || true
     wait "$imap_pid" 2>/dev/null || true
   fi
-  ./scripts/pg.sh stop "$demo/pg" >/dev/null 2>&1 || true
+  if [[ -n $pgdir ]]; then
+    ./scripts/pg.sh stop "$pgdir" >/dev/null 2>&1 || true
+    rm -rf -- "$pgdir"
+  fi
 }
 trap cleanup EXIT
+pgdir=$(mktemp -d "${TMPDIR:-/tmp}/backfill-demo-pg.XXXXXX")
 
 # A free port for PostgreSQL: 55432 unless something else has it.
 port=55432
 while (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; do
   port=$((port + 1))
 done
-echo "🐘 Starting a throwaway PostgreSQL on 127.0.0.1:$port ($demo/pg)..."
-url=$(./scripts/pg.sh start "$demo/pg" "$port")
+echo "🐘 Starting a throwaway PostgreSQL on 127.0.0.1:$port ($pgdir)..."
+url=$(./scripts/pg.sh start "$pgdir" "$port")
 # Every demo starts from an empty database, so it shows a full backfill.
 psql=$(dirname "$(readlink -f "$(command -v pg_ctl || echo /usr/lib/postgresql/15/bin/pg_ctl)")")/psql
 [[ -x $psql ]] || psql=psql
@@ -81,4 +89,4 @@ echo "\$ psql: a few rows"
   SELECT thread_id, left(subject, 40) AS subject, message_count, participants
   FROM email_threads ORDER BY message_count DESC, thread_id LIMIT 5"
 echo
-echo "✅ Demo done. Re-run 'make demo' to start over; everything lives in .demo/."
+echo "✅ Demo done. Re-run 'make demo' to start over; binaries and logs are in .demo/, the database is gone."
