@@ -91,14 +91,23 @@ type Observer interface {
 // Result is a run's outcome.
 type Result struct {
 	Listing
-	Fetched int // message bodies downloaded
-	// Transferred is the content bytes downloaded for them; MessageBytes
-	// their full size. Lean fetching leaves the difference on the server.
+	// Fetched counts the messages downloaded and parsed, whole or, for
+	// FetchedLean of them, in pieces with their large attachments left on
+	// the server. Oversized messages are not among them.
+	Fetched, FetchedLean int
+	// Transferred is the content bytes downloaded for the Fetched messages;
+	// MessageBytes their full size. Lean fetching leaves the difference on
+	// the server.
 	Transferred, MessageBytes int64
-	Created                   int
-	Skipped                   int // already stored (earlier run or duplicate in this one)
-	Failed                    int
-	Warnings                  int // parser warnings on stored messages
+	// Oversized counts messages over Config.MaxMessageSize: not stored, and
+	// counted in Failed. OversizedBytes is what of them was read anyway and
+	// thrown away: a whole fetch cannot stop a literal once it has begun.
+	Oversized      int
+	OversizedBytes int64
+	Created        int
+	Skipped        int // already stored (earlier run or duplicate in this one)
+	Failed         int
+	Warnings       int // parser warnings on stored messages
 	// Connections is Config.Workers less the workers that stepped aside
 	// because the server refused their connections. A run with fewer
 	// batches than workers opens fewer connections than this.

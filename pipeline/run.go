@@ -77,13 +77,15 @@ type runner struct {
 
 // batch is a unit of work as it moves down the pipeline.
 type batch struct {
-	uids     []uint32
-	msgs     []*message.Message // parsed, to store
-	results  map[uint32]*MessageResult
-	doneUIDs []uint32 // skipped as duplicates: settled without storing
-	fetched  int
+	uids                 []uint32
+	msgs                 []*message.Message // parsed, to store
+	results              map[uint32]*MessageResult
+	doneUIDs             []uint32 // skipped as duplicates: settled without storing
+	fetched, fetchedLean int
 	// transferred and messageBytes add up Fetched.Transferred and Size.
 	transferred, messageBytes int64
+	oversized                 int
+	oversizedBytes            int64
 }
 
 func (r *runner) run(ctx context.Context) (Result, error) {

@@ -130,6 +130,9 @@ func (r *runner) report(ctx context.Context, b *batch) error {
 	}
 	rep.Of = r.listing.Batches
 	r.res.Fetched += b.fetched
+	r.res.FetchedLean += b.fetchedLean
+	r.res.Oversized += b.oversized
+	r.res.OversizedBytes += b.oversizedBytes
 	r.res.Transferred += b.transferred
 	r.res.MessageBytes += b.messageBytes
 	r.res.Created += rep.Created

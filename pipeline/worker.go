@@ -229,6 +229,11 @@ func (w *worker) fetch(ctx context.Context, round []*batch, outlines *imapsrc.Ou
 // the message must be fetched again whole: its sections could not promise
 // the row the whole message gives.
 func (w *worker) accept(b *batch, f imapsrc.Fetched, attempts int) bool {
+	// Every byte received counts, even for a response that is not used:
+	// the closing block says what was downloaded.
+	if !f.Oversized {
+		b.transferred += f.Transferred
+	}
 	if b.results[f.UID] != nil {
 		return true // a duplicate response after a resume
 	}
@@ -239,7 +244,9 @@ func (w *worker) accept(b *batch, f imapsrc.Fetched, attempts int) bool {
 	var m *message.Message
 	switch {
 	case f.Oversized:
-		b.fetched++
+		// Not downloaded, or (fetched whole) read and thrown away.
+		b.oversized++
+		b.oversizedBytes += f.Transferred
 		w.fail(b, f.UID, "", "oversized",
 			fmt.Errorf("message is %d bytes, over --max-message-size %d", f.Size, w.r.cfg.MaxMessageSize),
 			attempts, map[string]any{"size": f.Size})
@@ -249,11 +256,11 @@ func (w *worker) accept(b *batch, f imapsrc.Fetched, attempts int) bool {
 		if m, ok = message.ParseSections(f.Sections, meta); !ok {
 			return false
 		}
+		b.fetchedLean++
 	default:
 		m = message.Parse(f.Body, meta)
 	}
 	b.fetched++
-	b.transferred += f.Transferred
 	b.messageBytes += f.Size
 	if len(m.Warnings) > 0 {
 		w.r.log.Add(errlog.Entry{

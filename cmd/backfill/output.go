@@ -141,6 +141,8 @@ func (r *reporter) finish(res pipeline.Result, sum errlog.Summary, opID uuid.UUI
 	rate := successRate(res)
 	if r.json {
 		fields := map[string]any{"status": res.Status, "total": res.Selected, "fetched": res.Fetched,
+			"fetched_whole": res.Fetched - res.FetchedLean, "fetched_lean": res.FetchedLean,
+			"oversized": res.Oversized, "oversized_bytes": res.OversizedBytes,
 			"synced": res.Created, "skipped": res.Skipped, "errors": res.Failed, "warnings": res.Warnings,
 			"elapsed_seconds": res.Elapsed.Seconds(), "success_rate": rate, "operation_id": opID,
 			"error_summary": sum.Groups, "connections": res.Connections,
@@ -186,6 +188,13 @@ func (r *reporter) finish(res pipeline.Result, sum errlog.Summary, opID uuid.UUI
 	fmt.Fprintf(r.w, "   Total synced:  %d ✅\n", res.Created)
 	fmt.Fprintf(r.w, "   Total skipped: %d ⏭️\n", res.Skipped)
 	fmt.Fprintf(r.w, "   Total errors:  %d ❌\n", res.Failed)
+	if res.Oversized > 0 {
+		fmt.Fprintf(r.w, "   Oversized:     %d over --max-message-size, not stored (among the errors)", res.Oversized)
+		if res.OversizedBytes > 0 {
+			fmt.Fprintf(r.w, "; %.1f MB of them read and discarded", float64(res.OversizedBytes)/1e6)
+		}
+		fmt.Fprintln(r.w)
+	}
 	fmt.Fprintf(r.w, "   Elapsed time:  %.1fs\n", res.Elapsed.Seconds())
 	if res.Selected > 0 {
 		fmt.Fprintf(r.w, "   Success rate:  %.1f%%\n", rate)
@@ -193,6 +202,9 @@ func (r *reporter) finish(res pipeline.Result, sum errlog.Summary, opID uuid.UUI
 	fmt.Fprintf(r.w, "   Downloaded:    %d message bodies", res.Fetched)
 	if res.Elapsed > 0 && res.Fetched > 0 {
 		fmt.Fprintf(r.w, " (%.0f emails/s)", float64(res.Fetched)/res.Elapsed.Seconds())
+	}
+	if res.Fetched > 0 {
+		fmt.Fprintf(r.w, ": %d whole, %d lean", res.Fetched-res.FetchedLean, res.FetchedLean)
 	}
 	fmt.Fprintln(r.w)
 	if res.MessageBytes > 0 {

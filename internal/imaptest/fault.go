@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -62,6 +63,7 @@ func (s *session) Login(username, password string) error {
 
 func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
 	n := int(s.srv.fetches.Add(1))
+	s.countBodies(numSet, options)
 	if h := s.srv.cfg.fetchHook; h != nil {
 		err := h(n)
 		var imapErr *imap.Error
@@ -75,6 +77,27 @@ func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *
 		}
 	}
 	return s.SessionIMAP4rev2.Fetch(w, numSet, options)
+}
+
+// countBodies adds a UID FETCH's UIDs to those asked for whole or in pieces.
+func (s *session) countBodies(numSet imap.NumSet, options *imap.FetchOptions) {
+	uids, ok := numSet.(imap.UIDSet)
+	if !ok || len(options.BodySection) == 0 {
+		return
+	}
+	n := 0
+	for _, r := range uids {
+		if r.Stop >= r.Start {
+			n += int(r.Stop-r.Start) + 1
+		}
+	}
+	for _, sec := range options.BodySection {
+		if sec.Specifier == imap.PartSpecifierNone && len(sec.Part) == 0 && sec.Partial == nil {
+			s.srv.wholeAsked.Add(int64(n))
+			return
+		}
+	}
+	s.srv.piecesAsked.Add(int64(n))
 }
 
 // drop answers the FETCH until dropAfter bytes have gone out, then closes the
@@ -91,21 +114,26 @@ func (s *session) drop(w *imapserver.FetchWriter, numSet imap.NumSet, options *i
 	return &imap.Error{Type: imap.StatusResponseTypeNo, Text: "connection dropped by imaptest"}
 }
 
-// cutListener hands out connections that can be cut after a byte budget.
-type cutListener struct{ net.Listener }
+// cutListener hands out connections that can be cut after a byte budget,
+// and counts the bytes they write in sent.
+type cutListener struct {
+	net.Listener
+	sent *atomic.Int64
+}
 
 func (l cutListener) Accept() (net.Conn, error) {
 	c, err := l.Listener.Accept()
 	if err != nil {
 		return nil, err
 	}
-	return &cutConn{Conn: c, budget: -1}, nil
+	return &cutConn{Conn: c, budget: -1, sent: l.sent}, nil
 }
 
 type cutConn struct {
 	net.Conn
 	mu     sync.Mutex
 	budget int // bytes still allowed; -1 for no limit
+	sent   *atomic.Int64
 }
 
 func (c *cutConn) cutAfter(n int) {
@@ -119,12 +147,14 @@ func (c *cutConn) Write(p []byte) (int, error) {
 	defer c.mu.Unlock()
 	if c.budget < 0 || len(p) <= c.budget {
 		n, err := c.Conn.Write(p)
+		c.sent.Add(int64(n))
 		if c.budget >= 0 {
 			c.budget -= n
 		}
 		return n, err
 	}
 	n, _ := c.Conn.Write(p[:c.budget])
+	c.sent.Add(int64(n))
 	c.budget = 0
 	c.Conn.Close()
 	// Wrapping net.ErrClosed keeps the server from logging the failed write

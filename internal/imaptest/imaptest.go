@@ -45,6 +45,10 @@ type Server struct {
 	log     *gatedLogger
 	fetches atomic.Int64
 	logins  atomic.Int64
+	sent    atomic.Int64 // bytes written to clients
+	// wholeAsked and piecesAsked count the UIDs of UID FETCH commands that
+	// asked for whole messages, and for body sections only.
+	wholeAsked, piecesAsked atomic.Int64
 
 	closeOnce sync.Once
 	closeErr  error
@@ -167,7 +171,7 @@ func start(addr string, cfg config, logf func(string, ...any)) (*Server, error) 
 	if err != nil {
 		return nil, err
 	}
-	s.ln = cutListener{ln}
+	s.ln = cutListener{Listener: ln, sent: &s.sent}
 	go func() {
 		defer close(s.served)
 		// Serve fails only when Close came first, and Close reports that.
@@ -211,6 +215,17 @@ func (s *Server) Fetches() int { return int(s.fetches.Load()) }
 // Logins returns how many logins the server has accepted, over all
 // connections: how many connections a client really used.
 func (s *Server) Logins() int { return int(s.logins.Load()) }
+
+// BytesSent returns how many bytes the server has written to its clients,
+// over all connections: what a client downloaded, protocol included.
+func (s *Server) BytesSent() int64 { return s.sent.Load() }
+
+// BodiesAsked returns how many messages UID FETCH commands asked for whole
+// (BODY[] or RFC822) and how many in pieces only (body sections), over all
+// connections: what a client chose to download, counted by the server.
+func (s *Server) BodiesAsked() (whole, pieces int) {
+	return int(s.wholeAsked.Load()), int(s.piecesAsked.Load())
+}
 
 // AppendRaw stores one message in mailbox, as the APPEND command would, and
 // returns its UID.
