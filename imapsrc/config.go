@@ -20,8 +20,13 @@ const (
 	ImplicitTLS Security = iota
 	// StartTLS is imap://: the connection must be upgraded before login.
 	StartTLS
-	// Plaintext is imap:// to a loopback address, or with --allow-plaintext.
+	// Plaintext is a connection that was not upgraded: what
+	// StartTLSIfOffered falls back to with a server that offers no TLS.
 	Plaintext
+	// StartTLSIfOffered is imap:// to a loopback address, or with
+	// --allow-plaintext: STARTTLS when the server offers it, plaintext
+	// only when it does not. Conn.Security says which was used.
+	StartTLSIfOffered
 )
 
 func (s Security) String() string {
@@ -30,6 +35,8 @@ func (s Security) String() string {
 		return "TLS"
 	case StartTLS:
 		return "STARTTLS"
+	case StartTLSIfOffered:
+		return "STARTTLS if offered, else plaintext"
 	default:
 		return "plaintext"
 	}
@@ -50,6 +57,10 @@ type Config struct {
 	// Silence is how long the server may send nothing while an answer is
 	// due before the connection is dropped as dead; zero means 60 s.
 	Silence time.Duration
+
+	// ifOffered marks a StartTLS dial made for StartTLSIfOffered: the
+	// greeting may say that STARTTLS is not offered (see peekGreeting).
+	ifOffered bool
 }
 
 // Addr is host:port.
@@ -62,8 +73,9 @@ func (c Config) String() string {
 
 // ParseURL reads imaps://user@host:993/INBOX or imap://user@host:143/INBOX.
 // An @ in the user name is percent-encoded. imap:// requires STARTTLS unless
-// the host is a loopback address or allowPlaintext is set. The password is
-// not part of the URL; set Config.Password from the environment.
+// the host is a loopback address or allowPlaintext is set; then STARTTLS is
+// still used whenever the server offers it. The password is not part of
+// the URL; set Config.Password from the environment.
 func ParseURL(raw string, allowPlaintext bool) (Config, error) {
 	u, err := url.Parse(raw)
 	if err != nil {
@@ -100,7 +112,7 @@ func ParseURL(raw string, allowPlaintext bool) (Config, error) {
 		cfg.Mailbox = "INBOX"
 	}
 	if cfg.Security == StartTLS && (allowPlaintext || isLoopback(cfg.Host)) {
-		cfg.Security = Plaintext
+		cfg.Security = StartTLSIfOffered
 	}
 	return cfg, nil
 }

@@ -45,6 +45,9 @@ type Mailbox struct {
 // credentials are critical errors; refusals for load ([LIMIT],
 // [UNAVAILABLE], BYE) stay transient so callers can back off.
 func Dial(ctx context.Context, cfg Config) (*Conn, error) {
+	if cfg.Security == StartTLSIfOffered {
+		return dialStartTLSIfOffered(ctx, cfg)
+	}
 	timeout := cfg.timeout()
 	d := net.Dialer{Timeout: timeout}
 	tcp, err := d.DialContext(ctx, "tcp", cfg.Addr())
@@ -57,6 +60,12 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 	// go-imap takes no context: closing the socket is what unblocks it.
 	stop := context.AfterFunc(ctx, func() { raw.Close() })
 	defer stop()
+	if cfg.ifOffered {
+		if raw, cfg.Security, err = peekGreeting(raw); err != nil {
+			raw.Close()
+			return nil, fmt.Errorf("greeting from %s: %w", cfg.Addr(), ctxErr(ctx, err))
+		}
+	}
 
 	tlsConfig := cfg.TLSConfig
 	if tlsConfig == nil {

@@ -15,7 +15,7 @@ import (
 // worker the server will not admit step aside (retire), and closes what no
 // worker took.
 type conns struct {
-	cfg     imapsrc.Config
+	cfg     imapsrc.Config // guarded by mu: Security is settled by the first connection
 	workers int
 	log     *errlog.Log
 	// retrier backs off between connection attempts and tells the observer.
@@ -35,9 +35,19 @@ type conns struct {
 // open dials, logs in and selects the mailbox read-only: every connection
 // of a run starts so.
 func (c *conns) open(ctx context.Context) (*imapsrc.Conn, imapsrc.Mailbox, error) {
-	conn, err := imapsrc.Dial(ctx, c.cfg)
+	c.mu.Lock()
+	cfg := c.cfg
+	c.mu.Unlock()
+	conn, err := imapsrc.Dial(ctx, cfg)
 	if err != nil {
 		return nil, imapsrc.Mailbox{}, err
+	}
+	if cfg.Security == imapsrc.StartTLSIfOffered {
+		// What the first connection found holds for the rest: later ones
+		// need not ask again.
+		c.mu.Lock()
+		c.cfg.Security = conn.Security()
+		c.mu.Unlock()
 	}
 	mbox, err := conn.SelectReadOnly(ctx, c.cfg.Mailbox)
 	if err != nil {

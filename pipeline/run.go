@@ -140,10 +140,20 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 // together with the connection, which next may keep (the pipeline makes it
 // a worker's) and must close.
 func (r *runner) list(ctx context.Context, next func(*imapsrc.Conn, imapsrc.Mailbox, []uint32) error) error {
-	r.obs.Connecting(r.cfg.IMAP)
+	// Whether STARTTLS is offered is known only once connected: the line
+	// that says how the run connects waits for it, so as to stay true.
+	settle := r.cfg.IMAP.Security == imapsrc.StartTLSIfOffered
+	if !settle {
+		r.obs.Connecting(r.cfg.IMAP)
+	}
 	conn, mbox, uids, err := r.connectAndList(ctx)
 	if err != nil {
 		return err
+	}
+	if settle {
+		cfg := r.cfg.IMAP
+		cfg.Security = conn.Security()
+		r.obs.Connecting(cfg)
 	}
 	handedOff := false
 	defer func() {

@@ -183,7 +183,7 @@ func checkInbox(ctx context.Context, cfg imapsrc.Config) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return fmt.Sprintf("%d messages, UIDVALIDITY %d", mb.Messages, mb.UIDValidity), nil
+	return fmt.Sprintf("%d messages, UIDVALIDITY %d, over %s", mb.Messages, mb.UIDValidity, conn.Security()), nil
 }
 
 // query runs a read-only subcommand's query on a migrated database and, with

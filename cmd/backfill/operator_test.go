@@ -32,11 +32,11 @@ func TestSettledRerunLogsInOnce(t *testing.T) {
 		{"--inbox", "demo", "--workers", "4", "--batch-size", "50"},
 		{"--inbox", "demo", "--workers", "4", "--limit", "10"},
 	} {
-		logins = f.imap.Logins()
+		logins, conns := f.imap.Logins(), f.imap.Connections()
 		out := f.mustRun(0, args...)
 		f.wantLine(out, "Downloaded:    0 message bodies")
-		if got := f.imap.Logins() - logins; got != 1 {
-			t.Errorf("backfill %v on a settled mailbox logged in %d times, want 1", args, got)
+		if got, dialled := f.imap.Logins()-logins, f.imap.Connections()-conns; got != 1 || dialled != 1 {
+			t.Errorf("backfill %v on a settled mailbox made %d connections and logged in %d times, want 1 and 1", args, dialled, got)
 		}
 	}
 }

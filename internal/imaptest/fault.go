@@ -1,6 +1,7 @@
 package imaptest
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -54,10 +55,17 @@ type session struct {
 }
 
 func (s *session) Login(username, password string) error {
+	_, overTLS := s.conn.NetConn().(*tls.Conn)
+	if !overTLS {
+		s.srv.plainAttempts.Add(1)
+	}
 	if err := s.SessionIMAP4rev2.Login(username, password); err != nil {
 		return err
 	}
 	s.srv.logins.Add(1)
+	if overTLS {
+		s.srv.tlsLogins.Add(1)
+	}
 	return nil
 }
 
@@ -115,10 +123,10 @@ func (s *session) drop(w *imapserver.FetchWriter, numSet imap.NumSet, options *i
 }
 
 // cutListener hands out connections that can be cut after a byte budget,
-// and counts the bytes they write in sent.
+// counts them in accepted and the bytes they write in sent.
 type cutListener struct {
 	net.Listener
-	sent *atomic.Int64
+	sent, accepted *atomic.Int64
 }
 
 func (l cutListener) Accept() (net.Conn, error) {
@@ -126,6 +134,7 @@ func (l cutListener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
+	l.accepted.Add(1)
 	return &cutConn{Conn: c, budget: -1, sent: l.sent}, nil
 }
 

@@ -6,6 +6,7 @@ package imaptest
 import (
 	"bytes"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -45,7 +46,11 @@ type Server struct {
 	log     *gatedLogger
 	fetches atomic.Int64
 	logins  atomic.Int64
-	sent    atomic.Int64 // bytes written to clients
+	// tlsLogins counts accepted logins over TLS; plainAttempts, logins tried
+	// (accepted or not) in plaintext.
+	tlsLogins, plainAttempts atomic.Int64
+	sent                     atomic.Int64 // bytes written to clients
+	conns                    atomic.Int64 // connections accepted
 	// wholeAsked and piecesAsked count the UIDs of UID FETCH commands that
 	// asked for whole messages, and for body sections only.
 	wholeAsked, piecesAsked atomic.Int64
@@ -63,6 +68,7 @@ type config struct {
 	fetchHook          FetchHook
 	wrap               func(imapserver.SessionIMAP4rev2, *imapserver.Conn) imapserver.SessionIMAP4rev2
 	debug              io.Writer
+	tls                *tls.Config
 }
 
 // WithUser sets the user name and password instead of DefaultUsername and a
@@ -76,6 +82,12 @@ func WithUser(username, password string) Option {
 // bare IMAP4rev1 server without ESEARCH, like many older providers.
 func WithCaps(caps imap.CapSet) Option {
 	return func(c *config) { c.caps = caps }
+}
+
+// WithStartTLS offers STARTTLS with cfg's certificate. Plaintext login stays
+// allowed, as on a server that leaves TLS to the client.
+func WithStartTLS(cfg *tls.Config) Option {
+	return func(c *config) { c.tls = cfg }
 }
 
 // WithDebug copies the raw protocol traffic, passwords included, to w.
@@ -166,12 +178,13 @@ func start(addr string, cfg config, logf func(string, ...any)) (*Server, error) 
 		Logger:       s.log,
 		InsecureAuth: true, // loopback only: the tests and the demo have no certificates
 		DebugWriter:  cfg.debug,
+		TLSConfig:    cfg.tls,
 	})
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, err
 	}
-	s.ln = cutListener{Listener: ln, sent: &s.sent}
+	s.ln = cutListener{Listener: ln, sent: &s.sent, accepted: &s.conns}
 	go func() {
 		defer close(s.served)
 		// Serve fails only when Close came first, and Close reports that.
@@ -215,6 +228,15 @@ func (s *Server) Fetches() int { return int(s.fetches.Load()) }
 // Logins returns how many logins the server has accepted, over all
 // connections: how many connections a client really used.
 func (s *Server) Logins() int { return int(s.logins.Load()) }
+
+// LoginsOverTLS returns how many logins the server accepted over TLS, and
+// how many were tried in plaintext, accepted or not.
+func (s *Server) LoginsOverTLS() (tls, plainAttempts int) {
+	return int(s.tlsLogins.Load()), int(s.plainAttempts.Load())
+}
+
+// Connections returns how many connections the server has accepted.
+func (s *Server) Connections() int { return int(s.conns.Load()) }
 
 // BytesSent returns how many bytes the server has written to its clients,
 // over all connections: what a client downloaded, protocol included.
