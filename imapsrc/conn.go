@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"net"
 	"slices"
 	"time"
@@ -14,7 +13,6 @@ import (
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/myhibachi/backfill/errlog"
-	"github.com/myhibachi/backfill/message"
 )
 
 // Conn is one logged-in IMAP connection. It is not for concurrent use: one
@@ -167,122 +165,6 @@ func (c *Conn) ListUIDs(ctx context.Context) ([]uint32, error) {
 	}
 	slices.Sort(out)
 	return out, nil
-}
-
-// Fetched is one message as the server sent it.
-type Fetched struct {
-	UID          uint32
-	InternalDate time.Time
-	Size         int64 // RFC822.SIZE, or the literal's size
-	// Body is the whole message; nil when Oversized or fetched as
-	// Sections. It is only valid during the callback that receives it: the
-	// connection reuses its memory for the next one.
-	Body []byte
-	// Sections is the message fetched part by part, its attachments left
-	// on the server (FetchOptions.Lean).
-	Sections  *message.Section
-	Oversized bool // larger than the cap; its content was not kept
-	// NeedWhole is set when a lean fetch could not get the sections: fetch
-	// the message again with FetchOptions.Whole.
-	NeedWhole bool
-	// Transferred counts the content bytes the server sent for it.
-	Transferred int64
-}
-
-// FetchBatch fetches the given UIDs and calls fn for each message as it
-// arrives. Messages larger than opts.MaxSize come without content. It
-// returns the UIDs the server did not send: go-imap silently drops a
-// response whose UID follows its literal, and a message may be expunged
-// meanwhile, so callers must not assume all arrived.
-func (c *Conn) FetchBatch(ctx context.Context, uids []uint32, opts FetchOptions, fn func(Fetched) error) (missing []uint32, err error) {
-	stop := c.closeOn(ctx)
-	defer stop()
-	got := make(map[uint32]bool, len(uids))
-	deliver := func(f Fetched) error {
-		got[f.UID] = true
-		return fn(f)
-	}
-	if opts.Lean {
-		err = c.fetchLeanBatch(uids, opts, deliver)
-	} else {
-		err = c.fetchWhole(uids, opts.MaxSize, deliver)
-	}
-	if err != nil {
-		return nil, ctxErr(ctx, err)
-	}
-	for _, u := range uids {
-		if !got[u] {
-			missing = append(missing, u)
-		}
-	}
-	return missing, nil
-}
-
-// fetchLeanBatch fetches the messages with large attachments as sections
-// and the others whole, both at once on the connection.
-func (c *Conn) fetchLeanBatch(uids []uint32, opts FetchOptions, fn func(Fetched) error) error {
-	ahead := opts.Outlines.get()
-	var whole, rest, ask []uint32
-	for _, u := range uids {
-		switch _, ok := ahead[u]; {
-		case opts.Whole[u]:
-			whole = append(whole, u)
-		case ok:
-			rest = append(rest, u)
-		default:
-			rest = append(rest, u)
-			ask = append(ask, u)
-		}
-	}
-	asked, err := c.fetchOutlines(ask)
-	if err != nil {
-		c.c.Close()
-		return err
-	}
-	outlines := map[uint32]outline{}
-	maps.Copy(outlines, ahead)
-	maps.Copy(outlines, asked)
-	var plans []*leanPart
-	var lean []outline
-	for _, u := range rest {
-		o, ok := outlines[u]
-		switch {
-		case !ok:
-			// Not returned: reported missing.
-		case opts.MaxSize > 0 && o.size > opts.MaxSize:
-			if err := fn(Fetched{UID: u, InternalDate: o.internalDate, Size: o.size, Oversized: true}); err != nil {
-				return err
-			}
-		case o.structure == nil:
-			whole = append(whole, u)
-		default:
-			if plan := planLean(o.structure); plan != nil {
-				plans = append(plans, plan)
-				lean = append(lean, o)
-			} else {
-				whole = append(whole, u)
-			}
-		}
-	}
-	results := c.fetchLean(plans, lean)
-	firstErr := c.fetchWhole(whole, opts.MaxSize, fn)
-	if firstErr != nil {
-		c.c.Close() // ends the section fetches still waiting
-	}
-	// Every message that arrived is delivered, even after a failure: it is
-	// progress the caller's resume need not repeat.
-	for r := range results {
-		err := r.err
-		if err == nil {
-			err = fn(r.f)
-		} else if firstErr == nil {
-			c.c.Close()
-		}
-		if err != nil && firstErr == nil {
-			firstErr = err
-		}
-	}
-	return firstErr
 }
 
 // fetchWhole fetches the given UIDs whole in one UID FETCH, calling fn for

@@ -20,13 +20,17 @@ import (
 // every part's MIME header, its text parts whole, and for each large
 // attachment only the last few hundred bytes, from which its decoded size
 // follows (message.Base64Size). Which parts exist and how large they are
-// comes from BODYSTRUCTURE, asked for the whole batch first.
+// comes from BODYSTRUCTURE, asked for the whole batch first. The server's
+// sizes are not taken on trust: each tail is asked for with one byte more
+// than the part should have left, and the part must end exactly where the
+// structure says.
 //
 // Anything that does not fit this picture is fetched whole, as in full
-// mode: a message without large attachments, a tail that does not prove a
+// mode, by Fetcher itself: a message without large attachments, a part
+// that does not end where its structure says, a tail that does not prove a
 // size, a structure go-imap cannot parse (it drops the connection; see
-// StructureError), sections the server refuses, headers that disagree with
-// the structure (message.ParseSections).
+// StructureError), sections the server refuses, leaves out or sends as NIL,
+// headers that disagree with the structure (message.ParseSections).
 
 const (
 	// elideMin is the smallest part left on the server: below it, fetching
@@ -39,34 +43,6 @@ const (
 	// three lines of up to 76 digits and the last one, with room to spare.
 	tailLen = 512
 )
-
-// FetchOptions says how FetchBatch fetches.
-type FetchOptions struct {
-	// MaxSize is the largest message fetched; larger ones are reported
-	// Oversized without their content. 0 means no limit.
-	MaxSize int64
-	// Lean leaves large attachments on the server (see above).
-	Lean bool
-	// Whole lists UIDs to fetch whole even when Lean.
-	Whole map[uint32]bool
-	// Outlines, when Lean, were asked for ahead with StartOutlines.
-	Outlines *Outlines
-}
-
-// StructureError is returned when the BODYSTRUCTURE fetch of a batch broke
-// off. go-imap drops the connection on a structure it cannot parse, and
-// servers answer in UID order, so the first UID whose structure did not
-// arrive may be the cause: callers should fetch Suspect whole from then on.
-type StructureError struct {
-	Suspect uint32 // 0 when every structure arrived
-	Err     error
-}
-
-func (e *StructureError) Error() string {
-	return fmt.Sprintf("fetch body structures (UID %d fetched whole from now on): %v", e.Suspect, e.Err)
-}
-
-func (e *StructureError) Unwrap() error { return e.Err }
 
 // outline is what the first, cheap fetch of a lean batch says about a message.
 type outline struct {
@@ -86,28 +62,26 @@ type Outlines struct {
 }
 
 // StartOutlines sends the structure fetch for uids and returns at once; the
-// answer is collected in the background. Pass the result to FetchBatch in
-// FetchOptions.Outlines. A failed or abandoned one costs nothing but the
-// round trip FetchBatch then makes itself.
+// answer is collected in the background. Pass the result in
+// Fetcher.Outlines. The structures a failed one did not bring cost nothing
+// but the round trip Fetcher then makes itself, on its own connection.
 func (c *Conn) StartOutlines(uids []uint32) *Outlines {
 	o := &Outlines{done: make(chan struct{})}
 	cmd := c.outlineCommand(uids)
 	go func() {
 		defer close(o.done)
-		o.m, o.err = collectOutlines(cmd, uids)
+		o.m, o.err = collectOutlines(cmd)
 	}()
 	return o
 }
 
-// get waits for the outlines; nil when they failed.
+// get waits for the outlines and returns those that arrived, all of them
+// unless the fetch failed.
 func (o *Outlines) get() map[uint32]outline {
 	if o == nil {
 		return nil
 	}
 	<-o.done
-	if o.err != nil {
-		return nil
-	}
 	return o.m
 }
 
@@ -120,46 +94,40 @@ func (c *Conn) outlineCommand(uids []uint32) *imapclient.FetchCommand {
 	})
 }
 
-// fetchOutlines asks for the size, date and structure of every UID.
-func (c *Conn) fetchOutlines(uids []uint32) (map[uint32]outline, error) {
-	if len(uids) == 0 {
-		return nil, nil
-	}
-	return collectOutlines(c.outlineCommand(uids), uids)
-}
-
-// collectOutlines reads a structure fetch's answer. A structure carries no
-// literal handed to us, so go-imap's Collect is safe here.
-func collectOutlines(cmd *imapclient.FetchCommand, uids []uint32) (map[uint32]outline, error) {
+// collectOutlines reads a structure fetch's answer: what arrived, even
+// when the fetch then failed. A structure carries no literal handed to us,
+// so go-imap's Collect is safe here.
+func collectOutlines(cmd *imapclient.FetchCommand) (map[uint32]outline, error) {
 	msgs, err := cmd.Collect()
 	out := make(map[uint32]outline, len(msgs))
 	for _, m := range msgs {
-		if m.UID == 0 {
+		if m.UID == 0 || m.BodyStructure == nil {
 			continue
 		}
 		out[uint32(m.UID)] = outline{uid: uint32(m.UID), internalDate: m.InternalDate, size: m.RFC822Size, structure: m.BodyStructure}
 	}
-	if err != nil {
-		se := &StructureError{Err: err}
-		for _, u := range uids {
-			if _, ok := out[u]; !ok {
-				se.Suspect = u
-				break
-			}
-		}
-		return out, se
-	}
-	return out, nil
+	return out, err
 }
 
-// leanPart is one entity of a message to be fetched as sections.
+// leanPart is one entity of a message to be fetched as sections. Its two
+// items are both what is asked for and what finds the answer, so request
+// and look-up cannot drift apart.
 type leanPart struct {
 	path      []int
 	mediaType string
-	octets    int64
+	octets    int64  // the size the server's structure reports
 	encoding  string // lowercase Content-Transfer-Encoding
 	elided    bool
 	parts     []*leanPart
+	// header asks for the entity's header: HEADER for the message, MIME
+	// for a part.
+	header *imap.FetchItemBodySection
+	// body asks for a leaf's content: all of it, or for an elided part its
+	// last tail bytes and one more, which must not come: a section that
+	// does not end exactly where the structure says gets its size from
+	// nowhere, and the message is fetched whole.
+	body *imap.FetchItemBodySection
+	tail int64
 }
 
 // planLean returns the message's parts when fetching it as sections saves
@@ -181,6 +149,11 @@ func planLean(bs imap.BodyStructure) *leanPart {
 
 func planPart(bs imap.BodyStructure, path []int, saved *int64) *leanPart {
 	p := &leanPart{path: path, mediaType: bs.MediaType()}
+	if len(path) == 0 {
+		p.header = &imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader, Peek: true}
+	} else {
+		p.header = &imap.FetchItemBodySection{Specifier: imap.PartSpecifierMIME, Part: path, Peek: true}
+	}
 	switch bs := bs.(type) {
 	case *imap.BodyStructureMultiPart:
 		for i, child := range bs.Children {
@@ -189,9 +162,17 @@ func planPart(bs imap.BodyStructure, path []int, saved *int64) *leanPart {
 	case *imap.BodyStructureSinglePart:
 		p.octets = int64(bs.Size)
 		p.encoding = strings.ToLower(strings.TrimSpace(bs.Encoding))
+		p.body = &imap.FetchItemBodySection{Part: path, Peek: true}
 		if elidable(p) {
 			p.elided = true
-			*saved += p.octets - tailLen
+			// A base64 part's size follows from its last lines; any other
+			// part's is its length, of which the last byte is proof.
+			p.tail = 1
+			if p.encoding == "base64" {
+				p.tail = min(p.octets, tailLen)
+			}
+			p.body.Partial = &imap.SectionPartial{Offset: p.octets - p.tail, Size: p.tail + 1}
+			*saved += p.octets - p.tail
 		}
 	}
 	return p
@@ -216,31 +197,73 @@ func elidable(p *leanPart) bool {
 
 // sections lists the FETCH items for the message planned by root.
 func (root *leanPart) sections() []*imap.FetchItemBodySection {
-	items := []*imap.FetchItemBodySection{{Specifier: imap.PartSpecifierHeader, Peek: true}}
+	var items []*imap.FetchItemBodySection
 	var walk func(p *leanPart)
 	walk = func(p *leanPart) {
+		items = append(items, p.header)
 		for _, c := range p.parts {
-			items = append(items, &imap.FetchItemBodySection{Specifier: imap.PartSpecifierMIME, Part: c.path, Peek: true})
-			switch {
-			case len(c.parts) > 0:
-				walk(c)
-			case !c.elided:
-				items = append(items, &imap.FetchItemBodySection{Part: c.path, Peek: true})
-			case c.encoding == "base64":
-				n := min(c.octets, tailLen)
-				items = append(items, &imap.FetchItemBodySection{Part: c.path, Peek: true, Partial: &imap.SectionPartial{Offset: c.octets - n, Size: n}})
-			}
+			walk(c)
+		}
+		if p.body != nil {
+			items = append(items, p.body)
 		}
 	}
 	walk(root)
 	return items
 }
 
+// build assembles the fetched sections into the message's tree. ok is false
+// when a section the plan asked for is missing or NIL, or an elided part
+// does not end where the structure says or its size cannot be proved.
+func (root *leanPart) build(buf *imapclient.FetchMessageBuffer) (tree *message.Section, ok bool) {
+	var walk func(p *leanPart) *message.Section
+	walk = func(p *leanPart) *message.Section {
+		// FindBodySection answers nil both for a section that did not
+		// come and for one the server sent as NIL: neither is an
+		// empty section.
+		s := &message.Section{MediaType: p.mediaType, Header: buf.FindBodySection(p.header)}
+		if s.Header == nil {
+			return nil
+		}
+		for _, c := range p.parts {
+			cs := walk(c)
+			if cs == nil {
+				return nil
+			}
+			s.Parts = append(s.Parts, cs)
+		}
+		if p.body == nil {
+			return s
+		}
+		b := buf.FindBodySection(p.body)
+		switch {
+		case b == nil:
+			return nil
+		case !p.elided:
+			s.Body = b
+		case int64(len(b)) != p.tail:
+			return nil // the part is longer or shorter than the structure says
+		case p.encoding == "base64":
+			size, ok := message.Base64Size(p.octets, b)
+			if !ok {
+				return nil
+			}
+			s.Elided, s.Size = true, size
+		default:
+			s.Elided, s.Size = true, p.octets
+		}
+		return s
+	}
+	tree = walk(root)
+	return tree, tree != nil
+}
+
 // readSections reads the one message a section fetch returns; nil when the
 // server returned none. It reads every literal itself rather than with
 // go-imap's Collect, which drains a literal that failed mid-read while the
 // client's reader goroutine already reads on: a data race on the socket.
-// Instead, the connection is closed, as fetchWhole does.
+// Instead, the connection is closed, as fetchWhole does. A section sent as
+// NIL is kept nil, so that build tells it from an empty one.
 func (c *Conn) readSections(cmd *imapclient.FetchCommand) (*imapclient.FetchMessageBuffer, error) {
 	buf := &imapclient.FetchMessageBuffer{}
 	for msg := cmd.Next(); msg != nil; msg = cmd.Next() {
@@ -249,7 +272,7 @@ func (c *Conn) readSections(cmd *imapclient.FetchCommand) (*imapclient.FetchMess
 			if !ok {
 				continue
 			}
-			b := []byte{} // found, even when NIL: build tells found from missing by nil
+			var b []byte
 			if body.Literal != nil {
 				b = make([]byte, body.Literal.Size())
 				if _, err := io.ReadFull(body.Literal, b); err != nil {
@@ -263,73 +286,22 @@ func (c *Conn) readSections(cmd *imapclient.FetchCommand) (*imapclient.FetchMess
 	if err := cmd.Close(); err != nil {
 		return nil, err
 	}
-	if len(buf.BodySection) == 0 {
-		return nil, nil
-	}
 	return buf, nil
 }
 
-// build assembles the fetched sections into the message's tree. It returns
-// nil when a section the plan asked for is missing.
-func (root *leanPart) build(buf *imapclient.FetchMessageBuffer) *message.Section {
-	find := func(s *imap.FetchItemBodySection) ([]byte, bool) {
-		b := buf.FindBodySection(s)
-		return b, b != nil
-	}
-	header, ok := find(&imap.FetchItemBodySection{Specifier: imap.PartSpecifierHeader})
-	if !ok {
-		return nil
-	}
-	var walk func(p *leanPart, header []byte) *message.Section
-	walk = func(p *leanPart, header []byte) *message.Section {
-		s := &message.Section{MediaType: p.mediaType, Header: header}
-		for _, c := range p.parts {
-			h, ok := find(&imap.FetchItemBodySection{Specifier: imap.PartSpecifierMIME, Part: c.path})
-			if !ok {
-				return nil
-			}
-			cs := walk(c, h)
-			if cs == nil {
-				return nil
-			}
-			s.Parts = append(s.Parts, cs)
-		}
-		switch {
-		case len(p.parts) > 0:
-		case !p.elided:
-			if s.Body, ok = find(&imap.FetchItemBodySection{Part: p.path}); !ok {
-				return nil
-			}
-		case p.encoding == "base64":
-			n := min(p.octets, tailLen)
-			tail, ok := find(&imap.FetchItemBodySection{Part: p.path, Partial: &imap.SectionPartial{Offset: p.octets - n}})
-			if !ok {
-				return nil
-			}
-			s.Elided = true
-			if s.Size, ok = message.Base64Size(p.octets, tail); !ok {
-				s.Size = -1
-			}
-		default:
-			s.Elided, s.Size = true, p.octets
-		}
-		return s
-	}
-	return walk(root, header)
-}
-
-// leanResult is one message fetched as sections, or why it was not.
-type leanResult struct {
+// sectionResult is one message fetched as sections: its row in f.Message,
+// or none when it must be fetched whole; err when the connection failed.
+type sectionResult struct {
 	f   Fetched
 	err error
 }
 
-// fetchLean sends one UID FETCH per planned message, without waiting for
-// answers, and collects each answer in a goroutine of its own: go-imap hands
-// a response to the command it belongs to and blocks until that command's
-// reader takes it, so readers must not wait for each other.
-func (c *Conn) fetchLean(plans []*leanPart, outlines []outline) <-chan leanResult {
-	out := make(chan leanResult, len(plans))
+// fetchSections sends one UID FETCH per planned message, without waiting
+// for answers, and collects each answer in a goroutine of its own: go-imap
+// hands a response to the command it belongs to and blocks until that
+// command's reader takes it, so readers must not wait for each other.
+func (c *Conn) fetchSections(plans []*leanPart, outlines []outline, uidValidity uint32) <-chan sectionResult {
+	out := make(chan sectionResult, len(plans))
 	var wg sync.WaitGroup
 	for i, plan := range plans {
 		o := outlines[i]
@@ -339,28 +311,27 @@ func (c *Conn) fetchLean(plans []*leanPart, outlines []outline) <-chan leanResul
 			defer wg.Done()
 			f := Fetched{UID: o.uid, InternalDate: o.internalDate, Size: o.size}
 			got, err := c.readSections(cmd)
+			var imapErr *imap.Error
 			switch {
-			case err != nil:
-				var imapErr *imap.Error
-				if errors.As(err, &imapErr) {
-					// The server refused a section but the connection is
-					// fine: fetch this one whole.
-					f.NeedWhole = true
-					out <- leanResult{f: f}
-					return
-				}
-				out <- leanResult{f: f, err: fmt.Errorf("fetch sections of UID %d: %w", o.uid, err)}
+			case errors.As(err, &imapErr) && c.c.State() != imap.ConnStateLogout:
+				// The server refused a section but the connection is
+				// fine: the message is fetched whole.
+				out <- sectionResult{f: f}
 				return
-			case got == nil:
-				return // not returned: reported missing
+			case err != nil:
+				out <- sectionResult{f: f, err: fmt.Errorf("fetch sections of UID %d: %w", o.uid, err)}
+				return
 			}
 			for _, s := range got.BodySection {
 				f.Transferred += int64(len(s.Bytes))
 			}
-			if f.Sections = plan.build(got); f.Sections == nil {
-				f.NeedWhole = true
+			if tree, ok := plan.build(got); ok {
+				meta := message.Meta{UID: o.uid, UIDValidity: uidValidity, InternalDate: o.internalDate, Size: o.size}
+				if m, ok := message.ParseSections(tree, meta); ok {
+					f.Message = m
+				}
 			}
-			out <- leanResult{f: f}
+			out <- sectionResult{f: f}
 		}()
 	}
 	go func() {

@@ -20,6 +20,10 @@ type watchdogConn struct {
 	net.Conn
 	silence time.Duration
 	busy    atomic.Bool // a command is outstanding
+	// readFailed is set once a read from the socket fails: it tells a
+	// network failure from go-imap closing a healthy connection on a
+	// response it could not parse.
+	readFailed atomic.Bool
 
 	mu      sync.Mutex
 	libDead time.Time // the read deadline go-imap asked for, zero for none
@@ -43,8 +47,15 @@ func (c *watchdogConn) Read(p []byte) (int, error) {
 	if err := c.Conn.SetReadDeadline(c.deadline()); err != nil {
 		return 0, err
 	}
-	return c.Conn.Read(p)
+	n, err := c.Conn.Read(p)
+	if err != nil {
+		c.readFailed.Store(true)
+	}
+	return n, err
 }
+
+// failed reports whether a read from the socket has failed.
+func (c *watchdogConn) failed() bool { return c.readFailed.Load() }
 
 // arm starts or stops watching. Setting the deadline here, not only in
 // Read, matters: go-imap's reader is usually already blocked in a Read begun

@@ -23,7 +23,7 @@ type Config struct {
 	MaxMessageSize int64
 	// FullFetch downloads every message whole. Otherwise large attachments
 	// stay on the server: their name, type and size come from the body
-	// structure and a few bytes of their end (see imapsrc.FetchOptions).
+	// structure and a few bytes of their end (see imapsrc.Fetcher).
 	FullFetch bool
 	DryRun    bool
 	// RetryFor bounds how long one operation is retried on transient

@@ -124,9 +124,9 @@ func (w *worker) connect(ctx context.Context) error {
 
 // fetch downloads and parses a round of batches. A dropped connection is
 // re-dialled and only the UIDs not yet received are asked for again; UIDs
-// the server leaves out are asked for once more, then logged. A message
-// whose sections could not stand for the whole message is fetched again
-// whole.
+// the server leaves out are asked for once more, then logged. How each
+// message is fetched, and fetched again when its sections fail, is the
+// imapsrc.Fetcher's business.
 func (w *worker) fetch(ctx context.Context, round []*batch, outlines *imapsrc.Outlines) error {
 	owner := map[uint32]*batch{}
 	var remaining []uint32
@@ -145,7 +145,7 @@ func (w *worker) fetch(ctx context.Context, round []*batch, outlines *imapsrc.Ou
 		return n
 	}
 	askedAgain := false
-	opts := imapsrc.FetchOptions{MaxSize: w.r.cfg.MaxMessageSize, Lean: w.r.lean(), Whole: map[uint32]bool{}, Outlines: outlines}
+	fetcher := &imapsrc.Fetcher{MaxSize: w.r.cfg.MaxMessageSize, UIDValidity: w.uidValidity, Lean: w.r.lean(), Outlines: outlines}
 	rt := w.r.retrier(ctx, "IMAP fetch")
 	for len(remaining) > 0 {
 		if w.conn == nil {
@@ -165,15 +165,9 @@ func (w *worker) fetch(ctx context.Context, round []*batch, outlines *imapsrc.Ou
 			}
 		}
 		before := received()
-		var again []uint32
-		missing, err := w.conn.FetchBatch(ctx, remaining, opts, func(f imapsrc.Fetched) error {
-			b := owner[f.UID]
-			if b == nil {
-				return nil // not asked for
-			}
-			if !w.accept(b, f, rt.attempt) {
-				opts.Whole[f.UID] = true
-				again = append(again, f.UID)
+		missing, err := fetcher.Fetch(ctx, w.conn, remaining, func(f imapsrc.Fetched) error {
+			if b := owner[f.UID]; b != nil {
+				w.accept(b, f, rt.attempt)
 			}
 			return nil
 		})
@@ -185,13 +179,14 @@ func (w *worker) fetch(ctx context.Context, round []*batch, outlines *imapsrc.Ou
 			}
 			progress := received() > before
 			var se *imapsrc.StructureError
-			if errors.As(err, &se) && se.Suspect != 0 && !opts.Whole[se.Suspect] {
-				// Possibly a structure go-imap cannot parse: that message
-				// is fetched whole from now on, which is progress too.
-				opts.Whole[se.Suspect] = true
+			if errors.As(err, &se) {
+				// A structure that cannot be read: the fetcher fetches
+				// that message whole from now on, which is progress too.
+				// Only these count towards turning lean fetching off; a
+				// network failure on the way does not.
 				progress = true
 				w.r.structureFailed(err)
-				opts.Lean = w.r.lean()
+				fetcher.Lean = w.r.lean()
 			} else if errlog.Classify(err) != errlog.Transient {
 				return err
 			}
@@ -211,54 +206,44 @@ func (w *worker) fetch(ctx context.Context, round []*batch, outlines *imapsrc.Ou
 			remaining = slices.DeleteFunc(slices.Clone(remaining), done)
 			continue
 		}
+		remaining = nil
 		if len(missing) > 0 && !askedAgain {
 			askedAgain = true
-			again = append(again, missing...)
-			missing = nil
+			remaining, missing = missing, nil
 		}
 		for _, u := range missing {
 			w.fail(owner[u], u, "", "not_returned", fmt.Errorf("server did not return UID %d (expunged meanwhile?)", u), rt.attempt, nil)
 		}
-		slices.Sort(again)
-		remaining = again
 	}
 	return nil
 }
 
-// accept parses one fetched message into the batch. It returns false when
-// the message must be fetched again whole: its sections could not promise
-// the row the whole message gives.
-func (w *worker) accept(b *batch, f imapsrc.Fetched, attempts int) bool {
+// accept parses one fetched message into the batch: a message fetched as
+// sections comes parsed, a whole one is parsed here.
+func (w *worker) accept(b *batch, f imapsrc.Fetched, attempts int) {
 	// Every byte received counts, even for a response that is not used:
-	// the closing block says what was downloaded.
+	// the closing block says what was downloaded. (Sections that could
+	// not be used count with the whole message fetched instead.)
 	if !f.Oversized {
 		b.transferred += f.Transferred
 	}
 	if b.results[f.UID] != nil {
-		return true // a duplicate response after a resume
+		return // a duplicate response after a resume
 	}
-	if f.NeedWhole {
-		return false
-	}
-	meta := message.Meta{UID: f.UID, UIDValidity: w.uidValidity, InternalDate: f.InternalDate, Size: f.Size}
-	var m *message.Message
-	switch {
-	case f.Oversized:
+	if f.Oversized {
 		// Not downloaded, or (fetched whole) read and thrown away.
 		b.oversized++
 		b.oversizedBytes += f.Transferred
 		w.fail(b, f.UID, "", "oversized",
 			fmt.Errorf("message is %d bytes, over --max-message-size %d", f.Size, w.r.cfg.MaxMessageSize),
 			attempts, map[string]any{"size": f.Size})
-		return true
-	case f.Sections != nil:
-		var ok bool
-		if m, ok = message.ParseSections(f.Sections, meta); !ok {
-			return false
-		}
+		return
+	}
+	m := f.Message
+	if m != nil {
 		b.fetchedLean++
-	default:
-		m = message.Parse(f.Body, meta)
+	} else {
+		m = message.Parse(f.Body, message.Meta{UID: f.UID, UIDValidity: w.uidValidity, InternalDate: f.InternalDate, Size: f.Size})
 	}
 	b.fetched++
 	b.messageBytes += f.Size
@@ -271,7 +256,6 @@ func (w *worker) accept(b *batch, f imapsrc.Fetched, attempts int) bool {
 	}
 	b.msgs = append(b.msgs, m)
 	b.results[f.UID] = &MessageResult{UID: f.UID, MessageID: m.MessageID, Subject: m.Subject}
-	return true
 }
 
 func (w *worker) fail(b *batch, uid uint32, msgID, typ string, err error, attempts int, ctx map[string]any) {
