@@ -97,3 +97,36 @@ func TestBuildProvesWhatItElides(t *testing.T) {
 		}
 	}
 }
+
+// TestBuildProvesSevenBitSizes checks that a 7bit part, whose size is its
+// length, is taken only when its last byte is where the structure says.
+func TestBuildProvesSevenBitSizes(t *testing.T) {
+	log := strings.Repeat("2026-03-01 INFO ok\r\n", 1000)
+	for _, c := range []struct {
+		octets int
+		ok     bool
+	}{{len(log), true}, {len(log) - 1000, false}, {len(log) + 1, false}, {len(log) - strings.Count(log, "\n"), false}} {
+		plan := planLean(&imap.BodyStructureMultiPart{Subtype: "mixed", Children: []imap.BodyStructure{
+			&imap.BodyStructureSinglePart{Type: "text", Subtype: "plain", Encoding: "7bit", Size: 4},
+			&imap.BodyStructureSinglePart{Type: "application", Subtype: "octet-stream", Encoding: "7bit", Size: uint32(c.octets)},
+		}})
+		buf := &imapclient.FetchMessageBuffer{}
+		for _, it := range plan.sections() {
+			b := []byte("Content-Type: x/y\r\n\r\n")
+			if it.Partial != nil {
+				end := min(int64(len(log)), it.Partial.Offset+it.Partial.Size)
+				b = []byte(log[min(it.Partial.Offset, end):end])
+			} else if it.Specifier == imap.PartSpecifierNone {
+				b = []byte("text")
+			}
+			buf.BodySection = append(buf.BodySection, imapclient.FetchBodySectionBuffer{Section: it, Bytes: b})
+		}
+		tree, ok := plan.build(buf)
+		if ok != c.ok {
+			t.Errorf("structure says %d of %d bytes: build ok %v, want %v", c.octets, len(log), ok, c.ok)
+		}
+		if ok && tree.Parts[1].Size != int64(len(log)) {
+			t.Errorf("size %d, want %d", tree.Parts[1].Size, len(log))
+		}
+	}
+}
