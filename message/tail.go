@@ -10,7 +10,10 @@ import "bytes"
 // tail must be the part's last bytes (all of them for a small part) and hold
 // at least two whole lines before the last. ok is false whenever the tail
 // does not prove the size; the caller then needs the content itself. The
-// size agrees with what Parse reports for the whole part.
+// size agrees with what Parse reports for the whole part. octets must be
+// the part's true length, not a server's word for it: a server that counts
+// it short by whole lines makes a tail from the middle look like the end
+// (imapsrc proves it by asking for one byte past the end).
 func Base64Size(octets int64, tail []byte) (size int64, ok bool) {
 	if int64(len(tail)) > octets {
 		return 0, false
