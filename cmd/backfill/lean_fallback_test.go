@@ -58,6 +58,13 @@ func TestLeanFallbacks(t *testing.T) {
 		name: "server refuses sections", faults: &leanFaults{refuse: true},
 		check: func(t *testing.T, _ *fixture, lf *leanFaults, _ string) { wholeAfterSections(t, lf) },
 	}, {
+		name: "server refuses structures", faults: &leanFaults{refuseStructures: true},
+		check: func(t *testing.T, _ *fixture, lf *leanFaults, _ string) {
+			if len(lf.sections) > 0 || len(lf.whole) != len(lf.raws) {
+				t.Errorf("%d messages fetched as sections, %d of %d whole; want all whole", len(lf.sections), len(lf.whole), len(lf.raws))
+			}
+		},
+	}, {
 		name: "sections missing from the answer", faults: &leanFaults{omitText: true},
 		check: func(t *testing.T, _ *fixture, lf *leanFaults, _ string) { wholeAfterSections(t, lf) },
 	}, {
@@ -108,7 +115,7 @@ func TestLeanFallbacks(t *testing.T) {
 				lf.raws[f.imap.Append(t, raw, fallbackDate)] = raw
 			}
 			f.migrate()
-			out := f.mustRun(0, "--inbox", "demo", "--fetch", "lean", "--workers", "1", "--batch-size", "4")
+			out := f.mustRun(0, "--inbox", "demo", "--fetch", "lean", "--workers", "1", "--batch-size", "4", "--retry-for", "20s")
 			f.wantLine(out, fmt.Sprintf("Downloaded:    %d message bodies", len(corpus)))
 			got := f.dump()
 			if len(got) != len(want) {
@@ -168,13 +175,14 @@ func fallbackCorpus() [][]byte {
 
 // leanFaults is how faultySession misbehaves, and what it saw.
 type leanFaults struct {
-	shrink         uint32 // report large non-text leaves this many bytes short
-	lfSizes        bool   // report their sizes counting LF, not CRLF
-	refuse         bool   // answer NO to every section fetch
-	omitText       bool   // leave fetched-whole leaves out of section answers
-	nilText        bool   // send fetched-whole leaves as NIL in section answers
-	cutSection     int    // cut the connection inside the nth section answer
-	dropStructures int    // drop the connection at this many structure fetches, each for other UIDs
+	shrink           uint32 // report large non-text leaves this many bytes short
+	lfSizes          bool   // report their sizes counting LF, not CRLF
+	refuse           bool   // answer NO to every section fetch
+	refuseStructures bool   // answer NO to every structure fetch
+	omitText         bool   // leave fetched-whole leaves out of section answers
+	nilText          bool   // send fetched-whole leaves as NIL in section answers
+	cutSection       int    // cut the connection inside the nth section answer
+	dropStructures   int    // drop the connection at this many structure fetches, each for other UIDs
 
 	mu              sync.Mutex
 	raws            map[imap.UID][]byte
@@ -215,6 +223,9 @@ func (s *faultySession) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, opt
 
 func (s *faultySession) structures(w *imapserver.FetchWriter, uids []imap.UID, options *imap.FetchOptions) error {
 	lf := s.lf
+	if lf.refuseStructures {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Text: "structures refused by the test"}
+	}
 	drop := lf.dropped < lf.dropStructures && !slices.Contains(lf.droppedAt, uids[0])
 	if drop {
 		lf.dropped++
