@@ -111,17 +111,25 @@ type Batch struct {
 	Inbox       string
 	UIDValidity uint32
 	Messages    []*message.Message
-	// DoneUIDs are UIDs settled without a row to store (duplicates of a
+	// Done are UIDs settled without a row to store (duplicates of a
 	// stored message). They and the UIDs of Messages are recorded in
-	// email_sync_uids in the same transaction, so a re-run after a crash
-	// never fetches them again.
-	DoneUIDs []uint32
+	// email_sync_uids in the same transaction, with their Message-IDs, so
+	// a re-run after a crash never fetches them again while their rows
+	// exist.
+	Done []Settled
 	// Retry marks a repeat of a Store that failed, perhaps after its COMMIT
 	// took effect and only the acknowledgement was lost. Rows that conflict
 	// and carry this message's UID, UIDVALIDITY and Message-ID are then that
 	// attempt's own and reported as inserted, so the run counts them as
 	// stored rather than "already exists".
 	Retry bool
+}
+
+// Settled is a UID finished without a row of its own, and the Message-ID
+// whose stored row stands for it.
+type Settled struct {
+	UID       uint32
+	MessageID string
 }
 
 // Store writes a batch in one transaction and reports, for each message in
@@ -168,16 +176,24 @@ func (s *Sink) Store(ctx context.Context, b Batch) ([]bool, error) {
 		}
 	}
 	// Every message of a committed batch is settled, inserted or not.
-	uids := make([]int64, 0, len(b.DoneUIDs)+len(b.Messages))
-	for _, u := range b.DoneUIDs {
-		uids = append(uids, int64(u))
+	uids := make([]int64, 0, len(b.Done)+len(b.Messages))
+	ids := make([]string, 0, cap(uids))
+	for _, d := range b.Done {
+		uids = append(uids, int64(d.UID))
+		ids = append(ids, d.MessageID)
 	}
 	for _, m := range b.Messages {
 		uids = append(uids, int64(m.UID))
+		ids = append(ids, m.MessageID)
 	}
 	if len(uids) > 0 {
-		if _, err := tx.Exec(ctx, `INSERT INTO email_sync_uids (inbox, uidvalidity, uid)
-			SELECT $1, $2, unnest($3::bigint[]) ON CONFLICT DO NOTHING`, b.Inbox, int64(b.UIDValidity), uids); err != nil {
+		// A UID settled before (its row deleted since, or recorded before
+		// Message-IDs were) takes the Message-ID it has now.
+		if _, err := tx.Exec(ctx, `INSERT INTO email_sync_uids (inbox, uidvalidity, uid, message_id)
+			SELECT $1, $2, u, id FROM unnest($3::bigint[], $4::text[]) AS x(u, id)
+			ON CONFLICT (inbox, uidvalidity, uid) DO UPDATE SET message_id = EXCLUDED.message_id
+			WHERE email_sync_uids.message_id IS DISTINCT FROM EXCLUDED.message_id`,
+			b.Inbox, int64(b.UIDValidity), uids, ids); err != nil {
 			return nil, fmt.Errorf("record done UIDs: %w", err)
 		}
 	}

@@ -26,7 +26,7 @@ func (r *runner) dedup(ctx context.Context, in <-chan *batch, out chan<- *batch)
 			if first, dup := seen[key]; dup {
 				res := b.results[m.UID]
 				res.Outcome, res.Reason = Skipped, fmt.Sprintf("same Message-ID as UID %d", first)
-				b.doneUIDs = append(b.doneUIDs, m.UID)
+				b.done = append(b.done, pgsink.Settled{UID: m.UID, MessageID: m.MessageID})
 				continue
 			}
 			seen[key] = m.UID
@@ -47,14 +47,14 @@ func (r *runner) dedup(ctx context.Context, in <-chan *batch, out chan<- *batch)
 // data is split in halves until the offending message is isolated and
 // logged; the rest is stored.
 func (r *runner) store(ctx context.Context, uidValidity uint32, b *batch) error {
-	if err := r.storeSplit(ctx, uidValidity, b, b.msgs, b.doneUIDs); err != nil {
+	if err := r.storeSplit(ctx, uidValidity, b, b.msgs, b.done); err != nil {
 		return err
 	}
 	return r.report(ctx, b)
 }
 
-func (r *runner) storeSplit(ctx context.Context, uidValidity uint32, b *batch, msgs []*message.Message, done []uint32) error {
-	inserted, attempts, err := r.storeRetry(ctx, pgsink.Batch{Inbox: r.cfg.Inbox, UIDValidity: uidValidity, Messages: msgs, DoneUIDs: done})
+func (r *runner) storeSplit(ctx context.Context, uidValidity uint32, b *batch, msgs []*message.Message, done []pgsink.Settled) error {
+	inserted, attempts, err := r.storeRetry(ctx, pgsink.Batch{Inbox: r.cfg.Inbox, UIDValidity: uidValidity, Messages: msgs, Done: done})
 	if err == nil {
 		for i, m := range msgs {
 			if inserted[i] {

@@ -1,0 +1,40 @@
+package pgsink_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/myhibachi/backfill/pgsink"
+)
+
+// BenchmarkSeenUIDs reads 10,000 settled UIDs, each checked against its
+// stored row (issue 8): the database's share of a re-run of an untouched
+// 10,000-message mailbox.
+func BenchmarkSeenUIDs(b *testing.B) {
+	ctx := context.Background()
+	s := newSink(b)
+	const n = 10000
+	for start := 0; start < n; start += 500 {
+		batch := pgsink.Batch{Inbox: "support", UIDValidity: 7}
+		for uid := start + 1; uid <= start+500; uid++ {
+			m := msg(uint32(uid), fmt.Sprintf("%d@bench.example", uid), "Subject", "a@example.com", "cs@example.com")
+			m.TextBody = strings.Repeat("body text ", 150)
+			batch.Messages = append(batch.Messages, m)
+		}
+		if _, err := s.Store(ctx, batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if _, err := s.Pool().Exec(ctx, `ANALYZE`); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for b.Loop() {
+		seen, err := s.SeenUIDs(ctx, "support", 7)
+		if err != nil || len(seen) != n {
+			b.Fatalf("SeenUIDs: %d UIDs, %v; want %d", len(seen), err, n)
+		}
+	}
+}
