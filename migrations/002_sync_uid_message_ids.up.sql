@@ -1,3 +1,4 @@
+-- table: email_sync_uids
 -- The Message-ID each settled UID was stored (or found) under. A settled UID
 -- is trusted only while a row with this Message-ID exists, so rows deleted
 -- from email_messages are fetched and stored again (issue 8). Rows settled

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/md5"
 	"fmt"
+	"strings"
 
 	"github.com/myhibachi/backfill/errlog"
 	"github.com/myhibachi/backfill/message"
@@ -47,6 +48,14 @@ func (r *runner) dedup(ctx context.Context, in <-chan *batch, out chan<- *batch)
 // data is split in halves until the offending message is isolated and
 // logged; the rest is stored.
 func (r *runner) store(ctx context.Context, uidValidity uint32, b *batch) error {
+	// Values over the limits of a backend's varchar columns are cut, as
+	// they will be stored, and the message says so.
+	for _, m := range b.msgs {
+		if cut := r.sink.Fit(m); len(cut) > 0 {
+			r.log.Add(errlog.Entry{Severity: errlog.SeverityWarning, Category: errlog.Message, UID: m.UID,
+				MessageID: m.MessageID, ErrorType: "value_cut", Message: strings.Join(cut, "; ")})
+		}
+	}
 	if err := r.storeSplit(ctx, uidValidity, b, b.msgs, b.done); err != nil {
 		return err
 	}
