@@ -423,6 +423,22 @@ func TestIncompatibleBackendTableExits2(t *testing.T) {
 		t.Fatalf("a run on the refused schema: exit %d, want 2, and no rows\n%s", code, out)
 	}
 
+	// The way out the error offers: tables of backfill's own in a schema
+	// of their own.
+	f.mustExec(`CREATE SCHEMA backfill`)
+	own := *f
+	sep := "?"
+	if strings.Contains(f.dbURL, "?") {
+		sep = "&"
+	}
+	own.environ = append(slices.Clone(f.environ), "DATABASE_URL="+f.dbURL+sep+"search_path=backfill")
+	own.migrate()
+	own.mustRun(0, "--inbox", "demo")
+	if f.count(`SELECT count(*) FROM backfill.email_messages`) == 0 || f.count(`SELECT count(*) FROM public.email_messages`) != 0 {
+		t.Fatal("with search_path=backfill, the run did not fill tables of its own")
+	}
+	f.mustExec(`DROP SCHEMA backfill CASCADE`)
+
 	// Made fillable, then changed again by the backend after migrate: the
 	// run exits 2 naming the new column.
 	f.mustExec(`ALTER TABLE email_messages ALTER COLUMN account_id SET DEFAULT 1;
