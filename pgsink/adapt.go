@@ -565,9 +565,9 @@ func (s *Sink) Fit(m *message.Message) []string {
 	return warnings
 }
 
-// Adapt reads the tables' shape and generates the SQL this sink writes them
-// with; CheckSchema calls it. It fails with an *migrations.IncompatibleError
-// (wrapped in a critical error) when a table cannot be filled safely.
+// adapt reads the tables' shape and generates the SQL this sink writes them
+// with; CheckSchema calls it. It fails with a *migrations.IncompatibleError
+// when a table cannot be filled safely.
 func (s *Sink) adapt(ctx context.Context) error {
 	m, err := migrations.Inspect(ctx, s.pool)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -265,9 +266,19 @@ func TestAdoptBackendTables(t *testing.T) {
 			if i < 0 || sts[i].Messages != int64(len(want)) || sts[i].TotalSynced != int64(len(want)) {
 				t.Fatalf("status --json = %+v, want demo with %d messages", sts, len(want))
 			}
-			out = f.mustRun(0, "errors")
-			if !strings.Contains(out, "oversized") || !strings.Contains(out, "demo") {
-				t.Fatalf("backfill errors does not list the oversized message:\n%s", out)
+			opID := regexp.MustCompile(`Operation ID:\s+(\S+)`).FindStringSubmatch(out)
+			if opID == nil {
+				t.Fatalf("no operation id in the output:\n%s", out)
+			}
+			out = f.mustRun(0, "errors", "--operation", opID[1])
+			if !strings.Contains(out, "oversized") || !strings.Contains(out, "demo") || strings.Contains(out, "IDLE monitor") {
+				t.Fatalf("backfill errors --operation does not list just the run's oversized message:\n%s", out)
+			}
+			if out := f.mustRun(0, "errors"); !strings.Contains(out, "IDLE monitor lost its connection") {
+				t.Fatalf("backfill errors does not list the backend's own error:\n%s", out)
+			}
+			if out := f.mustRun(0, "status"); !strings.Contains(out, "customer_support") || !strings.Contains(out, "demo") {
+				t.Fatalf("backfill status:\n%s", out)
 			}
 		})
 	}
