@@ -38,3 +38,27 @@ func BenchmarkSeenUIDs(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkStoreFresh stores 2,000 new messages in batches of 100 into the
+// tool's own tables: the common path of a first backfill.
+func BenchmarkStoreFresh(b *testing.B) {
+	ctx := context.Background()
+	s := newSink(b)
+	body := strings.Repeat("body text ", 150)
+	run := 0
+	for b.Loop() {
+		run++
+		inbox := fmt.Sprintf("bench-%d", run)
+		for start := 0; start < 2000; start += 100 {
+			batch := pgsink.Batch{Inbox: inbox, UIDValidity: 7}
+			for uid := start + 1; uid <= start+100; uid++ {
+				m := msg(uint32(uid), fmt.Sprintf("%d-%d@bench.example", run, uid), fmt.Sprintf("Subject %d", uid%37), "a@example.com", "cs@example.com")
+				m.TextBody = body
+				batch.Messages = append(batch.Messages, m)
+			}
+			if _, err := s.Store(ctx, batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
