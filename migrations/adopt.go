@@ -171,7 +171,7 @@ func Map(s map[string]*Table) (*Mapping, error) {
 		tm     *TableMap
 		fields []string
 	}{
-		{m.Messages, []string{"inbox", "message_id", "received_at"}},
+		{m.Messages, []string{"inbox", "message_id"}},
 		{m.Threads, []string{"thread_id"}},
 		{m.Status, []string{"inbox"}},
 		{m.Errors, []string{"error_message"}},
