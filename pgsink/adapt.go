@@ -19,8 +19,6 @@ import (
 // created (see migrations.Map) it is generated once per run from their
 // shape.
 type writer struct {
-	m *migrations.Mapping // nil: every table is the tool's own
-
 	// direct: email_messages and email_threads are the tool's own, so a
 	// batch may be copied straight in (storeDirect).
 	direct   bool
@@ -54,7 +52,6 @@ func newWriter(m *migrations.Mapping) *writer {
 	if msgs.Table.Owned && thr.Table.Owned && m.Status.Table.Owned && m.Errors.Table.Owned {
 		return w
 	}
-	w.m = m
 	if !msgs.Table.Owned || !thr.Table.Owned {
 		w.direct = false
 		w.insert = genInsert(msgs, thr)
