@@ -378,6 +378,8 @@ func genStatuses(m *migrations.Mapping) string {
 	}
 	if errs.Table.Owned {
 		eop = "e.operation_id::text"
+	} else if c := read(errs, "e", "context", ""); eop == "" && c != "" {
+		eop = "(" + c + "->>'operation_id')" // where errorRow puts it
 	}
 	if op != "" && eop != "" {
 		sev := "true"

@@ -502,3 +502,35 @@ func TestAdoptedVarcharMessageIDIsCutConsistently(t *testing.T) {
 	f.wantLine(out, "⏭️  3 already synced by earlier runs")
 	f.wantLine(out, "Downloaded:    0 message bodies")
 }
+
+// The backend's ErrorLog table often predates the email tables: only it is
+// adopted, the rest is created, and the tool's own fast path stays.
+func TestAdoptErrorLogsOnly(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	date := time.Date(2025, 11, 3, 4, 5, 6, 0, time.UTC)
+	f.imap.Append(t, []byte("From: a@example.com\r\nTo: cs@example.com\r\nSubject: small\r\nMessage-ID: <small@x>\r\n\r\nhi\r\n"), date)
+	big := f.imap.Append(t, []byte("From: a@example.com\r\nTo: cs@example.com\r\nSubject: big\r\nMessage-ID: <big@x>\r\n\r\n"+
+		strings.Repeat("x", 5000)+"\r\n"), date)
+	f.mustExec(`CREATE TABLE error_logs (
+		id         uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+		level      varchar(20) NOT NULL,
+		message    text NOT NULL,
+		details    jsonb,
+		created_at timestamptz NOT NULL DEFAULT now())`)
+	out := f.mustRun(0, "migrate")
+	f.wantLine(out, "🤝 Adopted error_logs (found, not created by backfill; its 0 rows are left as they are)")
+	f.wantLine(out, "➕ Created email_messages")
+	f.mustRun(1, "--inbox", "demo", "--max-message-size", "2048")
+	if n := f.count(`SELECT count(*) FROM error_logs WHERE level = 'ERROR' AND details->>'error_type' = 'oversized'
+		AND (details->>'imap_uid')::bigint = $1`, int64(big)); n != 1 {
+		t.Fatalf("error_logs has %d rows for the oversized UID %d, want 1", n, big)
+	}
+	var sts []pgsink.InboxStatus
+	if err := json.Unmarshal([]byte(f.mustRun(0, "status", "--json")), &sts); err != nil || len(sts) != 1 {
+		t.Fatalf("status --json = %+v, %v", sts, err)
+	}
+	if sts[0].Messages != 1 || sts[0].LastRunErrors != 1 {
+		t.Fatalf("status --json = %+v, want 1 message and 1 error in the last run", sts[0])
+	}
+}
