@@ -1,7 +1,8 @@
--- The tables the seed's `20251124_email_storage` migration describes. IF NOT
--- EXISTS keeps this safe on a database where the backend's own migration
--- already created them.
+-- The tables the seed's `20251124_email_storage` migration describes. Each
+-- "-- table:" section is skipped for a table the backend's own migration
+-- created: backfill adopts that table as it is (see adopt.go).
 
+-- table: email_messages
 CREATE TABLE IF NOT EXISTS email_messages (
     id               bigserial PRIMARY KEY,
     inbox            text        NOT NULL,
@@ -38,6 +39,7 @@ CREATE INDEX IF NOT EXISTS email_messages_inbox_received_at_idx
 CREATE INDEX IF NOT EXISTS email_messages_inbox_thread_id_idx
     ON email_messages (inbox, thread_id);
 
+-- table: email_threads
 CREATE TABLE IF NOT EXISTS email_threads (
     inbox            text        NOT NULL,
     thread_id        text        NOT NULL,
@@ -50,6 +52,7 @@ CREATE TABLE IF NOT EXISTS email_threads (
     PRIMARY KEY (inbox, thread_id)
 );
 
+-- table: email_sync_status
 CREATE TABLE IF NOT EXISTS email_sync_status (
     inbox             text PRIMARY KEY,
     last_sync_at      timestamptz,
@@ -61,6 +64,7 @@ CREATE TABLE IF NOT EXISTS email_sync_status (
     last_status       text
 );
 
+-- table: email_sync_uids
 -- The UIDs a run has finished with (stored, or skipped as already present),
 -- per UIDVALIDITY. A re-run subtracts them from the mailbox listing and
 -- fetches no bodies for them; failed UIDs are absent, so they are retried.
@@ -71,6 +75,7 @@ CREATE TABLE IF NOT EXISTS email_sync_uids (
     PRIMARY KEY (inbox, uidvalidity, uid)
 );
 
+-- table: error_logs
 CREATE TABLE IF NOT EXISTS error_logs (
     id            bigserial PRIMARY KEY,
     operation_id  uuid        NOT NULL,

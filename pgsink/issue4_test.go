@@ -33,7 +33,7 @@ func TestRetryAfterLostCommitAckReportsStored(t *testing.T) {
 		msg(10, "a@x", "Payment Question", "alice@example.com", "cs@myhibachichef.com"),
 		msg(11, "d@x", "Earlier", "dan@example.com", "cs@myhibachichef.com"), // redelivered copy of UID 1
 		msg(12, "b@x", "RE: Payment Question", "cs@myhibachichef.com", "alice@example.com"),
-	}, DoneUIDs: []uint32{13}}
+	}, Done: []pgsink.Settled{{UID: 13, MessageID: "a@x"}}}
 
 	first, err := s.Store(ctx, batch) // committed; its answer "lost"
 	if err != nil {

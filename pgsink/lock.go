@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/myhibachi/backfill/errlog"
@@ -54,10 +53,12 @@ func (s *Sink) Lock(ctx context.Context, inbox string) (release func(), err erro
 		return nil, err
 	}
 	if !ok {
-		var holder *uuid.UUID
-		_ = s.pool.QueryRow(ctx, `SELECT last_operation_id FROM email_sync_status WHERE inbox = $1 AND last_status = 'running'`, inbox).Scan(&holder)
+		var holder *string
+		if q := s.writer().holder; q != "" {
+			_ = s.pool.QueryRow(ctx, q, inbox).Scan(&holder)
+		}
 		if holder != nil {
-			return nil, &errlog.CriticalError{Type: "already_running", Err: fmt.Errorf("%w (operation %s)", ErrLocked, holder)}
+			return nil, &errlog.CriticalError{Type: "already_running", Err: fmt.Errorf("%w (operation %s)", ErrLocked, *holder)}
 		}
 		return nil, &errlog.CriticalError{Type: "already_running", Err: ErrLocked}
 	}

@@ -18,7 +18,7 @@ type InboxStatus struct {
 	SyncErrors      json.RawMessage `json:"sync_errors"`
 	UIDValidity     *int64          `json:"uidvalidity"`
 	LastUID         *int64          `json:"last_uid"`
-	LastOperationID *uuid.UUID      `json:"last_operation_id"`
+	LastOperationID *string         `json:"last_operation_id"`
 	LastStatus      *string         `json:"last_status"`
 	Messages        int64           `json:"messages"`
 	Threads         int64           `json:"threads"`
@@ -27,13 +27,7 @@ type InboxStatus struct {
 
 // Statuses returns every inbox's status, or one inbox's when inbox is set.
 func (s *Sink) Statuses(ctx context.Context, inbox string) ([]InboxStatus, error) {
-	rows, err := s.pool.Query(ctx, `
-		SELECT s.inbox, s.last_sync_at, s.total_synced, s.sync_errors, s.uidvalidity, s.last_uid,
-			s.last_operation_id, s.last_status,
-			(SELECT count(*) FROM email_messages m WHERE m.inbox = s.inbox),
-			(SELECT count(*) FROM email_threads t WHERE t.inbox = s.inbox),
-			(SELECT count(*) FROM error_logs e WHERE e.operation_id = s.last_operation_id AND e.severity <> 'warning')
-		FROM email_sync_status s WHERE $1 = '' OR s.inbox = $1 ORDER BY s.inbox`, inbox)
+	rows, err := s.pool.Query(ctx, s.writer().statuses, inbox)
 	if err != nil {
 		return nil, fmt.Errorf("read sync status: %w", err)
 	}
@@ -49,10 +43,20 @@ func (s *Sink) Statuses(ctx context.Context, inbox string) ([]InboxStatus, error
 	return out, nil
 }
 
+// statusesSQL reads the tool's own email_sync_status; genStatuses reads
+// other shapes into the same columns.
+const statusesSQL = `
+	SELECT s.inbox, s.last_sync_at, s.total_synced, s.sync_errors, s.uidvalidity, s.last_uid,
+		s.last_operation_id::text, s.last_status,
+		(SELECT count(*) FROM email_messages m WHERE m.inbox = s.inbox),
+		(SELECT count(*) FROM email_threads t WHERE t.inbox = s.inbox),
+		(SELECT count(*) FROM error_logs e WHERE e.operation_id = s.last_operation_id AND e.severity <> 'warning')
+	FROM email_sync_status s WHERE $1 = '' OR s.inbox = $1 ORDER BY s.inbox`
+
 // ErrorRow is one error_logs row as `backfill errors` shows it.
 type ErrorRow struct {
 	OccurredAt  time.Time       `json:"occurred_at"`
-	OperationID uuid.UUID       `json:"operation_id"`
+	OperationID string          `json:"operation_id"`
 	Severity    string          `json:"severity"`
 	Category    string          `json:"category"`
 	Inbox       *string         `json:"inbox"`
@@ -64,18 +68,23 @@ type ErrorRow struct {
 	Context     json.RawMessage `json:"context"`
 }
 
+// errorsSQL reads the tool's own error_logs; genErrors reads other shapes
+// into the same columns.
+const errorsSQL = `
+	SELECT occurred_at, operation_id::text, severity, category, inbox, imap_uid, message_id, error_type,
+		error_message, attempts, context
+	FROM error_logs WHERE $1::text IS NULL OR operation_id = $1::uuid
+	ORDER BY occurred_at DESC, id DESC LIMIT $2`
+
 // Errors returns error_logs rows newest first, of one operation when opID
 // is not nil.
 func (s *Sink) Errors(ctx context.Context, opID uuid.UUID, limit int) ([]ErrorRow, error) {
-	var op any
+	var op *string
 	if opID != uuid.Nil {
-		op = opID
+		id := opID.String()
+		op = &id
 	}
-	rows, err := s.pool.Query(ctx, `
-		SELECT occurred_at, operation_id, severity, category, inbox, imap_uid, message_id, error_type,
-			error_message, attempts, context
-		FROM error_logs WHERE $1::uuid IS NULL OR operation_id = $1
-		ORDER BY occurred_at DESC, id DESC LIMIT $2`, op, limit)
+	rows, err := s.pool.Query(ctx, s.writer().errors, op, limit)
 	if err != nil {
 		return nil, fmt.Errorf("read error_logs: %w", err)
 	}

@@ -29,6 +29,7 @@ type Sink struct {
 	pool *pgxpool.Pool
 
 	mu        sync.Mutex
+	w         *writer             // nil until first use; see writer
 	locks     map[string]*runLock // run locks held, by inbox
 	lockCheck time.Duration       // how often a lock is checked; 0: lockCheckEvery
 }
@@ -95,15 +96,23 @@ func (s *Sink) Close() { s.pool.Close() }
 func (s *Sink) Pool() *pgxpool.Pool { return s.pool }
 
 // CheckSchema returns a critical error telling the user to run `backfill
-// migrate` when the schema is missing or behind.
+// migrate` when the schema is missing or behind, or what to change when a
+// table the backend made cannot be filled safely. Otherwise it reads the
+// tables' shape, once, and the sink writes them as they are.
 func (s *Sink) CheckSchema(ctx context.Context) error {
-	if err := migrations.Check(ctx, s.pool); err != nil {
-		if errors.Is(err, migrations.ErrNotMigrated) {
-			return &errlog.CriticalError{Type: "schema_missing", Err: err}
-		}
-		return fmt.Errorf("check schema: %w", err)
+	err := migrations.Check(ctx, s.pool)
+	if err == nil {
+		err = s.adapt(ctx)
 	}
-	return nil
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, migrations.ErrNotMigrated):
+		return &errlog.CriticalError{Type: "schema_missing", Err: err}
+	case errors.Is(err, migrations.ErrIncompatible):
+		return &errlog.CriticalError{Type: "schema_incompatible", Err: err}
+	}
+	return fmt.Errorf("check schema: %w", err)
 }
 
 // Batch is one unit of work: messages to insert and the UIDs it settles.
@@ -111,17 +120,25 @@ type Batch struct {
 	Inbox       string
 	UIDValidity uint32
 	Messages    []*message.Message
-	// DoneUIDs are UIDs settled without a row to store (duplicates of a
+	// Done are UIDs settled without a row to store (duplicates of a
 	// stored message). They and the UIDs of Messages are recorded in
-	// email_sync_uids in the same transaction, so a re-run after a crash
-	// never fetches them again.
-	DoneUIDs []uint32
+	// email_sync_uids in the same transaction, with their Message-IDs, so
+	// a re-run after a crash never fetches them again while their rows
+	// exist.
+	Done []Settled
 	// Retry marks a repeat of a Store that failed, perhaps after its COMMIT
 	// took effect and only the acknowledgement was lost. Rows that conflict
 	// and carry this message's UID, UIDVALIDITY and Message-ID are then that
 	// attempt's own and reported as inserted, so the run counts them as
 	// stored rather than "already exists".
 	Retry bool
+}
+
+// Settled is a UID finished without a row of its own, and the Message-ID
+// whose stored row stands for it.
+type Settled struct {
+	UID       uint32
+	MessageID string
 }
 
 // Store writes a batch in one transaction and reports, for each message in
@@ -133,9 +150,10 @@ func (s *Sink) Store(ctx context.Context, b Batch) ([]bool, error) {
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
 
+	w := s.writer()
 	inserted := make([]bool, len(b.Messages))
 	direct := false
-	if len(b.Messages) > 0 && !b.Retry {
+	if len(b.Messages) > 0 && !b.Retry && w.direct {
 		if direct, err = storeDirect(ctx, tx, b); err != nil {
 			return nil, err
 		}
@@ -149,7 +167,7 @@ func (s *Sink) Store(ctx context.Context, b Batch) ([]bool, error) {
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"backfill_staging"}, stagingColumns, src); err != nil {
 			return nil, fmt.Errorf("copy %d messages: %w", len(b.Messages), err)
 		}
-		rows, err := tx.Query(ctx, insertSQL, b.Inbox)
+		rows, err := tx.Query(ctx, w.insert, b.Inbox)
 		if err != nil {
 			return nil, fmt.Errorf("insert messages: %w", err)
 		}
@@ -161,23 +179,35 @@ func (s *Sink) Store(ctx context.Context, b Batch) ([]bool, error) {
 			inserted[o] = true
 		}
 		// Only a retry pays for this look-up, and only once per batch.
-		if b.Retry && len(ords) < len(b.Messages) {
-			if err := ownRows(ctx, tx, b, inserted); err != nil {
+		if b.Retry && len(ords) < len(b.Messages) && w.ownRows != "" {
+			if err := ownRows(ctx, tx, w.ownRows, b, inserted); err != nil {
 				return nil, err
 			}
 		}
 	}
 	// Every message of a committed batch is settled, inserted or not.
-	uids := make([]int64, 0, len(b.DoneUIDs)+len(b.Messages))
-	for _, u := range b.DoneUIDs {
-		uids = append(uids, int64(u))
+	uids := make([]int64, 0, len(b.Done)+len(b.Messages))
+	ids := make([]string, 0, cap(uids))
+	for _, d := range b.Done {
+		id := d.MessageID
+		if n := w.limits["message_id"]; n > 0 {
+			id, _ = cut(id, n) // as its row has it (see Fit)
+		}
+		uids = append(uids, int64(d.UID))
+		ids = append(ids, id)
 	}
 	for _, m := range b.Messages {
 		uids = append(uids, int64(m.UID))
+		ids = append(ids, m.MessageID)
 	}
 	if len(uids) > 0 {
-		if _, err := tx.Exec(ctx, `INSERT INTO email_sync_uids (inbox, uidvalidity, uid)
-			SELECT $1, $2, unnest($3::bigint[]) ON CONFLICT DO NOTHING`, b.Inbox, int64(b.UIDValidity), uids); err != nil {
+		// A UID settled before (its row deleted since, or recorded before
+		// Message-IDs were) takes the Message-ID it has now.
+		if _, err := tx.Exec(ctx, `INSERT INTO email_sync_uids (inbox, uidvalidity, uid, message_id)
+			SELECT $1, $2, u, id FROM unnest($3::bigint[], $4::text[]) AS x(u, id)
+			ON CONFLICT (inbox, uidvalidity, uid) DO UPDATE SET message_id = EXCLUDED.message_id
+			WHERE email_sync_uids.message_id IS DISTINCT FROM EXCLUDED.message_id`,
+			b.Inbox, int64(b.UIDValidity), uids, ids); err != nil {
 			return nil, fmt.Errorf("record done UIDs: %w", err)
 		}
 	}
@@ -296,7 +326,7 @@ ON CONFLICT (inbox, thread_id) DO UPDATE SET
 // UID it has not settled yet can only come from an earlier attempt at this
 // same batch (a rerun does not fetch UIDs recorded with a committed batch,
 // and the run lock keeps other runs away).
-func ownRows(ctx context.Context, tx pgx.Tx, b Batch, inserted []bool) error {
+func ownRows(ctx context.Context, tx pgx.Tx, sql string, b Batch, inserted []bool) error {
 	var ords []int32
 	var ids []string
 	var uids, validities []int64
@@ -308,13 +338,7 @@ func ownRows(ctx context.Context, tx pgx.Tx, b Batch, inserted []bool) error {
 			validities = append(validities, int64(m.UIDValidity))
 		}
 	}
-	// One index probe per message, for the reason ExistingMessageIDs gives.
-	rows, err := tx.Query(ctx, `SELECT x.ord
-		FROM unnest($2::int[], $3::text[], $4::bigint[], $5::bigint[]) AS x(ord, message_id, uid, uidvalidity)
-		CROSS JOIN LATERAL (SELECT imap_uid, imap_uidvalidity, message_id FROM email_messages
-			WHERE inbox = $1 AND md5(message_id) = md5(x.message_id) LIMIT 1) AS m
-		WHERE m.message_id = x.message_id AND m.imap_uid = x.uid AND m.imap_uidvalidity = x.uidvalidity`,
-		b.Inbox, ords, ids, uids, validities)
+	rows, err := tx.Query(ctx, sql, b.Inbox, ords, ids, uids, validities)
 	if err != nil {
 		return fmt.Errorf("find rows of an earlier attempt: %w", err)
 	}
@@ -328,14 +352,25 @@ func ownRows(ctx context.Context, tx pgx.Tx, b Batch, inserted []bool) error {
 	return nil
 }
 
+// ownRowsSQL finds the rows of an earlier attempt, with one index probe per
+// message for the reason ExistingMessageIDs gives.
+const ownRowsSQL = `SELECT x.ord
+	FROM unnest($2::int[], $3::text[], $4::bigint[], $5::bigint[]) AS x(ord, message_id, uid, uidvalidity)
+	CROSS JOIN LATERAL (SELECT imap_uid, imap_uidvalidity, message_id FROM email_messages
+		WHERE inbox = $1 AND md5(message_id) = md5(x.message_id) LIMIT 1) AS m
+	WHERE m.message_id = x.message_id AND m.imap_uid = x.uid AND m.imap_uidvalidity = x.uidvalidity`
+
 // insertSQL moves the staged rows into email_messages, skipping Message-IDs
 // already stored, and folds only the rows really inserted into
 // email_threads, so a re-run can never inflate a thread's count. Threads are
 // upserted in thread_id order so concurrent batches lock them in the same
 // order and do not deadlock.
-const insertSQL = `
-WITH ins AS (
-	INSERT INTO email_messages (inbox, message_id, thread_id, from_address, from_name,
+const insertSQL = "WITH ins AS (\n\t" + ownMessagesInsert + "\n), new AS (\n\tSELECT s.* FROM backfill_staging s JOIN ins USING (message_id)\n), thr AS (\n\t" +
+	ownThreadsInsert + "\n)\nSELECT ord FROM new"
+
+// ownMessagesInsert and ownThreadsInsert are insertSQL's parts, for the
+// tool's own tables; genInsert puts them together with an adopted table's.
+const ownMessagesInsert = `INSERT INTO email_messages (inbox, message_id, thread_id, from_address, from_name,
 		to_addresses, cc_addresses, subject, text_body, html_body, received_at, sent_at,
 		attachments, in_reply_to, "references", size_bytes, imap_uid, imap_uidvalidity)
 	SELECT $1, message_id, thread_id, from_address, from_name, to_addresses, cc_addresses,
@@ -343,18 +378,14 @@ WITH ins AS (
 		"references", size_bytes, imap_uid, imap_uidvalidity
 	FROM backfill_staging ORDER BY ord
 	ON CONFLICT (inbox, md5(message_id)) DO NOTHING
-	RETURNING message_id
-), new AS (
-	SELECT s.* FROM backfill_staging s JOIN ins USING (message_id)
-), thr AS (
-	INSERT INTO email_threads AS t (inbox, thread_id, subject, participants, message_count,
+	RETURNING message_id`
+
+const ownThreadsInsert = `INSERT INTO email_threads AS t (inbox, thread_id, subject, participants, message_count,
 		first_message_at, last_message_at)
 	-- A thread id hashes its participants, so max() just picks the one value.
 	SELECT $1, thread_id, (array_agg(subject ORDER BY received_at))[1],
 		max(participants), count(*), min(received_at), max(received_at)
-	FROM new GROUP BY thread_id ORDER BY thread_id` + threadMergeSQL + `
-)
-SELECT ord FROM new`
+	FROM new GROUP BY thread_id ORDER BY thread_id` + threadMergeSQL
 
 // copySource streams a batch into COPY without building a second slice:
 // into backfill_staging, or with inbox set, straight into email_messages.
@@ -428,6 +459,9 @@ func redactDSN(cfg *pgxpool.Config) string {
 // InsertErrorLogs writes error_logs rows in one statement; it implements
 // errlog.Store.
 func (s *Sink) InsertErrorLogs(ctx context.Context, entries []errlog.Entry) error {
+	if w := s.writer(); w.errTargets != nil {
+		return s.insertAdoptedErrorLogs(ctx, w.errTargets, entries)
+	}
 	rows := make([][]any, len(entries))
 	for i, e := range entries {
 		ctxJSON, err := json.Marshal(e.Context)
@@ -446,6 +480,23 @@ func (s *Sink) InsertErrorLogs(ctx context.Context, entries []errlog.Entry) erro
 		"severity", "category", "inbox", "imap_uid", "message_id", "error_type", "error_message",
 		"attempts", "context"}, pgx.CopyFromRows(rows))
 	if err != nil {
+		return fmt.Errorf("write %d error_logs rows: %w", len(entries), err)
+	}
+	return nil
+}
+
+// insertAdoptedErrorLogs writes entries into the backend's own error_logs,
+// each field in the column that means it.
+func (s *Sink) insertAdoptedErrorLogs(ctx context.Context, targets []migrations.Target, entries []errlog.Entry) error {
+	cols := make([]string, len(targets))
+	for i, t := range targets {
+		cols[i] = t.Col.Name
+	}
+	rows := make([][]any, len(entries))
+	for i, e := range entries {
+		rows[i] = errorRow(targets, e)
+	}
+	if _, err := s.pool.CopyFrom(ctx, pgx.Identifier{"error_logs"}, cols, pgx.CopyFromRows(rows)); err != nil {
 		return fmt.Errorf("write %d error_logs rows: %w", len(entries), err)
 	}
 	return nil

@@ -23,7 +23,7 @@ import (
 func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 
 // newSink opens a migrated database of the test's own.
-func newSink(t *testing.T) *pgsink.Sink {
+func newSink(t testing.TB) *pgsink.Sink {
 	t.Helper()
 	ctx := context.Background()
 	s, err := pgsink.Open(ctx, pgtest.NewDatabase(t), 4)
@@ -63,7 +63,7 @@ func TestStoreIsIdempotentAndCountsThreadsOnce(t *testing.T) {
 		msg(1, "a@x", "Payment Question", "alice@example.com", "cs@myhibachichef.com"),
 		msg(2, "b@x", "RE: Payment Question", "cs@myhibachichef.com", "alice@example.com"),
 		msg(3, "c@x", "Catering", "bob@example.org", "cs@myhibachichef.com"),
-	}, DoneUIDs: []uint32{4}}
+	}, Done: []pgsink.Settled{{UID: 4, MessageID: "a@x"}}}
 
 	inserted, err := s.Store(ctx, batch)
 	if err != nil {

@@ -76,6 +76,10 @@ type Listing struct {
 	AlreadySynced int // finished by earlier runs at this UIDVALIDITY: no body fetched
 	ToFetch       int
 	Batches       int
+	// PreviousUIDValidity is the UIDVALIDITY earlier runs settled UIDs under
+	// when it differs from UIDValidity (the server renumbered the mailbox);
+	// those settlements are dropped. 0 when unchanged or unknown.
+	PreviousUIDValidity uint32
 }
 
 // Observer receives progress; calls are serialised by the pipeline, which

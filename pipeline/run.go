@@ -80,7 +80,7 @@ type batch struct {
 	uids                 []uint32
 	msgs                 []*message.Message // parsed, to store
 	results              map[uint32]*MessageResult
-	doneUIDs             []uint32 // skipped as duplicates: settled without storing
+	done                 []pgsink.Settled // skipped as duplicates: settled without storing
 	fetched, fetchedLean int
 	// transferred and messageBytes add up Fetched.Transferred and Size.
 	transferred, messageBytes int64
@@ -173,6 +173,10 @@ func (r *runner) list(ctx context.Context, next func(*imapsrc.Conn, imapsrc.Mail
 	if r.sink != nil {
 		var seen map[uint32]bool
 		err := r.retry(ctx, "read synced UIDs", func(ctx context.Context) (err error) {
+			l.PreviousUIDValidity, err = r.sink.ForgetOtherUIDValidities(ctx, r.cfg.Inbox, mbox.UIDValidity, r.cfg.DryRun)
+			if err != nil {
+				return err
+			}
 			seen, err = r.sink.SeenUIDs(ctx, r.cfg.Inbox, mbox.UIDValidity)
 			return err
 		})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/md5"
 	"fmt"
+	"strings"
 
 	"github.com/myhibachi/backfill/errlog"
 	"github.com/myhibachi/backfill/message"
@@ -26,7 +27,7 @@ func (r *runner) dedup(ctx context.Context, in <-chan *batch, out chan<- *batch)
 			if first, dup := seen[key]; dup {
 				res := b.results[m.UID]
 				res.Outcome, res.Reason = Skipped, fmt.Sprintf("same Message-ID as UID %d", first)
-				b.doneUIDs = append(b.doneUIDs, m.UID)
+				b.done = append(b.done, pgsink.Settled{UID: m.UID, MessageID: m.MessageID})
 				continue
 			}
 			seen[key] = m.UID
@@ -47,14 +48,22 @@ func (r *runner) dedup(ctx context.Context, in <-chan *batch, out chan<- *batch)
 // data is split in halves until the offending message is isolated and
 // logged; the rest is stored.
 func (r *runner) store(ctx context.Context, uidValidity uint32, b *batch) error {
-	if err := r.storeSplit(ctx, uidValidity, b, b.msgs, b.doneUIDs); err != nil {
+	// Values over the limits of a backend's varchar columns are cut, as
+	// they will be stored, and the message says so.
+	for _, m := range b.msgs {
+		if cut := r.sink.Fit(m); len(cut) > 0 {
+			r.log.Add(errlog.Entry{Severity: errlog.SeverityWarning, Category: errlog.Message, UID: m.UID,
+				MessageID: m.MessageID, ErrorType: "value_cut", Message: strings.Join(cut, "; ")})
+		}
+	}
+	if err := r.storeSplit(ctx, uidValidity, b, b.msgs, b.done); err != nil {
 		return err
 	}
 	return r.report(ctx, b)
 }
 
-func (r *runner) storeSplit(ctx context.Context, uidValidity uint32, b *batch, msgs []*message.Message, done []uint32) error {
-	inserted, attempts, err := r.storeRetry(ctx, pgsink.Batch{Inbox: r.cfg.Inbox, UIDValidity: uidValidity, Messages: msgs, DoneUIDs: done})
+func (r *runner) storeSplit(ctx context.Context, uidValidity uint32, b *batch, msgs []*message.Message, done []pgsink.Settled) error {
+	inserted, attempts, err := r.storeRetry(ctx, pgsink.Batch{Inbox: r.cfg.Inbox, UIDValidity: uidValidity, Messages: msgs, Done: done})
 	if err == nil {
 		for i, m := range msgs {
 			if inserted[i] {

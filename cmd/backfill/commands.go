@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -35,28 +37,69 @@ func (a *appEnv) openSink(c *cli.Context) (*pgsink.Sink, error) {
 func (a *appEnv) migrateCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "migrate",
-		Usage: "create or update backfill's tables (safe to run any time, and concurrently)",
-		Flags: []cli.Flag{dbFlag()},
+		Usage: "create backfill's tables, or adopt the backend's (safe to run any time, and concurrently)",
+		Flags: []cli.Flag{dbFlag(),
+			&cli.BoolFlag{Name: "dry-run", Usage: "print what would change, change nothing"}},
 		Action: func(c *cli.Context) error {
 			sink, err := a.openSink(c)
 			if err != nil {
 				return err
 			}
 			defer sink.Close()
-			applied, err := migrations.Apply(c.Context, sink.Pool())
+			dry := c.Bool("dry-run")
+			rep, err := migrations.Migrate(c.Context, sink.Pool(), dry)
+			if errors.Is(err, migrations.ErrIncompatible) {
+				return &exitError{code: exitFatal, err: err}
+			}
 			if err != nil {
 				return err
 			}
-			if len(applied) == 0 {
-				fmt.Fprintln(a.stdout, "✅ Schema is up to date")
-				return nil
-			}
-			for _, m := range applied {
-				fmt.Fprintf(a.stdout, "✅ Applied %03d_%s\n", m.Version, m.Name)
-			}
+			printMigration(a.stdout, rep, dry)
 			return nil
 		},
 	}
+}
+
+// printMigration says what migrate changed (or would change), which tables
+// it adopted and how it writes them.
+func printMigration(w io.Writer, rep *migrations.Report, dry bool) {
+	if dry {
+		fmt.Fprintln(w, "🔍 DRY RUN: nothing is changed")
+	}
+	for _, name := range rep.Created {
+		fmt.Fprintf(w, "%s %s\n", pick(dry, "➕ Would create", "➕ Created"), name)
+	}
+	for _, ad := range rep.Adopted {
+		if ad.New {
+			fmt.Fprintf(w, "%s %s (found, not created by backfill; its %d rows are left as they are)\n",
+				pick(dry, "🤝 Would adopt", "🤝 Adopted"), ad.Table, ad.Rows)
+		} else {
+			fmt.Fprintf(w, "🤝 %s is the backend's: written as it is\n", ad.Table)
+		}
+		for _, n := range ad.Notes {
+			fmt.Fprintf(w, "   %s\n", n)
+		}
+	}
+	for _, m := range rep.Applied {
+		fmt.Fprintf(w, "%s %03d_%s\n", pick(dry, "✅ Would apply", "✅ Applied"), m.Version, m.Name)
+	}
+	if len(rep.Statements) == 0 {
+		fmt.Fprintln(w, "✅ Schema is up to date")
+		return
+	}
+	if dry {
+		fmt.Fprintln(w, "SQL it would run:")
+		for _, st := range rep.Statements {
+			fmt.Fprintf(w, "%s;\n", st)
+		}
+	}
+}
+
+func pick(cond bool, yes, no string) string {
+	if cond {
+		return yes
+	}
+	return no
 }
 
 func (a *appEnv) statusCommand() *cli.Command {
@@ -81,7 +124,7 @@ func (a *appEnv) statusCommand() *cli.Command {
 			fmt.Fprintln(tw, "INBOX\tLAST SYNC\tSTATUS\tTOTAL SYNCED\tMESSAGES\tTHREADS\tERRORS (LAST RUN)\tOPERATION")
 			for _, s := range sts {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", s.Inbox, fmtTime(s.LastSyncAt), deref(s.LastStatus),
-					s.TotalSynced, s.Messages, s.Threads, s.LastRunErrors, fmtUUID(s.LastOperationID))
+					s.TotalSynced, s.Messages, s.Threads, s.LastRunErrors, deref(s.LastOperationID))
 			}
 			return tw.Flush()
 		},
@@ -224,11 +267,4 @@ func fmtTime(t *time.Time) string {
 		return "never"
 	}
 	return t.Local().Format(time.DateTime)
-}
-
-func fmtUUID(id *uuid.UUID) string {
-	if id == nil {
-		return "-"
-	}
-	return id.String()
 }

@@ -32,7 +32,7 @@ func buildBinary(t *testing.T) string {
 
 // execBinary runs the built binary with env only (no inherited variables)
 // and returns its exit code and combined output.
-func execBinary(t *testing.T, bin, dir string, environ []string, args ...string) (int, string) {
+func execBinary(t testing.TB, bin, dir string, environ []string, args ...string) (int, string) {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Dir, cmd.Env = dir, environ

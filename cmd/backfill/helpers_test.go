@@ -18,7 +18,7 @@ func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
 // fixture is one test's world: an IMAP server, a database and the
 // environment a deployment script would give backfill.
 type fixture struct {
-	t       *testing.T
+	t       testing.TB
 	imap    *imaptest.Server
 	dbURL   string
 	environ []string
@@ -26,7 +26,7 @@ type fixture struct {
 	pool    *pgxpool.Pool
 }
 
-func newFixture(t *testing.T, opts ...imaptest.Option) *fixture {
+func newFixture(t testing.TB, opts ...imaptest.Option) *fixture {
 	t.Helper()
 	f := &fixture{t: t, imap: imaptest.Start(t, opts...), dbURL: pgtest.NewDatabase(t), dir: t.TempDir()}
 	f.environ = []string{
@@ -110,5 +110,12 @@ func (f *fixture) wantLine(out, prefix string) {
 	f.t.Helper()
 	if !hasLine(out, prefix) {
 		f.t.Fatalf("output has no line starting %q:\n%s", prefix, out)
+	}
+}
+
+func (f *fixture) mustExec(sql string, args ...any) {
+	f.t.Helper()
+	if _, err := f.pool.Exec(context.Background(), sql, args...); err != nil {
+		f.t.Fatalf("%s: %v", sql, err)
 	}
 }

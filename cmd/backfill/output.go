@@ -74,10 +74,17 @@ func (r *reporter) Connecting(cfg imapsrc.Config) {
 func (r *reporter) Listed(l pipeline.Listing) {
 	if r.json {
 		r.event("listed", map[string]any{"mailbox": l.Mailbox, "uidvalidity": l.UIDValidity, "total": l.Total,
-			"selected": l.Selected, "already_synced": l.AlreadySynced, "to_fetch": l.ToFetch, "batches": l.Batches})
+			"selected": l.Selected, "already_synced": l.AlreadySynced, "to_fetch": l.ToFetch, "batches": l.Batches,
+			"previous_uidvalidity": l.PreviousUIDValidity})
 		return
 	}
 	fmt.Fprintf(r.w, "📬 Found %d total emails in IMAP\n", l.Total)
+	if l.PreviousUIDValidity != 0 {
+		fmt.Fprintf(r.w, "   ⚠️  UIDVALIDITY changed since the last run (%d → %d): the server renumbered the mailbox, "+
+			"so every message is downloaded again and matched on Message-ID (no duplicates); "+
+			"if this shows on every run, the server hands out a new UIDVALIDITY per session\n",
+			l.PreviousUIDValidity, l.UIDValidity)
+	}
 	if l.Selected != l.Total {
 		fmt.Fprintf(r.w, "   Limited to the %d most recent\n", l.Selected)
 	}

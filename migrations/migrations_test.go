@@ -1,0 +1,113 @@
+package migrations_test
+
+import (
+	"context"
+	"errors"
+	"os"
+	"slices"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/myhibachi/backfill/internal/pgtest"
+	"github.com/myhibachi/backfill/migrations"
+)
+
+func TestMain(m *testing.M) { os.Exit(pgtest.Main(m)) }
+
+func newPool(t *testing.T) *pgxpool.Pool {
+	t.Helper()
+	p, err := pgxpool.New(context.Background(), pgtest.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+func origins(t *testing.T, p *pgxpool.Pool) map[string]string {
+	t.Helper()
+	rows, err := p.Query(context.Background(), `SELECT name, origin FROM backfill_tables`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string]string{}
+	for rows.Next() {
+		var n, o string
+		if err := rows.Scan(&n, &o); err != nil {
+			t.Fatal(err)
+		}
+		out[n] = o
+	}
+	return out
+}
+
+// A fresh database: every table is created and recorded as backfill's own,
+// and the writer uses the tool's own shape for all of them.
+func TestFreshDatabaseOwnsEveryTable(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := newPool(t)
+	rep, err := migrations.Migrate(ctx, p, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Adopted) != 0 || len(rep.Created) != 5 {
+		t.Fatalf("created %v, adopted %v; want 5 created, none adopted", rep.Created, rep.Adopted)
+	}
+	for name, origin := range origins(t, p) {
+		if origin != "created" {
+			t.Errorf("%s recorded as %s", name, origin)
+		}
+	}
+	m, err := migrations.Inspect(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.Messages.Table.Owned || !m.Errors.Table.Owned {
+		t.Fatal("Inspect does not see the tool's own tables as its own")
+	}
+	again, err := migrations.Migrate(ctx, p, false)
+	if err != nil || len(again.Statements) != 0 {
+		t.Fatalf("second migrate: %v, statements %q; want none", err, again.Statements)
+	}
+}
+
+// A database migrated before migrate recorded who created what (migration
+// 001 applied, no backfill_tables): its tables are backfill's own.
+func TestLegacyDatabaseKeepsItsTables(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := newPool(t)
+	all, err := migrations.All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Exec(ctx, all[0].SQL); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Exec(ctx, `CREATE TABLE backfill_schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
+		applied_at timestamptz NOT NULL DEFAULT now());
+		INSERT INTO backfill_schema_migrations (version, name) VALUES (1, 'email_storage')`); err != nil {
+		t.Fatal(err)
+	}
+	if err := migrations.Check(ctx, p); !errors.Is(err, migrations.ErrNotMigrated) {
+		t.Fatalf("Check before migrate = %v, want ErrNotMigrated (002 missing)", err)
+	}
+	rep, err := migrations.Migrate(ctx, p, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Adopted) != 0 || len(rep.Applied) != len(all)-1 {
+		t.Fatalf("adopted %v, applied %v; want nothing adopted and the later migrations applied", rep.Adopted, rep.Applied)
+	}
+	got := origins(t, p)
+	for _, name := range append(slices.Clone(migrations.BackendTables), "email_sync_uids") {
+		if got[name] != "created" {
+			t.Errorf("%s recorded as %q, want created", name, got[name])
+		}
+	}
+	if err := migrations.Check(ctx, p); err != nil {
+		t.Fatal(err)
+	}
+}
