@@ -138,7 +138,7 @@ func newApp(stdout, stderr io.Writer, environ []string, dir string) *cli.App {
 		Name:  "backfill",
 		Usage: "copy the mail already in an IMAP mailbox into PostgreSQL, without duplicates",
 		UsageText: `backfill --inbox NAME [--limit N] [--batch-size N] [--workers N] [--dry-run] [--verbose]
-backfill migrate
+backfill migrate [--dry-run]
 backfill status [--inbox NAME] [--json]
 backfill errors [--operation ID] [--limit N]
 backfill inboxes [--check]
