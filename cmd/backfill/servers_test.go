@@ -324,13 +324,14 @@ func TestCourierCRLFMaildir(t *testing.T) {
 	if n := courier.count(`SELECT count(*) FROM error_logs`); n != 0 {
 		t.Errorf("%d error_logs entries for mail served with CR CR LF, want none", n)
 	}
-	want, got := plain.dumpExcept("imap_uidvalidity"), courier.dumpExcept("imap_uidvalidity")
+	// size_bytes is RFC822.SIZE, which counts the extra CRs Courier serves.
+	want, got := plain.dumpExcept("imap_uidvalidity", "size_bytes"), courier.dumpExcept("imap_uidvalidity", "size_bytes")
 	if len(want) != len(corpus) || len(got) != len(want) {
 		t.Fatalf("go-imap's server gave %d rows, Courier %d; want %d", len(want), len(got), len(corpus))
 	}
 	for i := range want {
 		if want[i] != got[i] {
-			t.Errorf("row %d differs:%s", i, jsonDiff(want[i], got[i]))
+			t.Errorf("row %d differs (\"full\" is go-imap's server, \"lean\" Courier):%s", i, jsonDiff(want[i], got[i]))
 		}
 	}
 }
