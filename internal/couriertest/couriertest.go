@@ -1,8 +1,3 @@
-// Package couriertest runs a private Courier-IMAP 5.0 server (Debian 12's
-// courier-imap, unpacked by scripts/servers.sh, not installed) for
-// end-to-end tests: one user with a Maildir in the test's directory, its
-// own authdaemond and userdb, and plaintext IMAP on a free port of
-// 127.0.0.1. See doc.go for how Courier differs from Dovecot and Cyrus.
 package couriertest
 
 import (

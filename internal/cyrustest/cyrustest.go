@@ -1,9 +1,3 @@
-// Package cyrustest runs a private Cyrus IMAP 3.6 server (Debian 12's
-// cyrus-imapd, unpacked by scripts/servers.sh, not installed) for
-// end-to-end tests: one user whose mail Cyrus keeps in its own spool in the
-// test's directory, SASL passwords in a private sasldb, and plaintext IMAP
-// on a free port of 127.0.0.1. See doc.go for how Cyrus differs from
-// Dovecot and Courier.
 package cyrustest
 
 import (
