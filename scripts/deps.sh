@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a Debian machine, when it is missing:
 # PostgreSQL's server programs (package postgresql), Dovecot's IMAP server
-# (dovecot-imapd) and mbsync (isync). Silent when everything is present.
+# (dovecot-imapd) and mbsync (isync), and, through scripts/servers.sh,
+# private unpacked copies of Cyrus IMAP and Courier-IMAP (their packages
+# conflict with Dovecot's). Silent when everything is present, but for
+# servers.sh's one line per server.
 #
 # The tests start their own PostgreSQL and Dovecot on free ports, so the
 # system services these packages bring are kept from starting, and stopped
 # and disabled if they start anyway.
 #
-# Usage: scripts/deps.sh [postgresql] [dovecot] [isync]   (default: all three)
+# Usage: scripts/deps.sh [postgresql] [dovecot] [isync] [cyrus] [courier]
+#        (default: all five)
 set -euo pipefail
 
 # Debian keeps dovecot in /usr/sbin, outside the PATH of some shells.
@@ -53,21 +57,41 @@ stop_service() {
 main() {
   local wanted=("$@")
   if ((${#wanted[@]} == 0)); then
-    wanted=(postgresql dovecot isync)
+    wanted=(postgresql dovecot isync cyrus courier)
   fi
 
-  local packages=() services=() want
+  local packages=() services=() servers=() want
   for want in "${wanted[@]}"; do
     case $want in
-      postgresql) have_postgresql || { packages+=(postgresql); services+=(postgresql); } ;;
-      dovecot) have_dovecot || { packages+=(dovecot-imapd); services+=(dovecot); } ;;
+      postgresql) have_postgresql || packages+=(postgresql) ;;
+      dovecot) have_dovecot || packages+=(dovecot-imapd) ;;
       isync) have_isync || packages+=(isync) ;;
-      *) die "unknown dependency '$want' (known: postgresql dovecot isync)" ;;
+      cyrus | courier) servers+=("$want") ;;
+      *) die "unknown dependency '$want' (known: postgresql dovecot isync cyrus courier)" ;;
     esac
   done
-  if ((${#packages[@]} == 0)); then
-    return 0
+  if ((${#packages[@]} > 0)); then
+    install "${packages[@]}"
   fi
+  if ((${#servers[@]} > 0)); then
+    if ((EUID == 0)); then
+      "$(dirname "$0")/servers.sh" "${servers[@]}"
+    else
+      # Their tests skip where they cannot run; say why here too.
+      echo "deps.sh: not root: ${servers[*]} not prepared, and their tests will skip" >&2
+    fi
+  fi
+}
+
+# install installs Debian packages and keeps their services from running.
+install() {
+  local packages=("$@") services=() p
+  for p in "${packages[@]}"; do
+    case $p in
+      postgresql) services+=(postgresql) ;;
+      dovecot-imapd) services+=(dovecot) ;;
+    esac
+  done
 
   if ((EUID != 0)); then
     die "missing ${packages[*]}; as root: apt-get install -y ${packages[*]}"

@@ -51,6 +51,16 @@ check_tree() {
   [[ -z $missing ]] || die "$name: libraries missing after unpacking:$missing"
 }
 
+# candidates prints package=version for the versions apt would fetch.
+# One apt-cache call: each takes seconds on a busy machine.
+candidates() {
+  local policy p
+  policy=$(apt-cache policy "$@" 2>/dev/null | awk '/^[^ ].*:$/ {sub(/:$/, ""); p = $0} /^  Candidate:/ {print p "=" $2}')
+  for p in "$@"; do
+    grep -m1 "^$p=" <<<"$policy" || echo "$p=none"
+  done
+}
+
 prepare() {
   local name=$1
   local -n packages=${name}_packages programs=${name}_programs
@@ -58,11 +68,14 @@ prepare() {
   local root=$dir/root stamp=$dir/packages.txt
 
   local want
-  want=$(printf '%s\n' "${packages[@]}" | while read -r p; do
-    v=$(apt-cache policy "$p" 2>/dev/null | awk '/Candidate:/ {print $2}')
-    echo "$p=${v:-none}"
-  done)
-  if grep -q '=none$' <<<"$want" || grep -q '=(none)$' <<<"$want"; then
+  want=$(candidates "${packages[@]}")
+  if grep -qE '=\(?none\)?$' <<<"$want" && [[ ! -f $stamp ]]; then
+    # A fresh machine may have no package lists yet.
+    say "$name: apt-get update"
+    apt-get update -qq >/dev/null 2>&1 || true
+    want=$(candidates "${packages[@]}")
+  fi
+  if grep -qE '=\(?none\)?$' <<<"$want"; then
     die "$name: apt knows no candidate for: $(grep -E '=\(?none\)?$' <<<"$want" | tr '\n' ' ')(run apt-get update; Debian 12 'bookworm' has them)"
   fi
   if [[ -f $stamp && $(cat "$stamp") == "$want" && -d $root ]]; then
