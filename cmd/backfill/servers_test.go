@@ -363,3 +363,48 @@ func logins(t *testing.T, srv *couriertest.Server) int {
 	}
 	return bytes.Count(b, []byte("INFO: LOGIN,"))
 }
+
+// TestMeasureCourierSettledRerun measures what issue 14 asks of a re-run of
+// a settled 10,000-message mailbox on Courier (under 1 s): the wall time of
+// the built binary, process start included. It logs and asserts nothing
+// about time; set BACKFILL_MEASURE=1 to run it (about a minute).
+func TestMeasureCourierSettledRerun(t *testing.T) {
+	if os.Getenv("BACKFILL_MEASURE") == "" {
+		t.Skip("set BACKFILL_MEASURE=1 to measure a settled re-run of 10,000 messages on Courier")
+	}
+	const n = 10_000
+	srv := couriertest.Start(t)
+	err := srv.LoadMaildir(func(yield func([]byte, time.Time) bool) {
+		_ = mailgen.Each(59, n, func(m mailgen.Mail) error {
+			if !yield(m.Raw, m.InternalDate) {
+				return context.Canceled
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Settle(); err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t)
+	f.environ = append(f.environ, "BACKFILL_INBOX_DEMO="+srv.URL("INBOX"), "BACKFILL_INBOX_DEMO_PASSWORD="+srv.Password)
+	f.migrate()
+	bin := buildBinary(t)
+	start := time.Now()
+	if code, out := execBinary(t, bin, f.dir, f.environ, "--inbox", "demo"); code != 0 {
+		t.Fatalf("first run: exit %d\n%s", code, out)
+	}
+	t.Logf("first run of %d messages: %v", n, time.Since(start))
+	for i := range 3 {
+		before := logins(t, srv)
+		start := time.Now()
+		code, out := execBinary(t, bin, f.dir, f.environ, "--inbox", "demo")
+		took := time.Since(start)
+		if code != 0 || !hasLine(out, "Downloaded:    0 message bodies") {
+			t.Fatalf("re-run: exit %d\n%s", code, out)
+		}
+		t.Logf("settled re-run %d: %v wall time, %d LOGINs", i+1, took, logins(t, srv)-before)
+	}
+}
