@@ -143,7 +143,12 @@ func TestStopLeavesNoProcess(t *testing.T) {
 		t.Errorf("processes left after Stop: %v", pids)
 	}
 	if pids := s.proc.NamespaceProcesses(); len(pids) != 0 {
-		t.Errorf("processes left in the mount namespace after Stop (gam_server?): %v", pids)
+		var cmds []string
+		for _, pid := range pids {
+			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+			cmds = append(cmds, string(b))
+		}
+		t.Errorf("processes left in the mount namespace after Stop: %q", cmds)
 	}
 	if conn, err := net.DialTimeout("tcp", s.Addr(), time.Second); err == nil {
 		conn.Close()

@@ -17,7 +17,7 @@
 //     replaces 8-bit bytes in header fields with 'X' (munge8bit: "café"
 //     becomes "cafXX"). It takes bare CR and CR CR LF as they are. Load turns
 //     bare LF into CRLF, as LMTP delivery does, and lists what Cyrus still
-//     refuses (4 of the 90 real-world messages of enmime and CPython).
+//     refuses (3 of the 90 real-world messages of enmime and CPython).
 //     Dovecot and Courier are loaded as Maildir files and take anything.
 //   - BODYSTRUCTURE: all uppercase (type, subtype, parameter names,
 //     encoding, disposition); parameter values with 8-bit bytes or RFC 2231

@@ -128,7 +128,7 @@ func Launch(ctx context.Context, tree Tree, etcDir, logFile, addr, script string
 		// An asynchronous list's stdin is /dev/null unless redirected: hence
 		// fd 3.
 		`exec 3<&0`,
-		`(trap '' TERM; read -r _ <&3 || true; ns=$(readlink /proc/self/ns/mnt)
+		`(trap '' TERM; read -r _ <&3 || true; kill -TERM 0; ns=$(readlink /proc/self/ns/mnt)
 for p in /proc/[0-9]*; do [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$ns" ] && kill -TERM "${p#/proc/}" 2>/dev/null; done) &`,
 		`exec 3<&- </dev/null`,
 		script,
@@ -156,11 +156,16 @@ for p in /proc/[0-9]*; do [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$ns" ] && k
 		conn, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			conn.Close()
-			// Listening, the leader is in the new namespace.
-			if p.ns, err = os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", p.pid)); err != nil {
+			// Listening, the leader is in the new namespace. Were it not
+			// (another server on the port), Stop would kill the machine's
+			// processes: refuse.
+			ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", p.pid))
+			own, ownErr := os.Readlink("/proc/self/ns/mnt")
+			if err != nil || ownErr != nil || ns == own {
 				_ = p.Stop()
-				return nil, fmt.Errorf("debtree: %s: %w", tree.Name, err)
+				return nil, fmt.Errorf("debtree: %s: %s answers, but its leader is not in a mount namespace of its own (%v, %v)", tree.Name, addr, err, ownErr)
 			}
+			p.ns = ns
 			return p, nil
 		}
 		select {
@@ -187,7 +192,7 @@ func (p *Proc) Stop() error {
 		return nil
 	}
 	p.stopped = true
-	_ = p.hold.Close()
+	defer p.hold.Close()
 	_ = syscall.Kill(-p.pid, syscall.SIGTERM)
 	var errs []error
 	select {
@@ -197,6 +202,9 @@ func (p *Proc) Stop() error {
 		_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 		<-p.exited
 	}
+	// The server has exited; what is left of the group is the watcher,
+	// which ignores SIGTERM, and children still winding down.
+	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
 	if err := waitGroupGone(p.pid, 5*time.Second); err != nil {
 		errs = append(errs, err)
 	}
