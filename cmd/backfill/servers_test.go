@@ -351,7 +351,6 @@ func TestCourierCRLFMaildir(t *testing.T) {
 // nothing to fetch, with four workers: Courier's log shows one LOGIN for
 // the re-run, not one per worker (issue 14).
 func TestCourierSettledRerunLogsInOnce(t *testing.T) {
-	t.Skip("needs operator fix: issue 14")
 	t.Parallel()
 	srv, f := courierWith(t, mailgen.Generate(53, 200), false, true)
 	f.mustRun(0, "--inbox", "demo", "--workers", "4")
