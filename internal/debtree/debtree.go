@@ -105,8 +105,8 @@ type Proc struct {
 // Launch runs script with sh in a new mount namespace where tree's usr is
 // laid over /usr, etcDir's files and then tree's etc over /etc, and an empty
 // tmpfs is mounted on /run. Its output goes to logFile. script should end by
-// exec'ing the server in the foreground. Launch returns once addr accepts
-// TCP connections.
+// exec'ing the server in the foreground. Launch returns once a process of
+// the namespace listens on addr's port.
 //
 // The whole process group ends when Stop is called or when the test process
 // dies: a watcher in the group waits for the end of a pipe that only this
@@ -152,21 +152,30 @@ for p in /proc/[0-9]*; do [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$ns" ] && k
 
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
+	_, portText, err := net.SplitHostPort(addr)
+	if err != nil {
+		_ = p.Stop()
+		return nil, err
+	}
+	port, err := strconv.Atoi(portText)
+	if err != nil {
+		_ = p.Stop()
+		return nil, err
+	}
+	own, err := os.Readlink("/proc/self/ns/mnt")
+	if err != nil {
+		_ = p.Stop()
+		return nil, err
+	}
 	for {
-		conn, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			conn.Close()
-			// Listening, the leader is in the new namespace. Were it not
-			// (another server on the port), Stop would kill the machine's
-			// processes: refuse.
-			ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", p.pid))
-			own, ownErr := os.Readlink("/proc/self/ns/mnt")
-			if err != nil || ownErr != nil || ns == own {
-				_ = p.Stop()
-				return nil, fmt.Errorf("debtree: %s: %s answers, but its leader is not in a mount namespace of its own (%v, %v)", tree.Name, addr, err, ownErr)
+		// Ready once one of our processes listens on the port: another
+		// test's server may have taken it since it was found free, and
+		// would answer a dial just as well.
+		if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", p.pid)); err == nil && ns != own {
+			if listens(port, NamespaceProcesses(ns)) {
+				p.ns = ns
+				return p, nil
 			}
-			p.ns = ns
-			return p, nil
 		}
 		select {
 		case <-p.exited:
@@ -178,6 +187,41 @@ for p in /proc/[0-9]*; do [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$ns" ] && k
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// listens reports whether one of pids holds a socket listening on TCP port
+// of the loopback or any address, IPv4 or IPv6, as /proc/net shows them.
+func listens(port int, pids []int) bool {
+	inodes := map[string]bool{}
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(table)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			// sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+			f := strings.Fields(line)
+			if len(f) < 10 || f[3] != "0A" { // 0A: LISTEN
+				continue
+			}
+			_, hexPort, ok := strings.Cut(f[1], ":")
+			if n, err := strconv.ParseUint(hexPort, 16, 32); ok && err == nil && int(n) == port {
+				inodes["socket:["+f[9]+"]"] = true
+			}
+		}
+	}
+	if len(inodes) == 0 {
+		return false
+	}
+	for _, pid := range pids {
+		fds, _ := filepath.Glob(fmt.Sprintf("/proc/%d/fd/*", pid))
+		for _, fd := range fds {
+			if l, err := os.Readlink(fd); err == nil && inodes[l] {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Pid returns the process group's leader, the server's main process.
