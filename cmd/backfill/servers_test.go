@@ -285,7 +285,6 @@ func courierWith(t *testing.T, ms []mailgen.Mail, raw, settle bool) (*couriertes
 // under UIDVALIDITYs that are gone do not pile up, and the run says that
 // the server changed UIDVALIDITY.
 func TestCourierUnsettledMaildir(t *testing.T) {
-	t.Skip("needs schema fix: issue 14")
 	t.Parallel()
 	corpus := mailgen.Generate(43, 60)
 	_, f := courierWith(t, corpus, false, false)
