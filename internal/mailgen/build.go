@@ -549,6 +549,11 @@ func (g *gen) planAttachments(t *thread, d *draft) {
 			a.ctype = pick(r, []string{"text/csv", "text/csv", "text/csv", "application/vnd.ms-excel"})
 			a.size = 2<<10 + r.IntN(86<<10)
 		}
+		if g.o.AttachmentMax > 0 {
+			// Drawn after the kind's size, so that unset bounds leave the
+			// random stream, and so every message, as it was.
+			a.size = g.o.AttachmentMin + r.IntN(max(g.o.AttachmentMax-g.o.AttachmentMin, 0)+1)
+		}
 		a.size = min(a.size, maxAttachment)
 		switch {
 		case isASCII(a.name) && !strings.ContainsAny(a.name, " ()<>@,;:\\\"/[]?=") && chance(r, 30):

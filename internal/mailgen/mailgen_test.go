@@ -409,3 +409,27 @@ func BenchmarkEach(b *testing.B) {
 	b.SetBytes(total / int64(n))
 	b.ReportMetric(float64(total)/float64(n*1000), "bytes/msg")
 }
+
+// Attachment bounds set every attachment's decoded size.
+func TestAttachmentBounds(t *testing.T) {
+	t.Parallel()
+	o := DefaultOptions()
+	o.AttachmentMin, o.AttachmentMax = 50<<10, 500<<10
+	atts, large := 0, 0
+	for i, m := range o.Generate(5, 400) {
+		for _, a := range m.Want.Attachments {
+			atts++
+			// The formats' heads and tails move the size by a few hundred
+			// bytes at most.
+			if a.Size < int64(o.AttachmentMin)-1024 || a.Size > int64(o.AttachmentMax)+1024 {
+				t.Errorf("message %d: attachment %q is %d bytes; want %d to %d", i, a.Filename, a.Size, o.AttachmentMin, o.AttachmentMax)
+			}
+			if a.Size > 350<<10 {
+				large++
+			}
+		}
+	}
+	if atts < 40 || large == 0 {
+		t.Errorf("%d attachments, %d over 350 KB, in 400 messages", atts, large)
+	}
+}
