@@ -64,7 +64,7 @@ func (b *benchCmd) measure(ctx context.Context) (*report, error) {
 	}
 	flushDisk()
 
-	proxy, err := startProxy(b.srv.Addr(), b.delay)
+	proxy, err := startProxy(b.srv.Addr(), b.delay, link{})
 	if err != nil {
 		return nil, fmt.Errorf("latency proxy: %w", err)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
+	"fmt"
 	"io"
 	"net"
 	"sync"
@@ -40,7 +41,7 @@ func echoServer(t *testing.T) string {
 
 func startTestProxy(t *testing.T, target string, delay time.Duration) *latencyProxy {
 	t.Helper()
-	p, err := startProxy(target, delay)
+	p, err := startProxy(target, delay, link{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +113,7 @@ func TestProxyDelaysEachDirection(t *testing.T) {
 // Close cuts open connections instead of waiting for them.
 func TestProxyCloseCutsConnections(t *testing.T) {
 	t.Parallel()
-	p, err := startProxy(echoServer(t), time.Millisecond)
+	p, err := startProxy(echoServer(t), time.Millisecond, link{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,5 +133,99 @@ func TestProxyCloseCutsConnections(t *testing.T) {
 	}
 	if _, err := c.Read(make([]byte, 1)); err == nil {
 		t.Error("read after Close: no error")
+	}
+}
+
+// sourceServer writes n bytes to every connection, then closes it.
+func sourceServer(t *testing.T, n int) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				_, _ = c.Write(make([]byte, n))
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// download reads what the proxy's target sends on one connection.
+func download(p *latencyProxy) (int64, error) {
+	c, err := net.Dial("tcp", p.Addr())
+	if err != nil {
+		return 0, err
+	}
+	defer c.Close()
+	return io.Copy(io.Discard, c)
+}
+
+// A capped link carries no more than its rate, per connection and in all:
+// only the lower bound on the time is checked, and the bytes it counts.
+func TestProxyCapsBandwidth(t *testing.T) {
+	t.Parallel()
+	const size = 2 << 20
+	const rate = 8 << 20 // bytes per second
+	tests := []struct {
+		name  string
+		link  link
+		conns int
+		least time.Duration
+	}{
+		// One connection at the per-connection rate.
+		{"per connection", link{perConn: rate}, 1, size * time.Second / rate},
+		// Three connections, each allowed the rate, share a total of it.
+		{"in total", link{perConn: rate, total: rate}, 3, 3 * size * time.Second / rate},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			p, err := startProxy(sourceServer(t, size), time.Millisecond, tt.link)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { p.Close() })
+			start := time.Now()
+			var wg sync.WaitGroup
+			errs := make(chan error, tt.conns)
+			for range tt.conns {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					n, err := download(p)
+					if err == nil && n != size {
+						err = fmt.Errorf("got %d bytes, want %d", n, size)
+					}
+					errs <- err
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Fatal(err)
+				}
+			}
+			if took := time.Since(start); took < tt.least*9/10 {
+				t.Errorf("%d × %d bytes took %v; a link of %v B/s needs at least %v", tt.conns, size, took, tt.link, tt.least)
+			}
+			if down, up := p.Carried(); down != int64(tt.conns*size) || up != 0 {
+				t.Errorf("carried %d bytes down, %d up; want %d, 0", down, up, tt.conns*size)
+			}
+		})
 	}
 }
