@@ -173,3 +173,7 @@ func (s *Server) deliver(maildir, base string, raw []byte, date time.Time) error
 	}
 	return err
 }
+
+// Maildir returns the path of a user's Maildir. Benchmarks replace its files
+// with a fresh copy between runs, after ResetMailbox, to meet Dovecot cold.
+func (s *Server) Maildir(user string) (string, error) { return s.maildir(user) }

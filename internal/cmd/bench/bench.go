@@ -20,10 +20,9 @@ import (
 	"github.com/myhibachi/backfill/internal/pgtest"
 )
 
-// The mailbox every contender copies. The password never leaves this
-// machine: everything listens on 127.0.0.1.
+// The mailboxes' password never leaves this machine: everything listens on
+// 127.0.0.1.
 const (
-	benchUser     = "bench@example.com"
 	benchPassword = "bench-password"
 	benchInbox    = "bench" // backfill's --inbox name
 	// defaultWorkers is backfill's own default; its run is the one compared
@@ -33,28 +32,42 @@ const (
 
 // benchCmd is the benchmark itself: flags, and the state of one run.
 type benchCmd struct {
-	n        int
-	seed     int64
-	runs     int
-	workers  []int
-	delay    time.Duration
-	durable  bool
-	timeout  time.Duration
-	backfill string
-	out      string
-	keep     bool
+	n         int // messages on loopback
+	linkN     int // messages through the capped link
+	seed      int64
+	runs      int
+	workers   []int
+	shapes    []shape
+	profiles  []string // "loopback", "link"
+	delay     time.Duration
+	link      link
+	durable   bool
+	timeout   time.Duration
+	backfill  string
+	out       string
+	keep      bool
+	dropCache bool
 
-	stderr  io.Writer
-	dir     string // the run's temporary directory
-	logs    string // children's output, kept there
-	bins    binaries
-	srv     *dovecottest.Server
-	cluster *pgtest.Cluster
-	dbs     databases      // on cluster: fsync=off
-	durDB   *durableServer // with -durable: fsync=on
-	corpus  corpus
-	isync   isync
+	stderr    io.Writer
+	dir       string // the run's temporary directory
+	logs      string // children's output, kept there
+	bins      binaries
+	srv       *dovecottest.Server
+	cluster   *pgtest.Cluster
+	dbs       databases           // on cluster: fsync=off
+	durDB     *durableServer      // with -durable: fsync=on
+	mailboxes map[string]*mailbox // by profile and shape: mailboxKey
+	isync     isync
 }
+
+// The profiles: where the contenders reach Dovecot.
+const (
+	profileLoopback = "loopback" // straight to 127.0.0.1
+	profileLink     = "link"     // through the capped, delayed proxy
+)
+
+// mailboxKey names the mailbox of a profile and shape.
+func mailboxKey(profile, shape string) string { return profile + "/" + shape }
 
 func (b *benchCmd) Run(ctx context.Context, args []string, stdout, stderr io.Writer) (err error) {
 	b.stderr = stderr
@@ -108,11 +121,15 @@ func (b *benchCmd) Run(ctx context.Context, args []string, stdout, stderr io.Wri
 	return nil
 }
 
-// parse reads the flags. BENCH_N, BENCH_RUNS, BENCH_WORKERS and
-// BENCH_DURABLE give their defaults, so that `BENCH_N=50000 make bench`
-// works.
+// parse reads the flags. BENCH_N, BENCH_LINK_N, BENCH_RUNS, BENCH_WORKERS,
+// BENCH_SHAPES, BENCH_PROFILES and BENCH_DURABLE give their defaults, so
+// that `BENCH_N=50000 make bench` works.
 func (b *benchCmd) parse(args []string, stderr io.Writer) error {
 	n, err := envInt("BENCH_N", 10000)
+	if err != nil {
+		return err
+	}
+	linkN, err := envInt("BENCH_LINK_N", 2000)
 	if err != nil {
 		return err
 	}
@@ -120,10 +137,9 @@ func (b *benchCmd) parse(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	workers := "1,4,8"
-	if v := os.Getenv("BENCH_WORKERS"); v != "" {
-		workers = v
-	}
+	workers := envString("BENCH_WORKERS", "1,2,4,8")
+	shapeList := envString("BENCH_SHAPES", "mixed,attachments")
+	profileList := envString("BENCH_PROFILES", profileLoopback+","+profileLink)
 	durable := false
 	if v := os.Getenv("BENCH_DURABLE"); v != "" {
 		if durable, err = strconv.ParseBool(v); err != nil {
@@ -132,11 +148,17 @@ func (b *benchCmd) parse(args []string, stderr io.Writer) error {
 	}
 	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.IntVar(&b.n, "n", n, "messages in the corpus ($BENCH_N)")
-	fs.Int64Var(&b.seed, "seed", 1, "corpus seed: the same seed and -n give the same bytes")
-	fs.IntVar(&b.runs, "runs", runs, "rounds of every measurement; each row is the median ($BENCH_RUNS)")
-	fs.StringVar(&workers, "workers", workers, "comma-separated `list` of --workers values, each run on loopback and through the proxy ($BENCH_WORKERS)")
-	fs.DurationVar(&b.delay, "delay", 25*time.Millisecond, "latency the proxy adds in each direction")
+	fs.IntVar(&b.n, "n", n, "messages in each loopback corpus ($BENCH_N)")
+	fs.IntVar(&b.linkN, "link-n", linkN, "messages in each corpus copied through the capped link ($BENCH_LINK_N)")
+	fs.Int64Var(&b.seed, "seed", 1, "corpus seed: the same seed, shape and size give the same bytes")
+	fs.IntVar(&b.runs, "runs", runs, "rounds of every measurement, each on a cold server; each row is the median ($BENCH_RUNS)")
+	fs.StringVar(&workers, "workers", workers, "comma-separated `list` of --workers values, each run in every profile ($BENCH_WORKERS)")
+	fs.StringVar(&shapeList, "shapes", shapeList, "comma-separated `list` of corpus shapes: mixed, attachments ($BENCH_SHAPES)")
+	fs.StringVar(&profileList, "profiles", profileList, "comma-separated `list` of profiles: loopback, link ($BENCH_PROFILES)")
+	fs.DurationVar(&b.delay, "delay", 25*time.Millisecond, "latency the proxies add in each direction")
+	perConn := fs.Float64("link-rate", 5, "the capped link's rate per connection and direction, MB/s")
+	total := fs.Float64("link-total", 12.5, "the capped link's rate for all connections together, per direction, MB/s")
+	fs.BoolVar(&b.dropCache, "drop-caches", true, "drop the kernel's page cache before each cold run (root on Linux)")
 	fs.BoolVar(&b.durable, "durable", durable, "also compare durable with durable: mbsync `FSync yes` against PostgreSQL with fsync on ($BENCH_DURABLE)")
 	fs.DurationVar(&b.timeout, "timeout", 10*time.Minute, "limit for each measured program")
 	fs.StringVar(&b.backfill, "backfill", "", "backfill binary to measure (default: go build ./cmd/backfill)")
@@ -157,9 +179,32 @@ func (b *benchCmd) parse(args []string, stderr io.Writer) error {
 		return usageError{fmt.Errorf("-runs %d: want at least one round", b.runs)}
 	case b.delay <= 0:
 		return usageError{fmt.Errorf("-delay %v: want a positive latency", b.delay)}
+	case b.linkN < 1:
+		return usageError{fmt.Errorf("-link-n %d: want a positive number of messages", b.linkN)}
+	case *perConn <= 0 || *total <= 0:
+		return usageError{fmt.Errorf("-link-rate %v, -link-total %v: want positive rates", *perConn, *total)}
+	}
+	b.link = link{perConn: *perConn * 1e6, total: *total * 1e6}
+	b.shapes = nil
+	for _, name := range splitList(shapeList) {
+		i := slices.IndexFunc(shapes(), func(s shape) bool { return s.name == name })
+		if i < 0 {
+			return usageError{fmt.Errorf("-shapes %q: want mixed and/or attachments", shapeList)}
+		}
+		b.shapes = append(b.shapes, shapes()[i])
+	}
+	b.profiles = nil
+	for _, p := range splitList(profileList) {
+		if p != profileLoopback && p != profileLink {
+			return usageError{fmt.Errorf("-profiles %q: want loopback and/or link", profileList)}
+		}
+		b.profiles = append(b.profiles, p)
+	}
+	if len(b.shapes) == 0 || len(b.profiles) == 0 {
+		return usageError{errors.New("want at least one shape and one profile")}
 	}
 	b.workers = nil
-	for _, f := range strings.Split(workers, ",") {
+	for _, f := range splitList(workers) {
 		w, err := strconv.Atoi(strings.TrimSpace(f))
 		if err != nil || w < 1 || w > 16 {
 			return usageError{fmt.Errorf("-workers %q: want numbers from 1 to 16 (Dovecot allows 20 sessions)", workers)}
@@ -177,6 +222,25 @@ func (b *benchCmd) parse(args []string, stderr io.Writer) error {
 		return x - y
 	})
 	return nil
+}
+
+// envString reads a variable, def when unset.
+func envString(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// splitList splits a comma-separated list, without duplicates.
+func splitList(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" && !slices.Contains(out, f) {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // envInt reads a positive number from the environment, def when unset.
@@ -239,17 +303,35 @@ func (b *benchCmd) build(ctx context.Context) (binaries, error) {
 func (b *benchCmd) startServers(ctx context.Context) (err error) {
 	startCtx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
+	b.mailboxes = make(map[string]*mailbox)
+	var users []dovecottest.User
+	var order []string
+	for _, p := range b.profiles {
+		for _, sh := range b.shapes {
+			key := mailboxKey(p, sh.name)
+			mb := &mailbox{user: fmt.Sprintf("%s-%s@example.com", p, sh.name), shape: sh}
+			b.mailboxes[key] = mb
+			users = append(users, dovecottest.User{Name: mb.user, Password: benchPassword})
+			order = append(order, key)
+		}
+	}
 	b.logf("starting Dovecot")
-	b.srv, err = dovecottest.Start(startCtx, filepath.Join(b.dir, "dovecot"),
-		[]dovecottest.User{{Name: benchUser, Password: benchPassword}})
+	b.srv, err = dovecottest.Start(startCtx, filepath.Join(b.dir, "dovecot"), users)
 	if err != nil {
 		return err
 	}
-	b.logf("writing %s generated messages into the Maildir", thousands(b.n))
-	if b.corpus, err = loadCorpus(ctx, b.srv, benchUser, b.seed, b.n); err != nil {
-		return err
+	for _, key := range order {
+		mb := b.mailboxes[key]
+		n := b.n
+		if strings.HasPrefix(key, profileLink+"/") {
+			n = b.linkN
+		}
+		b.logf("%s: writing %s generated messages into the Maildir", key, thousands(n))
+		if err := loadCorpus(ctx, b.srv, mb, b.seed, n, filepath.Join(b.dir, "pristine-"+strings.ReplaceAll(key, "/", "-"))); err != nil {
+			return err
+		}
+		b.logf("%s: %.1f MB in %.1f s", key, mb.corpus.MB(), mb.corpus.loadTime.Seconds())
 	}
-	b.logf("corpus: %.1f MB in %.1f s", b.corpus.MB(), b.corpus.loadTime.Seconds())
 
 	b.logf("starting PostgreSQL (fsync=off)")
 	if b.cluster, err = pgtest.Start(startCtx, filepath.Join(b.dir, "pg")); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -15,19 +16,46 @@ import (
 // floorPasswordEnv passes the IMAP password to the floor program.
 const floorPasswordEnv = "BENCH_IMAP_PASSWORD"
 
+// endpoint is where a contender finds the mailbox: straight at Dovecot or
+// through a proxy, which then counts the bytes.
+type endpoint struct {
+	mb    *mailbox
+	addr  string        // host:port
+	proxy *latencyProxy // nil on loopback
+}
+
+// url is the mailbox's imap:// URL for backfill.
+func (e endpoint) url() string {
+	return (&url.URL{Scheme: "imap", User: url.User(e.mb.user), Host: e.addr, Path: "/INBOX"}).String()
+}
+
+// counted runs fn and returns the bytes the proxy carried towards the
+// client meanwhile, -1 without a proxy. Contenders run one at a time.
+func (e endpoint) counted(fn func() error) (int64, error) {
+	if e.proxy == nil {
+		return -1, fn()
+	}
+	before, _ := e.proxy.Carried()
+	err := fn()
+	after, _ := e.proxy.Carried()
+	return after - before, err
+}
+
 // floor runs the floor program and checks it downloaded the whole corpus.
-func (b *benchCmd) floor(ctx context.Context, name string) (row, error) {
+func (b *benchCmd) floor(ctx context.Context, name string, ep endpoint) (row, error) {
 	c := child{
 		name:     name,
 		launcher: b.bins.launcher,
 		path:     b.bins.floor,
-		args:     []string{"-addr", b.srv.Addr(), "-user", benchUser},
+		args:     []string{"-addr", ep.addr, "-user", ep.mb.user},
 		env:      append(baseEnv(), floorPasswordEnv+"="+benchPassword),
 		dir:      b.dir,
 		logDir:   b.logs,
 		timeout:  b.timeout,
 	}
-	m, err := c.run(ctx)
+	load := loadAverage()
+	var m measurement
+	received, err := ep.counted(func() (err error) { m, err = c.run(ctx); return err })
 	if err != nil {
 		return row{}, err
 	}
@@ -35,52 +63,69 @@ func (b *benchCmd) floor(ctx context.Context, name string) (row, error) {
 	if err := json.Unmarshal(m.stdout, &res); err != nil {
 		return row{}, fmt.Errorf("%s: read its result %q: %w", name, m.stdout, err)
 	}
-	if res.Messages != int64(b.corpus.messages) || res.Bytes != b.corpus.bytes {
+	cp := ep.mb.corpus
+	if res.Messages != int64(cp.messages) || res.Bytes != cp.bytes {
 		return row{}, fmt.Errorf("%s: fetched %d messages, %d bytes; the corpus has %d, %d bytes",
-			name, res.Messages, res.Bytes, b.corpus.messages, b.corpus.bytes)
+			name, res.Messages, res.Bytes, cp.messages, cp.bytes)
 	}
 	b.logf("%s: %v", name, m)
-	return row{run: "raw-fetch floor: 1 connection, `UID FETCH 1:* BODY.PEEK[]`", m: m, messages: b.corpus.messages, bytes: res.Bytes,
-		note: "go-imap v2 client; bodies read and discarded"}, nil
+	return row{run: "raw-fetch floor: 1 connection, `UID FETCH 1:* BODY.PEEK[]`", m: m, messages: cp.messages, bytes: res.Bytes,
+		received: received, load: load, note: "go-imap v2 client; bodies read and discarded"}, nil
 }
 
 // mbsync pulls the mailbox into a new Maildir and checks every message
 // arrived.
-func (b *benchCmd) mbsync(ctx context.Context, name string, fsync bool) (row, error) {
+func (b *benchCmd) mbsync(ctx context.Context, name string, ep endpoint, fsync bool) (row, error) {
 	dir := filepath.Join(b.dir, name)
 	if err := os.Mkdir(dir, 0o700); err != nil {
 		return row{}, err
 	}
 	// The Maildir holds a copy of the corpus: gone once counted.
 	defer os.RemoveAll(dir)
-	host, port, _ := strings.Cut(b.srv.Addr(), ":")
-	job := mbsyncJob{Host: host, Port: port, User: benchUser, Password: benchPassword, Maildir: filepath.Join(dir, "Mail"), FSync: fsync}
+	host, port, _ := strings.Cut(ep.addr, ":")
+	job := mbsyncJob{Host: host, Port: port, User: ep.mb.user, Password: benchPassword, Maildir: filepath.Join(dir, "Mail"), FSync: fsync}
 	c, err := mbsyncChild(b.isync, job, dir)
 	if err != nil {
 		return row{}, err
 	}
 	c.name, c.launcher, c.logDir, c.timeout = name, b.bins.launcher, b.logs, b.timeout
-	m, err := runMbsync(ctx, c, job.Maildir, b.corpus.messages)
+	load := loadAverage()
+	var m measurement
+	received, err := ep.counted(func() (err error) { m, err = runMbsync(ctx, c, job.Maildir, ep.mb.corpus.messages); return err })
 	if err != nil {
 		return row{}, err
 	}
 	b.logf("%s: %v", name, m)
-	return row{m: m, messages: b.corpus.messages, bytes: b.corpus.bytes}, nil
+	return row{m: m, messages: ep.mb.corpus.messages, bytes: ep.mb.corpus.bytes, received: received, load: load}, nil
 }
 
 // backfillRun is one full backfill into a new database and, if asked for,
-// the re-run that follows it.
+// the re-run that follows it and a second full run on the server as the
+// first one left it.
 type backfillRun struct {
 	db      string    // database name, also the name of logs
 	dbs     databases // the server it is created on
-	imapURL string
+	ep      endpoint
 	workers int
+	full    bool // --fetch full
 	rerun   bool
+	warm    bool
 }
 
 // backfillFull migrates a new database, runs backfill into it once (timed)
-// and, with rerun, a second time (timed too), then drops the database.
-func (b *benchCmd) backfillFull(ctx context.Context, r backfillRun) (full, re row, err error) {
+// and, with rerun, a second time (timed too), then drops the database; with
+// warm, it then runs once more into another new database.
+func (b *benchCmd) backfillFull(ctx context.Context, r backfillRun) (full, re, warm row, err error) {
+	if full, re, err = b.backfillOnce(ctx, r); err != nil || !r.warm {
+		return full, re, warm, err
+	}
+	r.db += "-warm"
+	r.rerun = false
+	warm, _, err = b.backfillOnce(ctx, r)
+	return full, re, warm, err
+}
+
+func (b *benchCmd) backfillOnce(ctx context.Context, r backfillRun) (full, re row, err error) {
 	dsn, err := r.dbs.create(ctx, r.db)
 	if err != nil {
 		return full, re, err
@@ -95,7 +140,7 @@ func (b *benchCmd) backfillFull(ctx context.Context, r backfillRun) (full, re ro
 	}()
 	name := strings.ToUpper(benchInbox)
 	env := append(baseEnv(), "DATABASE_URL="+dsn,
-		"BACKFILL_INBOX_"+name+"="+r.imapURL, "BACKFILL_INBOX_"+name+"_PASSWORD="+benchPassword)
+		"BACKFILL_INBOX_"+name+"="+r.ep.url(), "BACKFILL_INBOX_"+name+"_PASSWORD="+benchPassword)
 	// Its own working directory, so that no .env of the repository is read.
 	work := filepath.Join(b.dir, "work-"+r.db)
 	if err := os.Mkdir(work, 0o755); err != nil {
@@ -108,16 +153,26 @@ func (b *benchCmd) backfillFull(ctx context.Context, r backfillRun) (full, re ro
 		return full, re, err
 	}
 	c.name, c.args = r.db, []string{"--inbox", benchInbox, "--workers", strconv.Itoa(r.workers)}
-	m, sum, err := b.runBackfill(ctx, c)
+	if r.full {
+		c.args = append(c.args, "--fetch", "full")
+	}
+	cp := r.ep.mb.corpus
+	load := loadAverage()
+	var m measurement
+	var sum backfillSummary
+	received, err := r.ep.counted(func() (err error) { m, sum, err = b.runBackfill(ctx, c); return err })
 	if err != nil {
 		return full, re, err
 	}
-	if sum.downloaded != b.corpus.messages || sum.synced+sum.skipped != b.corpus.messages {
+	if sum.downloaded != cp.messages || sum.synced+sum.skipped != cp.messages {
 		return full, re, fmt.Errorf("%s: downloaded %d, synced %d, skipped %d of %d messages",
-			c.name, sum.downloaded, sum.synced, sum.skipped, b.corpus.messages)
+			c.name, sum.downloaded, sum.synced, sum.skipped, cp.messages)
 	}
-	b.logf("%s: %v; %d stored, %d duplicates skipped", c.name, m, sum.synced, sum.skipped)
-	full = row{m: m, messages: b.corpus.messages, bytes: b.corpus.bytes}
+	if received < 0 {
+		received = sum.transferred // its own count of body bytes
+	}
+	b.logf("%s: %v; %d stored, %d duplicates skipped, %.1f MB received", c.name, m, sum.synced, sum.skipped, float64(received)/1e6)
+	full = row{m: m, messages: cp.messages, bytes: cp.bytes, received: received, load: load}
 	if err := r.dbs.settle(ctx); err != nil {
 		return full, re, err
 	}
@@ -127,15 +182,16 @@ func (b *benchCmd) backfillFull(ctx context.Context, r backfillRun) (full, re ro
 	}
 
 	c.name = r.db + "-rerun"
+	load = loadAverage()
 	m, sum, err = b.runBackfill(ctx, c)
 	if err != nil {
 		return full, re, err
 	}
-	if sum.downloaded != 0 || sum.fetched != b.corpus.messages {
+	if sum.downloaded != 0 || sum.fetched != cp.messages {
 		return full, re, fmt.Errorf("%s: re-run downloaded %d message bodies of %d; want none", c.name, sum.downloaded, sum.fetched)
 	}
 	b.logf("%s: %v", c.name, m)
-	re = row{m: m, messages: b.corpus.messages}
+	re = row{m: m, messages: cp.messages, received: -1, load: load}
 	return full, re, nil
 }
 
@@ -159,7 +215,12 @@ func (b *benchCmd) runBackfill(ctx context.Context, c child) (measurement, backf
 // backfillSummary is what backfill's closing block reports.
 type backfillSummary struct {
 	fetched, synced, skipped, errors, downloaded int
+	transferred                                  int64 // bytes of bodies and sections received; 0 if not said
 }
+
+// transferredRE reads "Transferred:   6.2 MB of 59.8 MB", which backfill
+// prints when it downloaded anything.
+var transferredRE = regexp.MustCompile(`Transferred:\s+([0-9.]+) MB of`)
 
 var summaryFields = []struct {
 	name string
@@ -183,6 +244,10 @@ func parseSummary(out []byte) (backfillSummary, error) {
 		}
 		*f.get(&s), _ = strconv.Atoi(string(m[1]))
 	}
+	if m := transferredRE.FindSubmatch(out); m != nil {
+		mb, _ := strconv.ParseFloat(string(m[1]), 64)
+		s.transferred = int64(mb * 1e6)
+	}
 	return s, nil
 }
 
@@ -197,6 +262,24 @@ func baseEnv() []string {
 		env = append(env, kv)
 	}
 	return env
+}
+
+// loadAverage is the machine's load over the last minute, or -1: the
+// machine is shared, and the report says how busy it was at each run.
+func loadAverage() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return -1
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return -1
+	}
+	return v
 }
 
 // flushDisk writes out what the last run left in the page cache, so that

@@ -14,12 +14,15 @@ import (
 	"time"
 )
 
-// row is one line of the table: one measured run.
+// row is one line of a table: one measured run.
 type row struct {
 	run      string
+	state    string // the server's: cold or warm
 	m        measurement
-	messages int   // messages the run handled: copied, or checked by a re-run
-	bytes    int64 // bytes it downloaded; 0 when MB/s means nothing (a re-run)
+	messages int     // messages the run handled: copied, or checked by a re-run
+	bytes    int64   // the mailbox's bytes it copied; 0 when MB/s means nothing (a re-run)
+	received int64   // bytes it received; -1 when not counted
+	load     float64 // the machine's 1-minute load average when it started; -1 unknown
 	note     string
 }
 
@@ -29,11 +32,18 @@ type report struct {
 	machine  machine
 	software []string // "Dovecot 2.3.19.1", ...
 	setup    []string // one line per condition worth knowing
-	corpus   corpus
-	rows     []row
-	mbsync   *row // the reference rows the ratios are taken against
-	floor    *row
+	tables   []*table
 	targets  []target
+}
+
+// table is the rows of one profile and corpus shape.
+type table struct {
+	profile string
+	shape   shape
+	corpus  corpus
+	rows    []row
+	mbsync  *row // the reference rows the ratios are taken against
+	floor   *row
 }
 
 // target is one of the issue's goals with what was measured. Benchmarks
@@ -123,18 +133,30 @@ func procField(path, key string) string {
 // write prints the report as a markdown section.
 func (r *report) write(w io.Writer) error {
 	bw := bufio.NewWriter(w)
-	fmt.Fprintf(bw, "## %s: %s messages (%.1f MB)\n\n", r.date.UTC().Format("2006-01-02 15:04 MST"),
-		thousands(r.corpus.messages), r.corpus.MB())
+	// The first table's size heads the section: the report of another size
+	// is found by it (previousRSS).
+	var first corpus
+	if len(r.tables) > 0 {
+		first = r.tables[0].corpus
+	}
+	fmt.Fprintf(bw, "## %s: %s messages (%.1f MB), cold server\n\n", r.date.UTC().Format("2006-01-02 15:04 MST"),
+		thousands(first.messages), first.MB())
 	fmt.Fprintf(bw, "- Machine: %s; %s; %d cores; %s RAM; temporary files on %s\n",
 		r.machine.uname, r.machine.cpu, r.machine.cores, r.machine.memory, r.machine.disk)
 	fmt.Fprintf(bw, "- Software: %s\n", strings.Join(r.software, "; "))
-	fmt.Fprintf(bw, "- Corpus: mailgen seed %d, %s messages, %.1f MB (%.1f KB average), written into Dovecot's Maildir in %.1f s\n",
-		r.corpus.seed, thousands(r.corpus.messages), r.corpus.MB(), r.corpus.MB()*1e3/float64(max(r.corpus.messages, 1)), r.corpus.loadTime.Seconds())
+	for _, t := range r.tables {
+		if t.profile == r.tables[0].profile {
+			fmt.Fprintf(bw, "- Shape %s: %s\n", t.shape.name, t.shape.desc)
+		}
+	}
 	for _, s := range r.setup {
 		fmt.Fprintf(bw, "- %s\n", s)
 	}
-	fmt.Fprintln(bw)
-	r.writeTable(bw)
+	for _, t := range r.tables {
+		fmt.Fprintf(bw, "\n### %s, %s: %s messages, %.1f MB (%.1f KB average)\n\n", t.profile, t.shape.name,
+			thousands(t.corpus.messages), t.corpus.MB(), t.corpus.MB()*1e3/float64(max(t.corpus.messages, 1)))
+		t.write(bw)
+	}
 	if len(r.targets) > 0 {
 		fmt.Fprintf(bw, "\nTargets (reported, never asserted):\n\n")
 		for _, t := range r.targets {
@@ -152,18 +174,27 @@ func (r *report) write(w io.Writer) error {
 	return bw.Flush()
 }
 
-func (r *report) writeTable(w io.Writer) {
-	fmt.Fprintln(w, "| run | seconds | msgs/s | MB/s | peak RSS MB | CPU s | ×mbsync time | ×floor time | notes |")
-	fmt.Fprintln(w, "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
-	for _, x := range r.rows {
+func (t *table) write(w io.Writer) {
+	fmt.Fprintln(w, "| run | server | seconds | msgs/s | MB/s | MB received | % of mailbox | peak RSS MB | CPU s | ×mbsync time | ×floor time | load | notes |")
+	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+	for _, x := range t.rows {
 		secs := x.m.elapsed.Seconds()
-		mbs := "–"
+		mbs, recv, share, load := "–", "–", "–", "–"
 		if x.bytes > 0 {
 			mbs = fmt.Sprintf("%.1f", float64(x.bytes)/1e6/secs)
 		}
-		fmt.Fprintf(w, "| %s | %.2f | %.0f | %s | %.0f | %.1f | %s | %s | %s |\n",
-			x.run, secs, float64(x.messages)/secs, mbs, float64(x.m.maxRSS)/1e6, x.m.cpu.Seconds(),
-			ratio(x, r.mbsync), ratio(x, r.floor), x.note)
+		if x.received >= 0 {
+			recv = fmt.Sprintf("%.1f", float64(x.received)/1e6)
+			if t.corpus.bytes > 0 {
+				share = fmt.Sprintf("%.1f%%", 100*float64(x.received)/float64(t.corpus.bytes))
+			}
+		}
+		if x.load >= 0 {
+			load = fmt.Sprintf("%.2f", x.load)
+		}
+		fmt.Fprintf(w, "| %s | %s | %.2f | %.0f | %s | %s | %s | %.0f | %.1f | %s | %s | %s | %s |\n",
+			x.run, x.state, secs, float64(x.messages)/secs, mbs, recv, share, float64(x.m.maxRSS)/1e6, x.m.cpu.Seconds(),
+			ratio(x, t.mbsync), ratio(x, t.floor), load, x.note)
 	}
 }
 
@@ -189,8 +220,9 @@ const benchmarksHeader = `# Benchmarks
 
 Each section is one ` + "`make bench`" + ` run (internal/cmd/bench), appended as it finished:
 the same generated corpus copied by the raw-fetch floor, mbsync and backfill on one machine,
-everything on 127.0.0.1. Compare rows within a section; sections from different machines
-are not comparable. Benchmarks report; nothing fails on a slow number.
+against a private Dovecot on 127.0.0.1, straight or through a proxy that shapes the link.
+Compare rows within a section; sections from different machines are not comparable.
+Benchmarks report; nothing fails on a slow number.
 
 `
 

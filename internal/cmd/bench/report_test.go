@@ -47,20 +47,23 @@ func TestParseSummary(t *testing.T) {
 }
 
 func TestReportTable(t *testing.T) {
-	floor := row{run: "floor", m: measurement{elapsed: 2 * time.Second, maxRSS: 8e6}, messages: 10000, bytes: 476e6}
-	mbsync := row{run: "mbsync", m: measurement{elapsed: 10 * time.Second, maxRSS: 5e6}, messages: 10000, bytes: 476e6}
-	rerun := row{run: "re-run", m: measurement{elapsed: 500 * time.Millisecond, maxRSS: 20e6}, messages: 10000}
-	rep := &report{corpus: corpus{seed: 1, messages: 10000, bytes: 476e6}, rows: []row{floor, mbsync, rerun}}
-	rep.floor, rep.mbsync = &rep.rows[0], &rep.rows[1]
+	floor := row{run: "floor", state: "cold", m: measurement{elapsed: 2 * time.Second, maxRSS: 8e6}, messages: 10000, bytes: 476e6, received: 480e6, load: 1.5}
+	mbsync := row{run: "mbsync", state: "cold", m: measurement{elapsed: 10 * time.Second, maxRSS: 5e6}, messages: 10000, bytes: 476e6, received: -1, load: -1}
+	rerun := row{run: "re-run", state: "warm", m: measurement{elapsed: 500 * time.Millisecond, maxRSS: 20e6}, messages: 10000, received: 47.6e6, load: 0.25}
+	tab := &table{profile: "link", shape: shapes()[1], corpus: corpus{seed: 1, messages: 10000, bytes: 476e6}, rows: []row{floor, mbsync, rerun}}
+	tab.floor, tab.mbsync = &tab.rows[0], &tab.rows[1]
+	rep := &report{tables: []*table{tab}}
 	rep.targets = []target{{goal: "re-run ≤ 1 s per 10,000 messages", measured: "0.50 s", met: true, known: true}}
 	var b bytes.Buffer
 	if err := rep.write(&b); err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{
-		"| floor | 2.00 | 5000 | 238.0 | 8 | 0.0 | 0.20× | 1.00× |  |",
-		"| mbsync | 10.00 | 1000 | 47.6 | 5 | 0.0 | 1.00× | 5.00× |  |",
-		"| re-run | 0.50 | 20000 | – | 20 | 0.0 | 0.05× | 0.25× |  |",
+		": 10,000 messages (476.0 MB), cold server",
+		"### link, attachments: 10,000 messages, 476.0 MB (47.6 KB average)",
+		"| floor | cold | 2.00 | 5000 | 238.0 | 480.0 | 100.8% | 8 | 0.0 | 0.20× | 1.00× | 1.50 |  |",
+		"| mbsync | cold | 10.00 | 1000 | 47.6 | – | – | 5 | 0.0 | 1.00× | 5.00× | – |  |",
+		"| re-run | warm | 0.50 | 20000 | – | 47.6 | 10.0% | 20 | 0.0 | 0.05× | 0.25× | 0.25 |  |",
 		"- re-run ≤ 1 s per 10,000 messages: 0.50 s, **met**",
 	} {
 		if !strings.Contains(b.String(), want+"\n") {
@@ -86,7 +89,7 @@ func TestAppendReportCreatesHeaderOnce(t *testing.T) {
 }
 
 func TestParseWorkers(t *testing.T) {
-	for _, name := range []string{"BENCH_N", "BENCH_RUNS", "BENCH_WORKERS", "BENCH_DURABLE"} {
+	for _, name := range []string{"BENCH_N", "BENCH_LINK_N", "BENCH_RUNS", "BENCH_WORKERS", "BENCH_DURABLE", "BENCH_SHAPES", "BENCH_PROFILES"} {
 		t.Setenv(name, "")
 	}
 	tests := []struct {
@@ -94,13 +97,15 @@ func TestParseWorkers(t *testing.T) {
 		want    []int
 		wantErr bool
 	}{
-		{args: nil, want: []int{4, 1, 8}},
+		{args: nil, want: []int{4, 1, 2, 8}},
 		{args: []string{"-workers", "8,2,4,2"}, want: []int{4, 2, 8}},
 		{args: []string{"-workers", "1"}, want: []int{1}},
 		{args: []string{"-workers", "0"}, wantErr: true},
 		{args: []string{"-workers", "a"}, wantErr: true},
 		{args: []string{"-n", "0"}, wantErr: true},
 		{args: []string{"-runs", "0"}, wantErr: true},
+		{args: []string{"-shapes", "huge"}, wantErr: true},
+		{args: []string{"-profiles", "wan"}, wantErr: true},
 	}
 	for _, tt := range tests {
 		var b benchCmd
@@ -148,6 +153,12 @@ func TestPreviousRSSReadsTheLatestSectionOfThatSize(t *testing.T) {
 
 | backfill, empty database, ` + "`--workers 8`" + ` | 1.13 | 8885 | 426.5 | 99 | 0.9 | 0.45× | 2.87× | |
 | backfill, empty database, ` + "`--workers 4`" + ` | 1.16 | 8612 | 413.4 | 112 | 0.9 | 0.47× | 2.97× | |
+
+## 2026-12-02 07:00 UTC: 2,000 messages (95.0 MB), cold server
+
+| run | server | seconds | msgs/s | MB/s | MB received | % of mailbox | peak RSS MB | CPU s | ×mbsync time | ×floor time | load | notes |
+| backfill ` + "`--workers 4`" + ` | cold | 1.00 | 2000 | 95.0 | 12.0 | 12.6% | 77 | 0.9 | 0.50× | 2.00× | 1.00 | |
+| backfill ` + "`--workers 4`" + ` | cold | 1.00 | 2000 | 95.0 | 12.0 | 12.6% | 99 | 0.9 | 0.50× | 2.00× | 1.00 | |
 `
 	if err := os.WriteFile(path, []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
@@ -158,6 +169,9 @@ func TestPreviousRSSReadsTheLatestSectionOfThatSize(t *testing.T) {
 	}
 	if rss, _, ok := previousRSS(path, 50000); !ok || rss != 124 {
 		t.Fatalf("50,000: got %v MB (%v), want 124", rss, ok)
+	}
+	if rss, _, ok := previousRSS(path, 2000); !ok || rss != 77 {
+		t.Fatalf("2,000: got %v MB (%v), want 77 from the first table's row, by the RSS column's header", rss, ok)
 	}
 	if _, _, ok := previousRSS(path, 20000); ok {
 		t.Fatal("found a section for a size that has none")
