@@ -47,6 +47,8 @@ type benchCmd struct {
 	out       string
 	keep      bool
 	dropCache bool
+	probes    bool
+	only      []string // contender keys to run; all when empty
 
 	stderr    io.Writer
 	dir       string // the run's temporary directory
@@ -159,6 +161,8 @@ func (b *benchCmd) parse(args []string, stderr io.Writer) error {
 	perConn := fs.Float64("link-rate", 5, "the capped link's rate per connection and direction, MB/s")
 	total := fs.Float64("link-total", 12.5, "the capped link's rate for all connections together, per direction, MB/s")
 	fs.BoolVar(&b.dropCache, "drop-caches", true, "drop the kernel's page cache before each cold run (root on Linux)")
+	fs.BoolVar(&b.probes, "probes", true, "on loopback, also time the server's answer to size and structure fetches")
+	only := fs.String("only", "", "comma-separated `list` of contenders to run (floor, mbsync, lean4, full4, probe-structure, ...), for experiments; all when empty")
 	fs.BoolVar(&b.durable, "durable", durable, "also compare durable with durable: mbsync `FSync yes` against PostgreSQL with fsync on ($BENCH_DURABLE)")
 	fs.DurationVar(&b.timeout, "timeout", 10*time.Minute, "limit for each measured program")
 	fs.StringVar(&b.backfill, "backfill", "", "backfill binary to measure (default: go build ./cmd/backfill)")
@@ -185,6 +189,7 @@ func (b *benchCmd) parse(args []string, stderr io.Writer) error {
 		return usageError{fmt.Errorf("-link-rate %v, -link-total %v: want positive rates", *perConn, *total)}
 	}
 	b.link = link{perConn: *perConn * 1e6, total: *total * 1e6}
+	b.only = splitList(*only)
 	b.shapes = nil
 	for _, name := range splitList(shapeList) {
 		i := slices.IndexFunc(shapes(), func(s shape) bool { return s.name == name })

@@ -41,13 +41,19 @@ func (e endpoint) counted(fn func() error) (int64, error) {
 	return after - before, err
 }
 
-// floor runs the floor program and checks it downloaded the whole corpus.
-func (b *benchCmd) floor(ctx context.Context, name string, ep endpoint) (row, error) {
+// floor runs the floor program and checks it downloaded the whole corpus;
+// with items, it runs it as a probe (see ./floor) and checks every message
+// answered.
+func (b *benchCmd) floor(ctx context.Context, name string, ep endpoint, items string) (row, error) {
+	args := []string{"-addr", ep.addr, "-user", ep.mb.user}
+	if items != "" {
+		args = append(args, "-items", items)
+	}
 	c := child{
 		name:     name,
 		launcher: b.bins.launcher,
 		path:     b.bins.floor,
-		args:     []string{"-addr", ep.addr, "-user", ep.mb.user},
+		args:     args,
 		env:      append(baseEnv(), floorPasswordEnv+"="+benchPassword),
 		dir:      b.dir,
 		logDir:   b.logs,
@@ -59,11 +65,19 @@ func (b *benchCmd) floor(ctx context.Context, name string, ep endpoint) (row, er
 	if err != nil {
 		return row{}, err
 	}
-	var res struct{ Messages, Bytes int64 }
+	var res struct{ Messages, Bytes, Structures int64 }
 	if err := json.Unmarshal(m.stdout, &res); err != nil {
 		return row{}, fmt.Errorf("%s: read its result %q: %w", name, m.stdout, err)
 	}
 	cp := ep.mb.corpus
+	if items != "" {
+		if res.Messages != int64(cp.messages) || (items != "size" && res.Structures == 0) {
+			return row{}, fmt.Errorf("%s: %d messages answered, %d structures; the corpus has %d messages", name, res.Messages, res.Structures, cp.messages)
+		}
+		b.logf("%s: %v; %d structures", name, m, res.Structures)
+		return row{m: m, messages: cp.messages, received: received, load: load,
+			note: fmt.Sprintf("%s structures; no bodies", thousands(int(res.Structures)))}, nil
+	}
 	if res.Messages != int64(cp.messages) || res.Bytes != cp.bytes {
 		return row{}, fmt.Errorf("%s: fetched %d messages, %d bytes; the corpus has %d, %d bytes",
 			name, res.Messages, res.Bytes, cp.messages, cp.bytes)

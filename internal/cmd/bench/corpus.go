@@ -174,7 +174,10 @@ func (b *benchCmd) makeCold(ctx context.Context, mb *mailbox) (coldServer, error
 		return cs, fmt.Errorf("index the fresh copy of %s: %w", mb.user, err)
 	}
 	cs.index = time.Since(start)
-	cs.dropped = dropPageCache()
+	cs.dropped = errors.New("not asked to (-drop-caches=false)")
+	if b.dropCache {
+		cs.dropped = dropPageCache()
+	}
 	b.preload()
 	return cs, nil
 }

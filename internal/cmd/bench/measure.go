@@ -32,6 +32,7 @@ func (s samples) median(key string) row {
 type contender struct {
 	key     string // in samples, after the mailbox key
 	kind    int
+	items   string // the probe's -items
 	workers int
 	full    bool          // backfill --fetch full
 	via     *latencyProxy // the delay-only proxy, for the kindDelayed contender
@@ -45,7 +46,23 @@ const (
 	kindDelayed  // backfill through 25 ms each way, no bandwidth cap
 	kindMbsyncDurable
 	kindBackfillDurable
+	kindProbe // the floor program asking for sizes or structures, no bodies
 )
+
+// probeOver is the size above which the structure-over probe asks for
+// BODYSTRUCTURE: about where fetching a message as sections can start to
+// save more than the commands cost (imapsrc's leanMin is 16 KiB saved).
+const probeOver = 32 << 10
+
+// probes are the server-cost probes run on loopback: what a cold Dovecot
+// takes to answer the first fetch of a lean batch, for all messages or only
+// for the large ones.
+var probes = []struct{ key, items, run string }{
+	{"probe-size", "size", "probe: `UID FETCH 1:* RFC822.SIZE`, 1 connection"},
+	{"probe-structure", "structure", "probe: `UID FETCH 1:* BODYSTRUCTURE`, 1 connection"},
+	{"probe-structure-over", fmt.Sprintf("structure-over:%d", probeOver),
+		fmt.Sprintf("probe: `RFC822.SIZE` of all, then `BODYSTRUCTURE` of those over %d KiB, 1 connection", probeOver>>10)},
+}
 
 // contenders lists what runs against one mailbox, in the order of the
 // first round; later rounds rotate it, so that no contender always follows
@@ -56,6 +73,11 @@ func (b *benchCmd) contenders(profile, shape string, delayed *latencyProxy) []co
 		cs = append(cs, contender{key: fmt.Sprintf("lean%d", w), kind: kindBackfill, workers: w})
 	}
 	cs = append(cs, contender{key: fmt.Sprintf("full%d", defaultWorkers), kind: kindBackfill, workers: defaultWorkers, full: true})
+	if profile == profileLoopback && b.probes {
+		for _, p := range probes {
+			cs = append(cs, contender{key: p.key, kind: kindProbe, items: p.items})
+		}
+	}
 	if profile == profileLoopback && shape == "mixed" {
 		// Issue 3's goal: 50 ms round trips cost 8 workers little.
 		cs = append(cs, contender{key: "delay8", kind: kindDelayed, workers: 8, via: delayed})
@@ -63,6 +85,9 @@ func (b *benchCmd) contenders(profile, shape string, delayed *latencyProxy) []co
 			cs = append(cs, contender{key: "mbsync-durable", kind: kindMbsyncDurable},
 				contender{key: "durable", kind: kindBackfillDurable, workers: defaultWorkers})
 		}
+	}
+	if len(b.only) > 0 {
+		cs = slices.DeleteFunc(cs, func(c contender) bool { return !slices.Contains(b.only, c.key) })
 	}
 	return cs
 }
@@ -113,6 +138,9 @@ func (b *benchCmd) measure(ctx context.Context) (*report, error) {
 					ep.addr, ep.proxy = capped.Addr(), capped
 				}
 				cs := b.contenders(p, sh.name, delayed)
+				if len(cs) == 0 {
+					continue
+				}
 				// Rotate, so each contender takes each place in turn.
 				k := (round - 1) % len(cs)
 				cs = slices.Concat(cs[k:], cs[:k])
@@ -141,8 +169,8 @@ func (b *benchCmd) runContender(ctx context.Context, s samples, mbKey string, ro
 	var r row
 	var err error
 	switch c.kind {
-	case kindFloor:
-		r, err = b.floor(ctx, name, ep)
+	case kindFloor, kindProbe:
+		r, err = b.floor(ctx, name, ep, c.items)
 	case kindMbsync, kindMbsyncDurable:
 		r, err = b.mbsync(ctx, name, ep, c.kind == kindMbsyncDurable)
 	case kindBackfill, kindDelayed, kindBackfillDurable:
@@ -211,24 +239,31 @@ func (b *benchCmd) assemble(rep *report, s samples) {
 			mb := b.mailboxes[mbKey]
 			get := func(key string) row { return s.median(mbKey + "/" + key) }
 			t := &table{profile: p, shape: sh, corpus: mb.corpus}
+			// Rows not measured (see -only) are left out.
+			add := func(r row) {
+				if r.m.elapsed > 0 {
+					t.rows = append(t.rows, r)
+				}
+			}
 			floor := get("floor")
 			floor.state = "cold"
 			mbsync := get("mbsync")
 			mbsync.run = "mbsync → Maildir, `FSync no`"
 			mbsync.state = "cold"
 			mbsync.note = b.isync.version + "; " + kernelShare(mbsync)
-			t.rows = append(t.rows, floor, mbsync)
+			add(floor)
+			add(mbsync)
 			for _, w := range ascending {
 				r := get(fmt.Sprintf("lean%d", w))
 				r.run, r.state = fmt.Sprintf("backfill `--workers %d`", w), "cold"
 				if w == defaultWorkers {
 					r.note = "lean, the default; compared with mbsync"
 				}
-				t.rows = append(t.rows, r)
+				add(r)
 			}
 			full := get(fmt.Sprintf("full%d", defaultWorkers))
 			full.run, full.state = fmt.Sprintf("backfill `--workers %d --fetch full`", defaultWorkers), "cold"
-			t.rows = append(t.rows, full)
+			add(full)
 			if warm := get("warm"); warm.m.elapsed > 0 {
 				warm.run, warm.state = fmt.Sprintf("backfill `--workers %d`", defaultWorkers), "warm"
 				warm.note = "Dovecot's caches as the cold run left them"
@@ -238,6 +273,12 @@ func (b *benchCmd) assemble(rep *report, s samples) {
 				re.run, re.state = fmt.Sprintf("backfill re-run, nothing new, `--workers %d`", defaultWorkers), "warm"
 				re.note = "lists UIDs, downloads no body; msgs/s = messages checked"
 				t.rows = append(t.rows, re)
+			}
+			for _, p := range probes {
+				if r := get(p.key); r.m.elapsed > 0 {
+					r.run, r.state = p.run, "cold"
+					t.rows = append(t.rows, r)
+				}
 			}
 			if d := get("delay8"); d.m.elapsed > 0 {
 				d.run, d.state = fmt.Sprintf("backfill `--workers 8` via %v each way, no bandwidth cap", b.delay), "cold"
@@ -251,8 +292,15 @@ func (b *benchCmd) assemble(rep *report, s samples) {
 				db.note = fmt.Sprintf("%.2f× the time of mbsync `FSync yes`", db.m.elapsed.Seconds()/dm.m.elapsed.Seconds())
 				t.rows = append(t.rows, dm, db)
 			}
-			// The ratio columns are taken against the first two rows.
-			t.floor, t.mbsync = &t.rows[0], &t.rows[1]
+			// The ratio columns are taken against these two.
+			for i := range t.rows {
+				switch t.rows[i].run {
+				case floor.run:
+					t.floor = &t.rows[i]
+				case mbsync.run:
+					t.mbsync = &t.rows[i]
+				}
+			}
 			rep.tables = append(rep.tables, t)
 			rep.targets = append(rep.targets, b.targets(t, get)...)
 		}
@@ -321,8 +369,9 @@ func (b *benchCmd) memoryTargets(rep *report) []target {
 				peak = r
 			}
 		}
-		if t.profile == profileLoopback && t.shape.name == "mixed" {
-			headline = t.rows[slices.IndexFunc(t.rows, func(r row) bool { return r.run == fmt.Sprintf("backfill `--workers %d`", defaultWorkers) })]
+		i := slices.IndexFunc(t.rows, func(r row) bool { return r.run == fmt.Sprintf("backfill `--workers %d`", defaultWorkers) })
+		if t.profile == profileLoopback && t.shape.name == "mixed" && i >= 0 {
+			headline = t.rows[i]
 		}
 	}
 	var ts []target

@@ -3,7 +3,13 @@
 // every literal read and thrown away: no parsing, no storage, no second round
 // trip. It prints {"messages":N,"bytes":B} on stdout.
 //
-//	BENCH_IMAP_PASSWORD=... floor -addr 127.0.0.1:PORT -user NAME [-mailbox INBOX]
+//	BENCH_IMAP_PASSWORD=... floor -addr 127.0.0.1:PORT -user NAME [-mailbox INBOX] [-items ITEMS]
+//
+// With -items it is a probe of what the server's side of a fetch costs:
+// `size` asks `UID FETCH 1:* RFC822.SIZE`, `structure` asks
+// `UID FETCH 1:* BODYSTRUCTURE`, and `structure-over:N` asks sizes first
+// and then BODYSTRUCTURE only for the messages over N bytes. It then prints
+// how many messages answered and how many structures came.
 //
 // The password comes from the environment because an argument shows in ps.
 // It logs in in plaintext, so only to a loopback address. It is a program of
@@ -21,6 +27,8 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -33,8 +41,9 @@ const passwordEnv = "BENCH_IMAP_PASSWORD"
 
 // result is what floor prints.
 type result struct {
-	Messages int   `json:"messages"`
-	Bytes    int64 `json:"bytes"`
+	Messages   int   `json:"messages"`
+	Bytes      int64 `json:"bytes"`
+	Structures int   `json:"structures,omitempty"`
 }
 
 func main() {
@@ -55,8 +64,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	addr := fs.String("addr", "", "IMAP server `host:port` (plaintext, loopback only)")
 	user := fs.String("user", "", "IMAP user name; the password is read from $"+passwordEnv)
 	mailbox := fs.String("mailbox", "INBOX", "mailbox to fetch")
+	items := fs.String("items", "body", "what to fetch: body, size, structure, or structure-over:BYTES")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	p, err := parseItems(*items)
+	if err != nil {
+		return fmt.Errorf("-items: %w", err)
 	}
 	if err := checkLoopback(*addr); err != nil {
 		return fmt.Errorf("-addr: %w", err)
@@ -64,16 +78,42 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *user == "" {
 		return errors.New("-user is required")
 	}
-	res, err := fetchAll(ctx, *addr, *user, os.Getenv(passwordEnv), *mailbox)
+	res, err := fetchAll(ctx, *addr, *user, os.Getenv(passwordEnv), *mailbox, p)
 	if err != nil {
 		return err
 	}
 	return json.NewEncoder(stdout).Encode(res)
 }
 
-// fetchAll downloads every message of the mailbox over one connection and
-// discards it.
-func fetchAll(ctx context.Context, addr, user, password, mailbox string) (result, error) {
+// probe is what -items asks for.
+type probe struct {
+	body      bool  // BODY.PEEK[] of every message
+	size      bool  // RFC822.SIZE of every message
+	structure bool  // BODYSTRUCTURE of every message, or with over
+	over      int64 // only of those larger than this, sizes asked first
+}
+
+func parseItems(s string) (probe, error) {
+	switch s {
+	case "body":
+		return probe{body: true}, nil
+	case "size":
+		return probe{size: true}, nil
+	case "structure":
+		return probe{structure: true}, nil
+	}
+	if v, ok := strings.CutPrefix(s, "structure-over:"); ok {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err == nil && n >= 0 {
+			return probe{size: true, structure: true, over: n}, nil
+		}
+	}
+	return probe{}, fmt.Errorf("%q: want body, size, structure or structure-over:BYTES", s)
+}
+
+// fetchAll fetches what p asks of every message of the mailbox over one
+// connection and discards it.
+func fetchAll(ctx context.Context, addr, user, password, mailbox string, p probe) (result, error) {
 	var res result
 	c, err := imapclient.DialInsecure(addr, nil)
 	if err != nil {
@@ -90,6 +130,14 @@ func fetchAll(ctx context.Context, addr, user, password, mailbox string) (result
 		return res, fmt.Errorf("examine %s: %w", mailbox, err)
 	}
 	all := imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}} // 1:*
+	if !p.body {
+		res, err := probeAll(c, all, p)
+		if err != nil {
+			return res, err
+		}
+		logout(c)
+		return res, nil
+	}
 	cmd := c.Fetch(all, &imap.FetchOptions{
 		UID:         true,
 		BodySection: []*imap.FetchItemBodySection{{Peek: true}},
@@ -113,16 +161,56 @@ func fetchAll(ctx context.Context, addr, user, password, mailbox string) (result
 	if err := cmd.Close(); err != nil {
 		return res, fmt.Errorf("fetch 1:*: %w", err)
 	}
-	logout := make(chan struct{})
-	go func() {
-		_ = c.Logout().Wait() // best effort: the numbers are in
-		close(logout)
-	}()
-	select {
-	case <-logout:
-	case <-time.After(2 * time.Second):
+	logout(c)
+	return res, nil
+}
+
+// probeAll asks for sizes or structures, without bodies.
+func probeAll(c *imapclient.Client, all imap.UIDSet, p probe) (result, error) {
+	var res result
+	set := all
+	if p.size {
+		msgs, err := c.Fetch(all, &imap.FetchOptions{UID: true, RFC822Size: true}).Collect()
+		if err != nil {
+			return res, fmt.Errorf("fetch 1:* RFC822.SIZE: %w", err)
+		}
+		res.Messages = len(msgs)
+		set = imap.UIDSet{}
+		for _, m := range msgs {
+			if m.RFC822Size > p.over {
+				set.AddNum(m.UID)
+			}
+		}
+	}
+	if !p.structure || len(set) == 0 {
+		return res, nil
+	}
+	msgs, err := c.Fetch(set, &imap.FetchOptions{UID: true, BodyStructure: &imap.FetchItemBodyStructure{}}).Collect()
+	if err != nil {
+		return res, fmt.Errorf("fetch BODYSTRUCTURE: %w", err)
+	}
+	for _, m := range msgs {
+		if m.BodyStructure != nil {
+			res.Structures++
+		}
+	}
+	if !p.size {
+		res.Messages = len(msgs)
 	}
 	return res, nil
+}
+
+// logout ends the session, best effort: the numbers are in.
+func logout(c *imapclient.Client) {
+	done := make(chan struct{})
+	go func() {
+		_ = c.Logout().Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+	}
 }
 
 // onlyReader hides everything but Read, so io.CopyBuffer uses our buffer
