@@ -49,6 +49,7 @@ type benchCmd struct {
 	dropCache bool
 	probes    bool
 	only      []string // contender keys to run; all when empty
+	alt       string   // another backfill binary, run as contender alt4
 
 	stderr    io.Writer
 	dir       string // the run's temporary directory
@@ -162,6 +163,7 @@ func (b *benchCmd) parse(args []string, stderr io.Writer) error {
 	total := fs.Float64("link-total", 12.5, "the capped link's rate for all connections together, per direction, MB/s")
 	fs.BoolVar(&b.dropCache, "drop-caches", true, "drop the kernel's page cache before each cold run (root on Linux)")
 	fs.BoolVar(&b.probes, "probes", true, "on loopback, also time the server's answer to size and structure fetches")
+	fs.StringVar(&b.alt, "alt", "", "another backfill `binary` (an experiment) to run as contender alt4: lean, --workers 4, beside the measured one")
 	only := fs.String("only", "", "comma-separated `list` of contenders to run (floor, mbsync, lean4, full4, probe-structure, ...), for experiments; all when empty")
 	fs.BoolVar(&b.durable, "durable", durable, "also compare durable with durable: mbsync `FSync yes` against PostgreSQL with fsync on ($BENCH_DURABLE)")
 	fs.DurationVar(&b.timeout, "timeout", 10*time.Minute, "limit for each measured program")

@@ -121,7 +121,8 @@ type backfillRun struct {
 	dbs     databases // the server it is created on
 	ep      endpoint
 	workers int
-	full    bool // --fetch full
+	full    bool   // --fetch full
+	bin     string // the backfill binary, when not the measured one
 	rerun   bool
 	warm    bool
 }
@@ -161,6 +162,9 @@ func (b *benchCmd) backfillOnce(ctx context.Context, r backfillRun) (full, re ro
 		return full, re, err
 	}
 	c := child{launcher: b.bins.launcher, path: b.bins.backfill, env: env, dir: work, logDir: b.logs, timeout: b.timeout}
+	if r.bin != "" {
+		c.path = r.bin
+	}
 
 	c.name, c.args = "migrate-"+r.db, []string{"migrate"}
 	if _, err := c.run(ctx); err != nil {

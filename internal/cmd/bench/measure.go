@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -33,6 +34,7 @@ type contender struct {
 	key     string // in samples, after the mailbox key
 	kind    int
 	items   string // the probe's -items
+	bin     string // the backfill binary, when not the measured one
 	workers int
 	full    bool          // backfill --fetch full
 	via     *latencyProxy // the delay-only proxy, for the kindDelayed contender
@@ -73,6 +75,9 @@ func (b *benchCmd) contenders(profile, shape string, delayed *latencyProxy) []co
 		cs = append(cs, contender{key: fmt.Sprintf("lean%d", w), kind: kindBackfill, workers: w})
 	}
 	cs = append(cs, contender{key: fmt.Sprintf("full%d", defaultWorkers), kind: kindBackfill, workers: defaultWorkers, full: true})
+	if b.alt != "" {
+		cs = append(cs, contender{key: fmt.Sprintf("alt%d", defaultWorkers), kind: kindBackfill, workers: defaultWorkers, bin: b.alt})
+	}
 	if profile == profileLoopback && b.probes {
 		for _, p := range probes {
 			cs = append(cs, contender{key: p.key, kind: kindProbe, items: p.items})
@@ -174,13 +179,13 @@ func (b *benchCmd) runContender(ctx context.Context, s samples, mbKey string, ro
 	case kindMbsync, kindMbsyncDurable:
 		r, err = b.mbsync(ctx, name, ep, c.kind == kindMbsyncDurable)
 	case kindBackfill, kindDelayed, kindBackfillDurable:
-		run := backfillRun{db: strings.ReplaceAll(name, "-", "_"), dbs: b.dbs, ep: ep, workers: c.workers, full: c.full}
+		run := backfillRun{db: strings.ReplaceAll(name, "-", "_"), dbs: b.dbs, ep: ep, workers: c.workers, full: c.full, bin: c.bin}
 		switch {
 		case c.kind == kindDelayed:
 			run.ep = endpoint{mb: ep.mb, addr: c.via.Addr()}
 		case c.kind == kindBackfillDurable:
 			run.dbs = b.durDB.dbs
-		case c.workers == defaultWorkers && !c.full:
+		case c.workers == defaultWorkers && !c.full && c.bin == "":
 			run.rerun, run.warm = true, true
 		}
 		var re, warm row
@@ -264,6 +269,12 @@ func (b *benchCmd) assemble(rep *report, s samples) {
 			full := get(fmt.Sprintf("full%d", defaultWorkers))
 			full.run, full.state = fmt.Sprintf("backfill `--workers %d --fetch full`", defaultWorkers), "cold"
 			add(full)
+			if b.alt != "" {
+				alt := get(fmt.Sprintf("alt%d", defaultWorkers))
+				alt.run, alt.state = fmt.Sprintf("experiment: `%s --workers %d`", filepath.Base(b.alt), defaultWorkers), "cold"
+				alt.note = "-alt " + b.alt
+				add(alt)
+			}
 			if warm := get("warm"); warm.m.elapsed > 0 {
 				warm.run, warm.state = fmt.Sprintf("backfill `--workers %d`", defaultWorkers), "warm"
 				warm.note = "Dovecot's caches as the cold run left them"
