@@ -51,6 +51,8 @@ type benchCmd struct {
 	only      []string // contender keys to run; all when empty
 	alt       string   // another backfill binary, run as contender alt4
 
+	dovecotPID, pgPID int // the servers' master processes, whose CPU time is read
+
 	stderr    io.Writer
 	dir       string // the run's temporary directory
 	logs      string // children's output, kept there
@@ -343,6 +345,11 @@ func (b *benchCmd) startServers(ctx context.Context) (err error) {
 	b.logf("starting PostgreSQL (fsync=off)")
 	if b.cluster, err = pgtest.Start(startCtx, filepath.Join(b.dir, "pg")); err != nil {
 		return err
+	}
+	b.dovecotPID = findMaster("-F", "-c", filepath.Join(b.dir, "dovecot", "dovecot.conf"))
+	b.pgPID = findMaster("-D", filepath.Join(b.dir, "pg", "data"))
+	if b.dovecotPID == 0 || b.pgPID == 0 {
+		b.logf("servers' processes not found (Dovecot %d, PostgreSQL %d): their CPU is not reported", b.dovecotPID, b.pgPID)
 	}
 	if b.dbs, err = newDatabases(b.cluster.DSN("postgres")); err != nil {
 		return err

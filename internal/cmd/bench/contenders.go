@@ -59,12 +59,13 @@ func (b *benchCmd) floor(ctx context.Context, name string, ep endpoint, items st
 		logDir:   b.logs,
 		timeout:  b.timeout,
 	}
-	load := loadAverage()
+	load, servers := loadAverage(), b.serverTimes()
 	var m measurement
 	received, err := ep.counted(func() (err error) { m, err = c.run(ctx); return err })
 	if err != nil {
 		return row{}, err
 	}
+	servers = servers.since(b)
 	var res struct{ Messages, Bytes, Structures int64 }
 	if err := json.Unmarshal(m.stdout, &res); err != nil {
 		return row{}, fmt.Errorf("%s: read its result %q: %w", name, m.stdout, err)
@@ -75,7 +76,7 @@ func (b *benchCmd) floor(ctx context.Context, name string, ep endpoint, items st
 			return row{}, fmt.Errorf("%s: %d messages answered, %d structures; the corpus has %d messages", name, res.Messages, res.Structures, cp.messages)
 		}
 		b.logf("%s: %v; %d structures", name, m, res.Structures)
-		return row{m: m, messages: cp.messages, received: received, load: load,
+		return row{m: m, messages: cp.messages, received: received, load: load, servers: servers,
 			note: fmt.Sprintf("%s structures; no bodies", thousands(int(res.Structures)))}, nil
 	}
 	if res.Messages != int64(cp.messages) || res.Bytes != cp.bytes {
@@ -84,7 +85,7 @@ func (b *benchCmd) floor(ctx context.Context, name string, ep endpoint, items st
 	}
 	b.logf("%s: %v", name, m)
 	return row{run: "raw-fetch floor: 1 connection, `UID FETCH 1:* BODY.PEEK[]`", m: m, messages: cp.messages, bytes: res.Bytes,
-		received: received, load: load, note: "go-imap v2 client; bodies read and discarded"}, nil
+		received: received, load: load, servers: servers, note: "go-imap v2 client; bodies read and discarded"}, nil
 }
 
 // mbsync pulls the mailbox into a new Maildir and checks every message
@@ -103,14 +104,15 @@ func (b *benchCmd) mbsync(ctx context.Context, name string, ep endpoint, fsync b
 		return row{}, err
 	}
 	c.name, c.launcher, c.logDir, c.timeout = name, b.bins.launcher, b.logs, b.timeout
-	load := loadAverage()
+	load, servers := loadAverage(), b.serverTimes()
 	var m measurement
 	received, err := ep.counted(func() (err error) { m, err = runMbsync(ctx, c, job.Maildir, ep.mb.corpus.messages); return err })
 	if err != nil {
 		return row{}, err
 	}
+	servers = servers.since(b)
 	b.logf("%s: %v", name, m)
-	return row{m: m, messages: ep.mb.corpus.messages, bytes: ep.mb.corpus.bytes, received: received, load: load}, nil
+	return row{m: m, messages: ep.mb.corpus.messages, bytes: ep.mb.corpus.bytes, received: received, load: load, servers: servers}, nil
 }
 
 // backfillRun is one full backfill into a new database and, if asked for,
@@ -175,13 +177,14 @@ func (b *benchCmd) backfillOnce(ctx context.Context, r backfillRun) (full, re ro
 		c.args = append(c.args, "--fetch", "full")
 	}
 	cp := r.ep.mb.corpus
-	load := loadAverage()
+	load, servers := loadAverage(), b.serverTimes()
 	var m measurement
 	var sum backfillSummary
 	received, err := r.ep.counted(func() (err error) { m, sum, err = b.runBackfill(ctx, c); return err })
 	if err != nil {
 		return full, re, err
 	}
+	servers = servers.since(b)
 	if sum.downloaded != cp.messages || sum.synced+sum.skipped != cp.messages {
 		return full, re, fmt.Errorf("%s: downloaded %d, synced %d, skipped %d of %d messages",
 			c.name, sum.downloaded, sum.synced, sum.skipped, cp.messages)
@@ -190,7 +193,7 @@ func (b *benchCmd) backfillOnce(ctx context.Context, r backfillRun) (full, re ro
 		received = sum.transferred // its own count of body bytes
 	}
 	b.logf("%s: %v; %d stored, %d duplicates skipped, %.1f MB received", c.name, m, sum.synced, sum.skipped, float64(received)/1e6)
-	full = row{m: m, messages: cp.messages, bytes: cp.bytes, received: received, load: load}
+	full = row{m: m, messages: cp.messages, bytes: cp.bytes, received: received, load: load, servers: servers}
 	if err := r.dbs.settle(ctx); err != nil {
 		return full, re, err
 	}
@@ -200,16 +203,17 @@ func (b *benchCmd) backfillOnce(ctx context.Context, r backfillRun) (full, re ro
 	}
 
 	c.name = r.db + "-rerun"
-	load = loadAverage()
+	load, servers = loadAverage(), b.serverTimes()
 	m, sum, err = b.runBackfill(ctx, c)
 	if err != nil {
 		return full, re, err
 	}
+	servers = servers.since(b)
 	if sum.downloaded != 0 || sum.fetched != cp.messages {
 		return full, re, fmt.Errorf("%s: re-run downloaded %d message bodies of %d; want none", c.name, sum.downloaded, sum.fetched)
 	}
 	b.logf("%s: %v", c.name, m)
-	re = row{m: m, messages: cp.messages, received: -1, load: load}
+	re = row{m: m, messages: cp.messages, received: -1, load: load, servers: servers}
 	return full, re, nil
 }
 

@@ -23,6 +23,7 @@ type row struct {
 	bytes    int64   // the mailbox's bytes it copied; 0 when MB/s means nothing (a re-run)
 	received int64   // bytes it received; -1 when not counted
 	load     float64 // the machine's 1-minute load average when it started; -1 unknown
+	servers  serverTimes
 	note     string
 }
 
@@ -175,8 +176,8 @@ func (r *report) write(w io.Writer) error {
 }
 
 func (t *table) write(w io.Writer) {
-	fmt.Fprintln(w, "| run | server | seconds | msgs/s | MB/s | MB received | % of mailbox | peak RSS MB | CPU s | ×mbsync time | ×floor time | load | notes |")
-	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
+	fmt.Fprintln(w, "| run | server | seconds | msgs/s | MB/s | MB received | % of mailbox | peak RSS MB | CPU s | Dovecot CPU s | PostgreSQL CPU s | ×mbsync time | ×floor time | load | notes |")
+	fmt.Fprintln(w, "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |")
 	for _, x := range t.rows {
 		secs := x.m.elapsed.Seconds()
 		mbs, recv, share, load := "–", "–", "–", "–"
@@ -192,10 +193,18 @@ func (t *table) write(w io.Writer) {
 		if x.load >= 0 {
 			load = fmt.Sprintf("%.2f", x.load)
 		}
-		fmt.Fprintf(w, "| %s | %s | %.2f | %.0f | %s | %s | %s | %.0f | %.1f | %s | %s | %s | %s |\n",
+		fmt.Fprintf(w, "| %s | %s | %.2f | %.0f | %s | %s | %s | %.0f | %.1f | %s | %s | %s | %s | %s | %s |\n",
 			x.run, x.state, secs, float64(x.messages)/secs, mbs, recv, share, float64(x.m.maxRSS)/1e6, x.m.cpu.Seconds(),
-			ratio(x, t.mbsync), ratio(x, t.floor), load, x.note)
+			cpuSeconds(x.servers.dovecot), cpuSeconds(x.servers.postgres), ratio(x, t.mbsync), ratio(x, t.floor), load, x.note)
 	}
+}
+
+// cpuSeconds is a server's CPU time, "–" when unknown.
+func cpuSeconds(d time.Duration) string {
+	if d < 0 {
+		return "–"
+	}
+	return fmt.Sprintf("%.1f", d.Seconds())
 }
 
 // ratio is x's wall time over ref's, "–" without a reference.

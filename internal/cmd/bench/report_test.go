@@ -47,8 +47,10 @@ func TestParseSummary(t *testing.T) {
 }
 
 func TestReportTable(t *testing.T) {
-	floor := row{run: "floor", state: "cold", m: measurement{elapsed: 2 * time.Second, maxRSS: 8e6}, messages: 10000, bytes: 476e6, received: 480e6, load: 1.5}
-	mbsync := row{run: "mbsync", state: "cold", m: measurement{elapsed: 10 * time.Second, maxRSS: 5e6}, messages: 10000, bytes: 476e6, received: -1, load: -1}
+	floor := row{run: "floor", state: "cold", m: measurement{elapsed: 2 * time.Second, maxRSS: 8e6}, messages: 10000, bytes: 476e6, received: 480e6, load: 1.5,
+		servers: serverTimes{dovecot: 1500 * time.Millisecond, postgres: 200 * time.Millisecond}}
+	mbsync := row{run: "mbsync", state: "cold", m: measurement{elapsed: 10 * time.Second, maxRSS: 5e6}, messages: 10000, bytes: 476e6, received: -1, load: -1,
+		servers: serverTimes{dovecot: -1, postgres: -1}}
 	rerun := row{run: "re-run", state: "warm", m: measurement{elapsed: 500 * time.Millisecond, maxRSS: 20e6}, messages: 10000, received: 47.6e6, load: 0.25}
 	tab := &table{profile: "link", shape: shapes()[1], corpus: corpus{seed: 1, messages: 10000, bytes: 476e6}, rows: []row{floor, mbsync, rerun}}
 	tab.floor, tab.mbsync = &tab.rows[0], &tab.rows[1]
@@ -61,9 +63,9 @@ func TestReportTable(t *testing.T) {
 	for _, want := range []string{
 		": 10,000 messages (476.0 MB), cold server",
 		"### link, attachments: 10,000 messages, 476.0 MB (47.6 KB average)",
-		"| floor | cold | 2.00 | 5000 | 238.0 | 480.0 | 100.8% | 8 | 0.0 | 0.20× | 1.00× | 1.50 |  |",
-		"| mbsync | cold | 10.00 | 1000 | 47.6 | – | – | 5 | 0.0 | 1.00× | 5.00× | – |  |",
-		"| re-run | warm | 0.50 | 20000 | – | 47.6 | 10.0% | 20 | 0.0 | 0.05× | 0.25× | 0.25 |  |",
+		"| floor | cold | 2.00 | 5000 | 238.0 | 480.0 | 100.8% | 8 | 0.0 | 1.5 | 0.2 | 0.20× | 1.00× | 1.50 |  |",
+		"| mbsync | cold | 10.00 | 1000 | 47.6 | – | – | 5 | 0.0 | – | – | 1.00× | 5.00× | – |  |",
+		"| re-run | warm | 0.50 | 20000 | – | 47.6 | 10.0% | 20 | 0.0 | 0.0 | 0.0 | 0.05× | 0.25× | 0.25 |  |",
 		"- re-run ≤ 1 s per 10,000 messages: 0.50 s, **met**",
 	} {
 		if !strings.Contains(b.String(), want+"\n") {
