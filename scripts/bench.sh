@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# make bench: backfill against the raw-fetch floor and mbsync on a generated
-# corpus, side by side on this machine; prints the table and appends it to
-# BENCHMARKS.md. Installs what is missing (PostgreSQL's programs, Dovecot,
-# mbsync) first; starts every server itself on 127.0.0.1 and stops it again.
+# make bench: backfill against the raw-fetch floor and mbsync on generated
+# corpora, side by side on this machine, every timed run on a cold server;
+# prints the tables and appends them to BENCHMARKS.md. Installs what is
+# missing (PostgreSQL's programs, Dovecot, mbsync) first; starts every server
+# itself on 127.0.0.1 and stops it again. Takes about half an hour on 2 cores.
 #
-# Usage: scripts/bench.sh [flags of internal/cmd/bench, e.g. -keep]
-#   BENCH_N=50000       corpus size (default 10000; 50,000 needs ~2.4 GB in /tmp)
-#   BENCH_WORKERS=1,4,8 --workers values run on loopback and through the proxy
+# Usage: scripts/bench.sh [flags of internal/cmd/bench, e.g. -keep, -only]
+#   BENCH_N=50000          loopback corpus size (default 10000; 50,000 needs ~8 GB in /tmp)
+#   BENCH_LINK_N=3000      corpus size through the capped link (default 2000)
+#   BENCH_WORKERS=1,2,4,8  --workers values run in every profile
+#   BENCH_SHAPES=mixed     corpus shapes: mixed, attachments (default both)
+#   BENCH_PROFILES=link    profiles: loopback, link (default both)
+#   BENCH_RUNS=3           rounds; each row is the median
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -1,18 +1,26 @@
 // Command bench measures backfill against the tools it is judged by, on one
 // machine, in one run: a raw IMAP fetch (the floor no client can beat),
-// mbsync into a Maildir, backfill into an empty database, a re-run, and
-// backfill through a latency proxy. It prints a markdown table and appends it,
-// with a description of the machine, to BENCHMARKS.md. `make bench` runs it.
+// mbsync into a Maildir, and backfill into an empty database with --workers
+// 1, 2, 4 and 8, --fetch full, a re-run and a run on a warm server. Each
+// timed run starts on a cold server: a fresh copy of the Maildir, a new
+// Dovecot index, and the page cache dropped (see makeCold). It does so for
+// two corpus shapes (mailgen's mix, and attachment-heavy), on loopback and
+// through a proxy that shapes a provider's link (delay, per-connection and
+// total bandwidth caps), and reports time, bytes received, peak RSS and the
+// CPU time of the client and of the servers. It prints markdown tables and
+// appends them, with a description of the machine, to BENCHMARKS.md. `make
+// bench` runs it.
 //
-//	go run ./internal/cmd/bench [-n 10000] [-workers 1,4,8] [-backfill bin/backfill]
+//	go run ./internal/cmd/bench [-n 10000] [-link-n 2000] [-workers 1,2,4,8] [-backfill bin/backfill] [-only lean4,full4] [-alt other/backfill]
 //
 // Run it from the repository root: it builds ./cmd/backfill and its two
-// helpers, ./internal/cmd/bench/floor (the raw fetch) and
-// ./internal/cmd/bench/launcher (which measures each contender; see there why
-// the benchmark cannot do that itself). Everything listens on 127.0.0.1 and
-// lives in a temporary directory that is removed at the end, however the run
-// ends. It needs root (for Dovecot), Dovecot 2.3, PostgreSQL's programs and
-// mbsync: scripts/deps.sh installs them.
+// helpers, ./internal/cmd/bench/floor (the raw fetch, and the size and
+// structure probes) and ./internal/cmd/bench/launcher (which measures each
+// contender; see there why the benchmark cannot do that itself). Everything
+// listens on 127.0.0.1 and lives in a temporary directory that is removed at
+// the end, however the run ends. It needs root (for Dovecot and to drop the
+// page cache), Dovecot 2.3, PostgreSQL's programs and mbsync:
+// scripts/deps.sh installs them.
 //
 // Benchmarks report; they never fail on a slow result. Exit code 0 means every
 // contender ran and moved every message, 1 that something failed, 2 bad usage,
