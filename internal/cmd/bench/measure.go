@@ -101,7 +101,10 @@ func (b *benchCmd) contenders(profile, shape string, delayed *latencyProxy) []co
 // assembles the report. Rounds interleave the contenders, so that a slow
 // spell of the shared machine does not fall on one of them alone.
 func (b *benchCmd) measure(ctx context.Context) (*report, error) {
-	rep := &report{date: time.Now(), machine: describeMachine(b.dir)}
+	rep := &report{date: time.Now(), machine: describeMachine(b.dir), state: "cold server"}
+	if !b.dropCache {
+		rep.state = "cold Dovecot, page cache kept"
+	}
 	pgVersion, fsync, syncCommit, err := b.dbs.settings(ctx)
 	if err != nil {
 		return nil, err
@@ -222,12 +225,14 @@ func (b *benchCmd) describeSetup(colds []coldServer) []string {
 		fmt.Sprintf("Cold server, before every timed run but the re-run and the warm row: the mailbox's Maildir replaced by a fresh copy of its files (Dovecot's index, UID list and field cache gone), named with `S=` and `W=` sizes as Dovecot's own deliveries are; one untimed EXAMINE builds the new index without caching any message field (it took %s to %s); %s",
 			seconds(index[0]), seconds(index[len(index)-1]), cache),
 		"Warm rows: the same server state a cold `--workers 4` run has just left (Dovecot has computed and cached every BODYSTRUCTURE and size it was asked for), a new empty database",
-		fmt.Sprintf("Link profile: every contender through a TCP proxy in the bench process: %v each way (%v round trip), %.1f MB/s per connection and direction, %.1f MB/s in all; MB received = bytes the proxy carried from Dovecot to the client, IMAP framing included",
-			b.delay, 2*b.delay, b.link.perConn/1e6, b.link.total/1e6),
 		"Loopback profile: straight to 127.0.0.1; MB received = backfill's own count of the body bytes it received (its summary's Transferred line)",
 		fmt.Sprintf("backfill: default flags (--batch-size 100, --fetch lean) but --workers and --fetch; each full run into a new database, migrated first (untimed); the re-run repeats the `--workers %d` run on its database", defaultWorkers),
 		fmt.Sprintf("Each row is the median of %d rounds by wall time, with the largest peak RSS of the %d; each round runs the contenders of a mailbox in a rotated order, a cold server before each", b.runs, b.runs),
 		"Measured per child process, started from a small launcher: wall time start to exit; peak RSS and CPU (user+system) from its rusage. The CPU column leaves out the servers (Dovecot, PostgreSQL). Load: the machine's 1-minute load average when that run started (2 cores, shared with other work)",
+	}
+	if slices.Contains(b.profiles, profileLink) {
+		out = slices.Insert(out, 2, fmt.Sprintf("Link profile: every contender through a TCP proxy in the bench process: %v each way (%v round trip), %.1f MB/s per connection and direction, %.1f MB/s in all; MB received = bytes the proxy carried from Dovecot to the client, IMAP framing included",
+			b.delay, 2*b.delay, b.link.perConn/1e6, b.link.total/1e6))
 	}
 	return out
 }

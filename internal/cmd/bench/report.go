@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"cmp"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +34,7 @@ type report struct {
 	machine  machine
 	software []string // "Dovecot 2.3.19.1", ...
 	setup    []string // one line per condition worth knowing
+	state    string   // the servers' state at the timed runs, for the heading
 	tables   []*table
 	targets  []target
 }
@@ -140,8 +142,8 @@ func (r *report) write(w io.Writer) error {
 	if len(r.tables) > 0 {
 		first = r.tables[0].corpus
 	}
-	fmt.Fprintf(bw, "## %s: %s messages (%.1f MB), cold server\n\n", r.date.UTC().Format("2006-01-02 15:04 MST"),
-		thousands(first.messages), first.MB())
+	fmt.Fprintf(bw, "## %s: %s messages (%.1f MB), %s\n\n", r.date.UTC().Format("2006-01-02 15:04 MST"),
+		thousands(first.messages), first.MB(), cmp.Or(r.state, "cold server"))
 	fmt.Fprintf(bw, "- Machine: %s; %s; %d cores; %s RAM; temporary files on %s\n",
 		r.machine.uname, r.machine.cpu, r.machine.cores, r.machine.memory, r.machine.disk)
 	fmt.Fprintf(bw, "- Software: %s\n", strings.Join(r.software, "; "))
