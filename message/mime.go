@@ -88,12 +88,16 @@ func (p *parser) parseEntity(data []byte, id, defaultType string, depth int, top
 	return e
 }
 
-// splitHeader cuts data at the empty line that ends the header. A line that
-// is neither a field nor a continuation, with no field after it, also ends
-// the header (as in Python's email package): some senders forget the empty
-// line, and their text must stay in the body. A stray line between fields is
-// left to the header reader, which takes it as a continuation. clean is false
-// when the header did not end with an empty line.
+// splitHeader cuts data at the empty line that ends the header. As in
+// Python's email package, the header also ends at the first line that is
+// neither a field nor a continuation: some senders forget the empty line,
+// and whatever follows (a MIME preamble, the first boundary, the text) is
+// body. Joining such a line to the field before it, as enmime does, would
+// pull the first part's header into this one and lose its text. The one
+// exception is an unindented parameter line ("boundary=...") right after a
+// Content-Type or Content-Disposition field, which is what it continues.
+// clean is false when the header did not end with an empty line. A line may
+// end in LF, CRLF or CR CR LF (see undoDoubleCR).
 func splitHeader(data []byte, top bool) (head, body []byte, clean bool) {
 	if top && bytes.HasPrefix(data, []byte("From ")) {
 		// An mbox "From " separator line is not a header; skip it.
@@ -107,15 +111,12 @@ func splitHeader(data []byte, top bool) (head, body []byte, clean bool) {
 		// A part's first line must be a field, or the part has no header.
 		// An empty first line is the empty header's end; anything else is
 		// content.
-		switch {
-		case bytes.HasPrefix(data, []byte("\r\n")):
-			return nil, data[2:], true
-		case bytes.HasPrefix(data, []byte("\n")):
-			return nil, data[1:], true
+		if i := bytes.IndexByte(data, '\n'); i >= 0 && len(bytes.TrimLeft(data[:i], "\r")) == 0 {
+			return nil, data[i+1:], true
 		}
 		return nil, data, len(data) == 0
 	}
-	stray := -1 // start of the first stray line not followed by a field
+	params := false // the last field takes parameters
 	for pos := 0; pos < len(data); {
 		end := len(data)
 		if i := bytes.IndexByte(data[pos:], '\n'); i >= 0 {
@@ -125,27 +126,52 @@ func splitHeader(data []byte, top bool) (head, body []byte, clean bool) {
 		if n := len(line); n > 0 && line[n-1] == '\n' {
 			line = line[:n-1]
 		}
-		if n := len(line); n > 0 && line[n-1] == '\r' {
+		for n := len(line); n > 0 && line[n-1] == '\r'; n-- {
 			line = line[:n-1]
 		}
 		switch {
 		case len(line) == 0:
-			if stray >= 0 {
-				return data[:stray], data[stray:], false
-			}
 			return data[:pos], data[end:], true
 		case line[0] == ' ' || line[0] == '\t':
 		case startsWithHeaderLine(line):
-			stray = -1
-		case stray < 0:
-			stray = pos
+			params = takesParams(line)
+		case params && isParamLine(line):
+		default:
+			return data[:pos], data[pos:], false
 		}
 		pos = end
 	}
-	if stray >= 0 {
-		return data[:stray], data[stray:], false
-	}
 	return data, nil, false
+}
+
+// takesParams reports whether a field line is a Content-Type or
+// Content-Disposition, whose value ends in parameters.
+func takesParams(line []byte) bool {
+	name, _, _ := bytes.Cut(line, []byte(":"))
+	name = bytes.TrimRight(name, " \t")
+	return bytes.EqualFold(name, []byte("Content-Type")) || bytes.EqualFold(name, []byte("Content-Disposition"))
+}
+
+// isParamLine reports whether line starts like a MIME parameter: an RFC 2045
+// token, optionally an RFC 2231 "*0*" suffix, then "=".
+func isParamLine(line []byte) bool {
+	i := 0
+	for i < len(line) && isTokenChar(line[i]) {
+		i++
+	}
+	if i == 0 {
+		return false
+	}
+	for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
+		i++
+	}
+	return i < len(line) && line[i] == '='
+}
+
+// isTokenChar reports an RFC 2045 token character (and "*", which RFC 2231
+// adds to parameter names).
+func isTokenChar(c byte) bool {
+	return c > ' ' && c < 0x7f && !strings.ContainsRune(`()<>@,;:\"/[]?=`, rune(c))
 }
 
 // startsWithHeaderLine reports whether data begins with "Name:" (RFC 5322

@@ -810,3 +810,96 @@ func TestFallback(t *testing.T) {
 		t.Errorf("got %q, %q", m.TextBody, m.MessageID)
 	}
 }
+
+// TestParseHeaderEnd: the header ends at the first line that is neither a
+// field nor a continuation, as in Python's email parser; the rest is body
+// (RFC 5322 has no other reading of such a line). Joining the stray line to
+// the field before it, as enmime does, loses text: the first part's header
+// ends up in the message header and its text nowhere.
+func TestParseHeaderEnd(t *testing.T) {
+	tests := []struct {
+		name, raw, subject, text string
+		attachments              []Attachment
+		warn                     string
+	}{
+		{
+			// Thunderbird, through a gateway that dropped the empty line.
+			name: "preamble line right after the header",
+			raw: "From: a@x\nSubject: s\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"------------ABC\"\n" +
+				"This is a multi-part message in MIME format.\n--------------ABC\nContent-Type: text/plain; charset=utf-8\n" +
+				"Content-Transfer-Encoding: 7bit\n\nHello body\n\n--------------ABC\nContent-Type: application/pdf; name=\"a.pdf\"\n" +
+				"Content-Transfer-Encoding: base64\n\nJVBERi0=\n--------------ABC--\n",
+			subject: "s", text: "Hello body\n",
+			attachments: []Attachment{{"a.pdf", "application/pdf", 5}},
+			warn:        "not ended by an empty line",
+		},
+		{
+			name:    "first boundary right after the header",
+			raw:     "From: a@x\nSubject: s\nContent-Type: multipart/mixed; boundary=\"ABC\"\n--ABC\nContent-Type: text/plain; charset=utf-8\n\nHello body\n--ABC--\n",
+			subject: "s", text: "Hello body",
+			warn: "not ended by an empty line",
+		},
+		{
+			name:    "prose right after the subject",
+			raw:     "From: a@x\nSubject: hello\nI wanted to ask: is this ok?\nThanks: Bob\n",
+			subject: "hello", text: "I wanted to ask: is this ok?\nThanks: Bob\n",
+			warn: "not ended by an empty line",
+		},
+		{
+			name:    "part header with a stray line: the rest is the part's body",
+			raw:     "From: a@x\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\nhello\nX-Not: a header any more\n--b--\n",
+			text:    "hello\nX-Not: a header any more",
+			warn:    "part 1: header not ended by an empty line",
+			subject: "",
+		},
+		{
+			// The one recovery kept: a parameter line that lost its
+			// indentation still belongs to its Content-Type.
+			name:    "unindented boundary parameter as the last field",
+			raw:     "From: a@x\nSubject: s\nContent-Type: multipart/mixed;\nboundary=\"b\"\n\n--b\nContent-Type: text/plain\n\nparam recovered\n--b\nContent-Type: image/png\nContent-Transfer-Encoding: base64\n\nAAAA\n--b--\n",
+			subject: "s", text: "param recovered",
+			attachments: []Attachment{{"", "image/png", 3}},
+			warn:        "was not indented",
+		},
+		{
+			name:    "unindented parameters followed by a field",
+			raw:     "From: a@x\nContent-Type: multipart/mixed;\ncharset=utf-8;\n boundary=\"b\"\nSubject: after\n\n--b\nContent-Type: text/plain\n\nparam recovered\n--b--\n",
+			subject: "after", text: "param recovered",
+			warn: "was not indented",
+		},
+		{
+			name:        "unindented filename parameter of a disposition",
+			raw:         "From: a@x\nContent-Type: multipart/mixed; boundary=b\n\n--b\n\ntext\n--b\nContent-Type: application/pdf\nContent-Disposition: attachment;\nfilename=\"x.pdf\"\n\nabc\n--b--\n",
+			text:        "text",
+			attachments: []Attachment{{"x.pdf", "application/pdf", 3}},
+			warn:        "was not indented",
+		},
+		{
+			name:    "a parameter-like line after another field is body",
+			raw:     "From: a@x\nSubject: s\nx=1\ny: 2\n",
+			subject: "s", text: "x=1\ny: 2\n",
+			warn: "not ended by an empty line",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, form := range []string{tt.raw, crlf(tt.raw)} {
+				m := parse(t, form)
+				want := tt.text
+				if form != tt.raw {
+					want = crlf(want)
+				}
+				if m.Subject != tt.subject || m.TextBody != want {
+					t.Errorf("Subject %q, TextBody %q; want %q, %q", m.Subject, m.TextBody, tt.subject, want)
+				}
+				if tt.attachments == nil {
+					tt.attachments = []Attachment{}
+				}
+				assertAttachments(t, m.Attachments, tt.attachments)
+				if !hasWarning(m, tt.warn) {
+					t.Errorf("no warning %q in %q", tt.warn, m.Warnings)
+				}
+			}
+		})
+	}
+}
