@@ -197,6 +197,13 @@ func (p *parser) readHeader(id string, head []byte) textproto.MIMEHeader {
 	if len(head) == 0 {
 		return textproto.MIMEHeader{}
 	}
+	if bytes.Contains(head, []byte("\r\r\n")) {
+		// Parse undoes CR CR LF line ends when the message header has
+		// them (undoDoubleCR); a part header or a section with them is
+		// damaged on its own, and lean fetching must fetch whole.
+		p.warnf(id, "header lines end in CR CR LF")
+		head = bytes.ReplaceAll(head, []byte("\r\r\n"), []byte("\r\n"))
+	}
 	collect := &headerErrors{p: p, id: id}
 	h, err := enmime.ReadHeader(headerReader(head), collect)
 	if err == nil {

@@ -38,6 +38,8 @@ func Parse(raw []byte, meta Meta) (m *Message) {
 			m = fallback(raw, meta, r)
 		}
 	}()
+	size := int64(len(raw))
+	raw = undoDoubleCR(raw)
 	p := &parser{}
 	root := p.parseEntity(raw, "", "text/plain", 0, true)
 	m = p.build(root, meta)
@@ -45,10 +47,34 @@ func Parse(raw []byte, meta Meta) (m *Message) {
 		m.MessageID = syntheticID(raw)
 	}
 	if m.SizeBytes <= 0 {
-		m.SizeBytes = int64(len(raw))
+		m.SizeBytes = size
 	}
 	m.Warnings = p.done()
 	return m
+}
+
+// undoDoubleCR turns CR CR LF line ends back into CRLF when the header's
+// lines end so. Courier serves a Maildir file that was stored with CRLF line
+// ends by turning each LF into CRLF once more (issue 14): the whole message
+// was converted, so undoing it everywhere restores every byte, binary parts
+// included. A message whose header lines end in CRLF or LF is returned as
+// it is, without a copy.
+func undoDoubleCR(raw []byte) []byte {
+	for pos := 0; pos < len(raw); {
+		i := bytes.IndexByte(raw[pos:], '\n')
+		if i < 0 {
+			break
+		}
+		end := pos + i
+		if i >= 2 && raw[end-1] == '\r' && raw[end-2] == '\r' {
+			return bytes.ReplaceAll(raw, []byte("\r\r\n"), []byte("\r\n"))
+		}
+		if len(bytes.TrimRight(raw[pos:end], "\r")) == 0 {
+			break // the end of the header
+		}
+		pos = end + 1
+	}
+	return raw
 }
 
 // build makes the row from a parsed MIME tree. MessageID is "" when the

@@ -903,3 +903,93 @@ func TestParseHeaderEnd(t *testing.T) {
 		})
 	}
 }
+
+// courierMessage is a Thunderbird message with a text attachment (whose
+// size counts line ends) and a PDF.
+var courierMessage = `Return-Path: <jane@example.org>
+Delivered-To: cs@myhibachichef.com
+Message-ID: <4f1c2a3b.5060708@example.org>
+Date: Mon, 2 Jun 2025 18:04:11 +0200
+From: Jane Roe <jane@example.org>
+User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Thunderbird/128.11.0
+MIME-Version: 1.0
+To: cs@myhibachichef.com
+Subject: =?UTF-8?Q?Men=C3=BC_for_Saturday?=
+Content-Type: multipart/mixed;
+ boundary="------------0Zb8Yx3Lw2v9Qk1Rt5Ua"
+
+This is a multi-part message in MIME format.
+--------------0Zb8Yx3Lw2v9Qk1Rt5Ua
+Content-Type: text/plain; charset=UTF-8; format=flowed
+Content-Transfer-Encoding: quoted-printable
+
+Hello,
+
+here is the men=C3=BC and the guest list.
+
+Jane
+
+--------------0Zb8Yx3Lw2v9Qk1Rt5Ua
+Content-Type: text/plain; charset=UTF-8; name="guests.txt"
+Content-Disposition: attachment; filename="guests.txt"
+Content-Transfer-Encoding: 7bit
+
+Alice
+Bob
+Carol
+
+--------------0Zb8Yx3Lw2v9Qk1Rt5Ua
+Content-Type: application/pdf; name="menu.pdf"
+Content-Disposition: attachment; filename="menu.pdf"
+Content-Transfer-Encoding: base64
+
+` + wrap76(bytesOf(4000), "\n") + `
+--------------0Zb8Yx3Lw2v9Qk1Rt5Ua--
+`
+
+// TestParseDoubleCR: Courier serves Maildir files that were stored with CRLF
+// line ends with every LF turned into CRLF again, so lines end in CR CR LF
+// (issue 14). The row must be the one the CRLF message gives.
+func TestParseDoubleCR(t *testing.T) {
+	noID := strings.Replace(courierMessage, "Message-ID: <4f1c2a3b.5060708@example.org>\n", "", 1)
+	for _, tt := range []struct {
+		name, raw string
+		// mixed leaves the first line with a single CR, as when the
+		// delivery agent added it.
+		mixed bool
+	}{
+		{"thunderbird multipart", courierMessage, false},
+		{"without Message-ID", noID, false},
+		{"delivery header with CRLF", courierMessage, true},
+		{"alternative", alternative, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			good := crlf(tt.raw)
+			bad := strings.ReplaceAll(good, "\r\n", "\r\r\n")
+			if tt.mixed {
+				first, rest, _ := strings.Cut(bad, "\r\r\n")
+				bad = first + "\r\n" + rest
+			}
+			meta := Meta{UID: 7, UIDValidity: 3, Size: int64(len(good))}
+			want, got := Parse([]byte(good), meta), Parse([]byte(bad), meta)
+			checkParsed(t, got)
+			a, _ := json.Marshal(want)
+			b, _ := json.Marshal(got)
+			if string(a) != string(b) {
+				t.Errorf("CR CR LF row differs from the CRLF row\n got %s\nwant %s", b, a)
+			}
+			if len(want.Warnings) > 0 {
+				t.Errorf("warnings on the CRLF form: %q", want.Warnings)
+			}
+			// Lean fetching must give the same row or fetch whole.
+			if checkSectionsAgree(t, []byte(bad)) {
+				t.Log("sections accepted")
+			}
+		})
+	}
+	m := parse(t, crlf(courierMessage))
+	assertAttachments(t, m.Attachments, []Attachment{{"guests.txt", "text/plain", int64(len("Alice\r\nBob\r\nCarol\r\n"))}, {"menu.pdf", "application/pdf", 4000}})
+	if m.Subject != "Menü for Saturday" || !strings.Contains(m.TextBody, "menü and the guest list") {
+		t.Errorf("Subject %q, TextBody %q", m.Subject, m.TextBody)
+	}
+}
