@@ -31,9 +31,9 @@ func parseDate(v string) *time.Time {
 }
 
 var (
-	dateComment = regexp.MustCompile(`\([^()]*\)`)
-	dateSpaces  = regexp.MustCompile(`[\s,]+`)
-	weekday     = regexp.MustCompile(`^(?i)[a-z]+\.?\s+`)
+	parenComment = regexp.MustCompile(`\([^()]*\)`)
+	dateSpaces   = regexp.MustCompile(`[\s,]+`)
+	weekday      = regexp.MustCompile(`^(?i)[a-z]+\.?\s+`)
 )
 
 var dateLayouts = []string{
@@ -62,7 +62,7 @@ var dateLayouts = []string{
 }
 
 func lenientDate(v string) (time.Time, bool) {
-	v = dateComment.ReplaceAllString(v, " ")
+	v = parenComment.ReplaceAllString(v, " ")
 	v = strings.TrimSpace(dateSpaces.ReplaceAllString(v, " "))
 	if len(v) > 0 && (v[0] < '0' || v[0] > '9') {
 		// Drop a day name, but not a month name ("Jan 2 ...").

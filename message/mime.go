@@ -153,7 +153,7 @@ func takesParams(line []byte) bool {
 }
 
 // isParamLine reports whether line starts like a MIME parameter: an RFC 2045
-// token, optionally an RFC 2231 "*0*" suffix, then "=".
+// token (RFC 2231's "name*0*" is one too), then "=".
 func isParamLine(line []byte) bool {
 	i := 0
 	for i < len(line) && isTokenChar(line[i]) {
@@ -168,8 +168,7 @@ func isParamLine(line []byte) bool {
 	return i < len(line) && line[i] == '='
 }
 
-// isTokenChar reports an RFC 2045 token character (and "*", which RFC 2231
-// adds to parameter names).
+// isTokenChar reports an RFC 2045 token character.
 func isTokenChar(c byte) bool {
 	return c > ' ' && c < 0x7f && !strings.ContainsRune(`()<>@,;:\"/[]?=`, rune(c))
 }
@@ -252,18 +251,67 @@ func (c *headerErrors) AddWarning(name, format string, args ...any) {
 // setContentType fills mediaType, params, disposition and filename.
 func (p *parser) setContentType(e *entity, defaultType string) {
 	ct := get(e.header, "Content-Type")
-	mtype, params := p.mediaType(e.id, "Content-Type", ct)
-	if !strings.Contains(mtype, "/") {
-		if mtype != "" && mtype != "text" {
-			p.warnf(e.id, "unusable Content-Type %q; read as %s", truncate(ct, 80), defaultType)
-		}
-		mtype = defaultType
-	}
-	e.mediaType, e.params = mtype, params
+	e.mediaType, e.params = p.contentType(e.id, ct, defaultType)
 	cd := get(e.header, "Content-Disposition")
 	disp, dparams := p.mediaType(e.id, "Content-Disposition", cd)
 	e.disposition = disp
-	e.filename = fileName(ct, params, cd, dparams)
+	e.filename = fileName(ct, e.params, cd, dparams)
+}
+
+// contentType reads a Content-Type value into its lowercase media type and
+// its parameters. Without one, the type is defaultType. A media type that
+// is not type/subtype makes the part text/plain, as RFC 2045 section 5.2
+// says (and Python's email package does), so that its text is kept; its
+// parameters are still read, for the charset. A media type followed by
+// parameters without the ";" between them is repaired: enmime would make
+// such a part application/octet-stream.
+func (p *parser) contentType(id, v, defaultType string) (string, map[string]string) {
+	if strings.TrimSpace(v) == "" {
+		return defaultType, nil
+	}
+	typ, params := v, ""
+	if i := strings.IndexByte(v, ';'); i >= 0 {
+		typ, params = v[:i], v[i+1:]
+	}
+	typ = strings.TrimSpace(parenComment.ReplaceAllString(typ, " "))
+	switch {
+	case isMediaType(typ):
+	case strings.HasSuffix(typ, "/") && isToken(typ[:len(typ)-1]):
+		// Only the subtype is missing: the type's usual one.
+		switch strings.ToLower(typ) {
+		case "text/":
+			typ += "plain"
+		case "multipart/":
+			typ += "mixed"
+		default:
+			typ = "application/octet-stream"
+		}
+	default:
+		if i := strings.IndexAny(typ, " \t"); i > 0 && isMediaType(typ[:i]) && isParamLine([]byte(strings.TrimSpace(typ[i:]))) {
+			p.warnf(id, "Content-Type %q: missing \";\" after the media type", truncate(v, 80))
+			typ, params = typ[:i], typ[i:]+";"+params
+			break
+		}
+		p.warnf(id, "unusable Content-Type %q; read as text/plain", truncate(v, 80))
+		typ = "text/plain"
+	}
+	_, pm := p.mediaType(id, "Content-Type", typ+";"+params)
+	return strings.ToLower(typ), pm
+}
+
+// isMediaType reports whether s is an RFC 2045 type/subtype.
+func isMediaType(s string) bool {
+	t, sub, ok := strings.Cut(s, "/")
+	return ok && isToken(t) && isToken(sub)
+}
+
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isTokenChar(s[i]) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // fileName picks a part's file name from its Content-Disposition filename

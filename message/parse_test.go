@@ -993,3 +993,48 @@ func TestParseDoubleCR(t *testing.T) {
 		t.Errorf("Subject %q, TextBody %q", m.Subject, m.TextBody)
 	}
 }
+
+// TestParseBrokenContentType: a Content-Type whose media type is not
+// type/subtype is read as text/plain (RFC 2045 section 5.2, as Python does),
+// so its text is kept; its parameters still count. A media type followed by
+// parameters without the ";" is repaired: enmime reads that as
+// application/octet-stream and turns the text into a nameless attachment.
+func TestParseBrokenContentType(t *testing.T) {
+	tests := []struct {
+		name, ct, body, text, html string
+		attachments                []Attachment
+		warn                       string
+	}{
+		{name: "stray quote", ct: `text/plain"`, body: "kept\n", text: "kept\n", warn: "read as text/plain"},
+		{name: "junk in the subtype, charset kept", ct: `text/plain@x; charset=iso-8859-1`, body: "caf\xe9\n", text: "café\n", warn: "read as text/plain"},
+		{name: "quoted media type", ct: `"text/html"`, body: "<p>x</p>\n", text: "<p>x</p>\n", warn: "read as text/plain"},
+		{name: "two media types", ct: `text/plain, text/html`, body: "both\n", text: "both\n", warn: "read as text/plain"},
+		{name: "bare word", ct: `text`, body: "word\n", text: "word\n", warn: "read as text/plain"},
+		{name: "missing semicolon before charset", ct: `text/html charset=utf-8`, body: "<p>caf\xc3\xa9</p>", text: "café", html: "<p>café</p>", warn: "missing"},
+		{name: "missing semicolon before boundary", ct: `multipart/mixed boundary="b"`, body: "--b\nContent-Type: text/plain\n\nin a part\n--b\nContent-Type: image/gif\n\nGIF89a\n--b--\n",
+			text: "in a part", attachments: []Attachment{{"", "image/gif", 6}}, warn: "missing"},
+		{name: "missing subtype", ct: `text/; charset=utf-8`, body: "caf\xc3\xa9", text: "café"},
+		{name: "comment", ct: `text/plain (Plain text); charset=utf-8`, body: "caf\xc3\xa9", text: "café"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := parse(t, "From: a@x\nMIME-Version: 1.0\nContent-Type: "+tt.ct+"\n\n"+tt.body)
+			if m.TextBody != tt.text || m.HTMLBody != tt.html {
+				t.Errorf("TextBody %q, HTMLBody %q; want %q, %q", m.TextBody, m.HTMLBody, tt.text, tt.html)
+			}
+			if tt.attachments == nil {
+				tt.attachments = []Attachment{}
+			}
+			assertAttachments(t, m.Attachments, tt.attachments)
+			if tt.warn != "" && !hasWarning(m, tt.warn) {
+				t.Errorf("no warning %q in %q", tt.warn, m.Warnings)
+			}
+		})
+	}
+	// In a digest a part without Content-Type is a message, but one with a
+	// broken Content-Type is still text/plain.
+	m := parse(t, "From: a@x\nContent-Type: multipart/digest; boundary=d\n\n--d\nContent-Type: text/plain\"\n\ndigest text\n--d--\n")
+	if m.TextBody != "digest text" {
+		t.Errorf("digest: TextBody %q, attachments %+v", m.TextBody, m.Attachments)
+	}
+}
