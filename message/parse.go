@@ -110,7 +110,7 @@ func (p *parser) build(root *entity, meta Meta) *Message {
 	}
 	m.FromAddress, m.FromName = fromAddress(values(h, "From"), hint)
 	m.TextBody, m.HTMLBody = p.joinBodies(plain, html)
-	m.Attachments = p.attachments(root, true, hint, []Attachment{})
+	m.Attachments = p.attachments(root, true, false, hint, []Attachment{})
 	m.ThreadID = threading.ID(m.Subject, m.FromAddress, m.To)
 	return m
 }
@@ -367,20 +367,25 @@ func charsetHint(lists ...[]*entity) string {
 }
 
 // attachments lists, in order, the leaves a user would call attachments:
-// everything that is not message text and is marked as attachment, has a
-// file name (inline images, for one) or is not text at all (an embedded
-// image without a name, a forwarded message/rfc822).
-func (p *parser) attachments(e *entity, top bool, hint string, out []Attachment) []Attachment {
+// everything that is not message text. Text parts other than plain and
+// HTML (text/calendar, a bounce's text/rfc822-headers, text/x-vcard) are
+// listed too, named or not, but for the other versions of the text in a
+// multipart/alternative (text/enriched, Apple's text/watch-html). Its
+// text/calendar is listed all the same: it carries the event that the
+// text only describes, and Outlook's invitations have it nowhere else.
+func (p *parser) attachments(e *entity, top, alternative bool, hint string, out []Attachment) []Attachment {
 	if e.isMultipart() {
+		alternative = alternative || e.mediaType == "multipart/alternative"
 		for _, c := range e.children {
-			out = p.attachments(c, false, hint, out)
+			out = p.attachments(c, false, alternative, hint, out)
 		}
 		return out
 	}
 	if isBodyPart(e, top) {
 		return out
 	}
-	if e.disposition != "attachment" && e.filename == "" && strings.HasPrefix(e.mediaType, "text/") {
+	if alternative && e.disposition != "attachment" && e.filename == "" &&
+		strings.HasPrefix(e.mediaType, "text/") && e.mediaType != "text/calendar" {
 		return out
 	}
 	name := e.filename

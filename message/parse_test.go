@@ -1038,3 +1038,57 @@ func TestParseBrokenContentType(t *testing.T) {
 		t.Errorf("digest: TextBody %q, attachments %+v", m.TextBody, m.Attachments)
 	}
 }
+
+// TestParseUnnamedTextParts: a text part that is neither plain nor HTML is
+// no message text, so unless it is another version of the text in a
+// multipart/alternative it is listed as an attachment, named or not, as
+// enmime lists it. Its name stays empty, as for any unnamed part: a made-up
+// name would look like the sender's.
+func TestParseUnnamedTextParts(t *testing.T) {
+	tests := []struct {
+		name, raw, text string
+		attachments     []Attachment
+	}{
+		{
+			name: "bounce",
+			raw: "From: MAILER-DAEMON@x\nContent-Type: multipart/report; report-type=delivery-status; boundary=r\n\n" +
+				"--r\nContent-Type: text/plain\n\nYour mail could not be delivered.\n" +
+				"--r\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.org\n\nAction: failed\n" +
+				"--r\nContent-Type: text/rfc822-headers\n\nFrom: a@x\nSubject: hi\n--r--\n",
+			text:        "Your mail could not be delivered.",
+			attachments: []Attachment{{"", "message/delivery-status", 50}, {"", "text/rfc822-headers", 21}},
+		},
+		{
+			name: "calendar and vcard in a mixed",
+			raw: "From: a@x\nContent-Type: multipart/mixed; boundary=m\n\n--m\nContent-Type: text/plain\n\nMeet me\n" +
+				"--m\nContent-Type: text/calendar; method=REQUEST; charset=UTF-8\nContent-Transfer-Encoding: base64\n\nQkVHSU46VkNBTEVOREFS\n" +
+				"--m\nContent-Type: text/x-vcard\n\nBEGIN:VCARD\n--m--\n",
+			text:        "Meet me",
+			attachments: []Attachment{{"", "text/calendar", 15}, {"", "text/x-vcard", 11}},
+		},
+		{
+			// Outlook's invitations carry the event only here; other
+			// versions of the text (Apple's text/watch-html) are not files.
+			name: "calendar in an alternative is listed, other versions are not",
+			raw: "From: a@x\nContent-Type: multipart/alternative; boundary=a\n\n--a\nContent-Type: text/plain\n\nMeet me\n" +
+				"--a\nContent-Type: text/watch-html\n\n<b>Meet me</b>\n--a\nContent-Type: text/enriched\n\n<bold>Meet me</bold>\n" +
+				"--a\nContent-Type: text/calendar; method=REQUEST\n\nBEGIN:VCALENDAR\n--a--\n",
+			text:        "Meet me",
+			attachments: []Attachment{{"", "text/calendar", 15}},
+		},
+		{
+			name:        "a whole message of calendar",
+			raw:         "From: a@x\nContent-Type: text/calendar; method=CANCEL\n\nBEGIN:VCALENDAR\n",
+			attachments: []Attachment{{"", "text/calendar", 16}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := parse(t, tt.raw)
+			if m.TextBody != tt.text {
+				t.Errorf("TextBody = %q, want %q", m.TextBody, tt.text)
+			}
+			assertAttachments(t, m.Attachments, tt.attachments)
+		})
+	}
+}
