@@ -203,14 +203,14 @@ func decodeWords(s string) string {
 	if !strings.Contains(s, "=?") {
 		return s
 	}
-	if d, err := wordDecoder.DecodeHeader(s); err == nil {
-		s = d
+	if d, err := wordDecoder.DecodeHeader(s); err == nil && !strings.Contains(d, "=?") {
+		return d
 	}
-	if !strings.Contains(s, "=?") {
-		return s
-	}
-	// Second, lenient pass over what the strict decoder left alone.
-	// White space between two decoded words is dropped, as RFC 2047 says.
+	// The strict decoder left something that looks encoded, or failed. A
+	// lenient pass takes over, from the raw value again: the "=?" may be
+	// text that an encoded word decoded to, and decoded text is never
+	// decoded twice. White space between two decoded words is dropped, as
+	// RFC 2047 says.
 	var b strings.Builder
 	last, prevWord := 0, false
 	for _, loc := range encodedWord.FindAllStringIndex(s, -1) {

@@ -65,6 +65,17 @@ func TestParseEncodedHeaders(t *testing.T) {
 			subject: "abc and déf",
 		},
 		{
+			// Decoded text is never decoded again, whichever pass decoded it.
+			name:    "encoded word that decodes to an encoded word",
+			header:  "Subject: =?utf-8?Q?literal_=3D=3Futf-8=3FQ=3Fabc=3F=3D?=\nFrom: a@example.com",
+			subject: "literal =?utf-8?Q?abc?=",
+		},
+		{
+			name:    "same, beside a word only the lenient pass decodes",
+			header:  "Subject: =?utf-8?B?eCA9P3V0Zi04P1E/YWJjPz0=?= =?utf-8?B?d2l0aCBz cGFjZQ==?=\nFrom: a@example.com",
+			subject: "x =?utf-8?Q?abc?=with space",
+		},
+		{
 			name:    "malformed encoded word stays as sent",
 			header:  "Subject: =?utf-8?X?abc?= plain\nFrom: a@example.com",
 			subject: "=?utf-8?X?abc?= plain",
