@@ -10,6 +10,7 @@ import (
 	"net/mail"
 	"net/textproto"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -99,7 +100,6 @@ func (p *parser) build(root *entity, meta Meta) *Message {
 		To:          addressList(values(h, "To"), hint),
 		Cc:          addressList(values(h, "Cc"), hint),
 		ReceivedAt:  meta.InternalDate,
-		SentAt:      parseDate(decode8bit(get(h, "Date"), "")),
 		References:  messageIDs(strings.Join(values(h, "References"), " ")),
 		SizeBytes:   meta.Size,
 		UID:         meta.UID,
@@ -108,11 +108,22 @@ func (p *parser) build(root *entity, meta Meta) *Message {
 	if ids := messageIDs(get(h, "In-Reply-To")); len(ids) > 0 {
 		m.InReplyTo = ids[0]
 	}
+	m.SentAt = p.sentAt(get(h, "Date"))
 	m.FromAddress, m.FromName = fromAddress(values(h, "From"), hint)
 	m.TextBody, m.HTMLBody = p.joinBodies(plain, html)
 	m.Attachments = p.attachments(root, true, false, hint, []Attachment{})
 	m.ThreadID = threading.ID(m.Subject, m.FromAddress, m.To)
 	return m
+}
+
+// sentAt reads the Date header; a date that gives no time is a warning, so
+// that an empty sent_at has its reason in error_logs.
+func (p *parser) sentAt(v string) *time.Time {
+	t, problem := parseDate(decode8bit(v, ""))
+	if problem != "" {
+		p.warnf("", "Date %q: %s; sent_at left empty", truncate(v, 80), problem)
+	}
+	return t
 }
 
 // parser holds the warnings of one Parse call.

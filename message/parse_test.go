@@ -581,28 +581,54 @@ func TestParseDate(t *testing.T) {
 		}
 		return &tm
 	}
+	const unknownZone, notUnderstood = "unknown time zone", "not understood"
 	tests := []struct {
 		header string
 		want   *time.Time
+		warn   string // when SentAt is nil for a Date that is there
 	}{
-		{"Date: Tue, 3 Jun 2025 09:15:00 -0700", utc("2025-06-03T16:15:00Z")},
-		{"Date: 3 Jun 2025 09:15:00 +0000 (UTC)", utc("2025-06-03T09:15:00Z")},
-		{"Date: Tue, 03 Jun 25 09:15:00 +0200", utc("2025-06-03T07:15:00Z")},
-		{"Date: Tue, 3 Jun 2025 09:15:00 EST", utc("2025-06-03T14:15:00Z")},
-		{"Date: Tue, 3 Jun 2025 09:15:00 PDT", utc("2025-06-03T16:15:00Z")},
-		{"Date: Tue Jun  3 09:15:00 2025", utc("2025-06-03T09:15:00Z")},
-		{"Date: Tuesday, 3 June 2025 09:15:00 +0100", utc("2025-06-03T08:15:00Z")},
-		{"Date: Tue, 3 Jun 2025 09:15:00", utc("2025-06-03T09:15:00Z")},
-		{"Date: Tue, 3 Jun 2025 09:15 +0000", utc("2025-06-03T09:15:00Z")},
-		{"Date: 2025-06-03T09:15:00+02:00", utc("2025-06-03T07:15:00Z")},
-		{"Date: 2025-06-03 09:15:00", utc("2025-06-03T09:15:00Z")},
-		{"Date: Tue,  3 Jun 2025 09:15:00 +0000 GMT", utc("2025-06-03T09:15:00Z")},
-		{"Date: ", nil},
-		{"Date: garbage", nil},
-		{"Date: Tue, 3 Jun 0001 09:15:00 +0000", nil},
-		{"Date: 32 Jun 2025 09:15:00 +0000", nil},
-		{"Date: \x00\xff", nil},
-		{"X-No-Date: here", nil},
+		{"Date: Tue, 3 Jun 2025 09:15:00 -0700", utc("2025-06-03T16:15:00Z"), ""},
+		{"Date: 3 Jun 2025 09:15:00 +0000 (UTC)", utc("2025-06-03T09:15:00Z"), ""},
+		{"Date: Tue, 03 Jun 25 09:15:00 +0200", utc("2025-06-03T07:15:00Z"), ""},
+		{"Date: Tue, 3 Jun 2025 09:15:00 EST", utc("2025-06-03T14:15:00Z"), ""},
+		{"Date: Tue, 3 Jun 2025 09:15:00 PDT", utc("2025-06-03T16:15:00Z"), ""},
+		{"Date: Tue Jun  3 09:15:00 2025", utc("2025-06-03T09:15:00Z"), ""},
+		{"Date: Tuesday, 3 June 2025 09:15:00 +0100", utc("2025-06-03T08:15:00Z"), ""},
+		{"Date: Tue, 3 Jun 2025 09:15:00", utc("2025-06-03T09:15:00Z"), ""},
+		{"Date: Tue, 3 Jun 2025 09:15 +0000", utc("2025-06-03T09:15:00Z"), ""},
+		{"Date: 2025-06-03T09:15:00+02:00", utc("2025-06-03T07:15:00Z"), ""},
+		{"Date: 2025-06-03 09:15:00", utc("2025-06-03T09:15:00Z"), ""},
+		{"Date: Tue,  3 Jun 2025 09:15:00 +0000 GMT", utc("2025-06-03T09:15:00Z"), ""},
+		// Named zones beyond RFC 5322's, as real mail writes them; see
+		// zoneOffsets for the ambiguous ones.
+		{"Date: Mon, 2 Jun 2025 18:04:11 JST", utc("2025-06-02T09:04:11Z"), ""},
+		{"Date: Mon, 2 Jun 2025 18:04:11 IST", utc("2025-06-02T12:34:11Z"), ""},
+		{"Date: Mon, 2 Jun 2025 18:04:11 CEST", utc("2025-06-02T16:04:11Z"), ""},
+		{"Date: Mon, 2 Jun 2025 18:04:11 BST", utc("2025-06-02T17:04:11Z"), ""},
+		{"Date: Mon, 2 Jun 2025 18:04:11 AEST", utc("2025-06-02T08:04:11Z"), ""},
+		{"Date: Mon, 2 Jun 2025 18:04:11 eet", utc("2025-06-02T16:04:11Z"), ""},
+		{"Date: Mon, 2 Jun 2025 18:04:11 UTC", utc("2025-06-02T18:04:11Z"), ""},
+		{"Date: Mon, 2 Jun 2025 18:04:11 Z", utc("2025-06-02T18:04:11Z"), ""},
+		{"Date: Mon, 2 Jun 2025 18:04:11 GMT+0900", utc("2025-06-02T09:04:11Z"), ""},
+		{"Date: Mon, 2 Jun 2025 18:04:11 UTC-3", utc("2025-06-02T21:04:11Z"), ""},
+		{"Date: Mon, 2 Jun 2025 18:04:11 +0900 (JST)", utc("2025-06-02T09:04:11Z"), ""},
+		{"Date: Mon Jun  2 18:04:11 JST 2025", utc("2025-06-02T09:04:11Z"), ""},
+		{"Date: Tue, 3 Jun 2025 09:15:00 Hora oficial do Brasil", utc("2025-06-03T12:15:00Z"), ""},
+		// A zone nobody can place: no time rather than one hours off.
+		{"Date: Tue, 3 Jun 2025 09:15:00 XYZT", nil, unknownZone},
+		{"Date: Tue, 3 Jun 2025 09:15:00 Pacific Standard Time", nil, unknownZone},
+		// Localised day names, and a zone glued to the time.
+		{"Date: qui, 14 Nov 2002 11:36:12+0000", utc("2002-11-14T11:36:12Z"), ""},
+		{"Date: Di, 3 Jun 2025 09:15:00 +0200", utc("2025-06-03T07:15:00Z"), ""},
+		{"Date: sáb, 7 Jun 2025 09:15:00 -0300", utc("2025-06-07T12:15:00Z"), ""},
+		{"Date: Tue, 3 Jun 2025 9:15:00 PM +0000", utc("2025-06-03T21:15:00Z"), ""},
+		{"Date: Tue, 3 Jun 2025 12:15:00 am -0100", utc("2025-06-03T01:15:00Z"), ""},
+		{"Date: ", nil, ""},
+		{"Date: garbage", nil, notUnderstood},
+		{"Date: Tue, 3 Jun 0001 09:15:00 +0000", nil, notUnderstood},
+		{"Date: 32 Jun 2025 09:15:00 +0000", nil, notUnderstood},
+		{"Date: \x00\xff", nil, notUnderstood},
+		{"X-No-Date: here", nil, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.header, func(t *testing.T) {
@@ -612,6 +638,12 @@ func TestParseDate(t *testing.T) {
 				t.Errorf("SentAt = %v, want nil", m.SentAt)
 			case tt.want != nil && (m.SentAt == nil || !m.SentAt.Equal(*tt.want)):
 				t.Errorf("SentAt = %v, want %v", m.SentAt, tt.want)
+			}
+			if tt.warn != "" && !hasWarning(m, tt.warn) {
+				t.Errorf("no warning %q in %q", tt.warn, m.Warnings)
+			}
+			if tt.warn == "" && len(m.Warnings) > 0 {
+				t.Errorf("unexpected warnings %q", m.Warnings)
 			}
 			if !m.ReceivedAt.Equal(time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)) {
 				t.Errorf("ReceivedAt = %v, want the INTERNALDATE", m.ReceivedAt)
