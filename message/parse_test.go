@@ -496,14 +496,18 @@ func TestBase64Sizes(t *testing.T) {
 			if out, _, _ := decodeBase64([]byte(enc)); string(out) != string(data) {
 				t.Errorf("decodeBase64(%q) = %q, want %q", enc, out, data)
 			}
+			if size, junk, truncated := base64Size([]byte(enc)); size != int64(n) || junk != 0 || truncated {
+				t.Errorf("base64Size(%q) = %d, %d, %v; want %d, 0, false", enc, size, junk, truncated, n)
+			}
 		}
 	}
 	// Junk is skipped and counted; the size is what a decoder yields.
 	const junky = "QUJD*REVG!\x00R0g="
 	digits, junk := base64Digits([]byte(junky))
-	out, digits2, junk2 := decodeBase64([]byte(junky))
-	if base64Len(digits) != 8 || junk != 3 || string(out) != "ABCDEFGH" || digits2 != digits || junk2 != 3 {
-		t.Errorf("with junk: %d digits, %d junk, out %q, %d digits, %d junk", digits, junk, out, digits2, junk2)
+	out, junk2, truncated := decodeBase64([]byte(junky))
+	size, junk3, truncated3 := base64Size([]byte(junky))
+	if base64Len(digits) != 8 || junk != 3 || string(out) != "ABCDEFGH" || junk2 != 3 || truncated || size != 8 || junk3 != 3 || truncated3 {
+		t.Errorf("with junk: %d digits, %d junk, out %q, %d junk, %v; size %d, %d junk, %v", digits, junk, out, junk2, truncated, size, junk3, truncated3)
 	}
 }
 
@@ -1132,6 +1136,43 @@ func TestParseUnnamedTextParts(t *testing.T) {
 				t.Errorf("TextBody = %q, want %q", m.TextBody, tt.text)
 			}
 			assertAttachments(t, m.Attachments, tt.attachments)
+		})
+	}
+}
+
+// TestParseBase64Chunks: base64 made of separately encoded and padded
+// chunks (some mailers pad every line) is decoded chunk by chunk, as GNU
+// base64 -d does: the sender's bytes. Python 3.11 stops at the first padding
+// (keeping "A" of "QQ==QkM="), Python 3.14 skips inner padding (misaligning
+// every later byte), and decoding the digits run together gives garbage.
+func TestParseBase64Chunks(t *testing.T) {
+	tests := []struct {
+		name, body, text string
+		warn             string
+	}{
+		{name: "two chunks on one line", body: "QQ==QkM=", text: "ABC"},
+		{name: "every line padded", body: "SGVsbG8=\nLCB3b3JsZA==\nIQ==\n", text: "Hello, world!"},
+		{name: "CRLF, blanks between chunks", body: "QUI=\r\n \r\nQw==\r\n", text: "ABC"},
+		{name: "padding on a whole quad is noise", body: "QUJD=REVG", text: "ABCDEF"},
+		{name: "a chunk cut after one digit", body: "QUJDR=REVG", text: "ABCDEF", warn: "truncated"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := parse(t, "From: a@x\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: base64\n\n"+tt.body)
+			if m.TextBody != tt.text {
+				t.Errorf("TextBody = %q, want %q", m.TextBody, tt.text)
+			}
+			if tt.warn != "" && !hasWarning(m, tt.warn) || tt.warn == "" && len(m.Warnings) > 0 {
+				t.Errorf("warnings %q, want %q", m.Warnings, tt.warn)
+			}
+			// As an attachment: the same size, and lean fetching's size
+			// from the part's bytes agrees or refuses.
+			m = parse(t, "From: a@x\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n"+tt.body)
+			want := []Attachment{{"", "application/octet-stream", int64(len(tt.text))}}
+			assertAttachments(t, m.Attachments, want)
+			if got, ok := Base64Size(int64(len(tt.body)), []byte(tt.body)); ok && got != want[0].Size {
+				t.Errorf("Base64Size = %d, Parse %d", got, want[0].Size)
+			}
 		})
 	}
 }
