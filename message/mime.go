@@ -322,12 +322,18 @@ func fileName(ct string, params map[string]string, cd string, dparams map[string
 		return name
 	}
 	if name := dparams["filename"]; name != "" {
+		if raw, ok := quotedParam(cd, "filename"); ok {
+			return raw
+		}
 		return name
 	}
 	if name := extendedParam(ct, "name"); name != "" {
 		return name
 	}
 	if name := params["name"]; name != "" {
+		if raw, ok := quotedParam(ct, "name"); ok {
+			return raw
+		}
 		return name
 	}
 	return params["file"]

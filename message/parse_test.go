@@ -436,6 +436,25 @@ func TestAttachmentNames(t *testing.T) {
 		{"media type lowercased, parameters dropped", "Content-Type: Application/PDF; name=x.pdf; x-mac-type=50444620", "x.pdf", "application/pdf"},
 		{"attachment without a name", "Content-Type: application/zip\nContent-Disposition: attachment", "", "application/zip"},
 		{"unquoted name with specials", "Content-Type: application/pdf; name=Invoice (1).pdf", "Invoice (1).pdf", "application/pdf"},
+		// RFC 2231 without the quote before the (empty) language: Python
+		// and enmime drop the name; the charset is plain to see, so the
+		// rest is the name. Without a known charset the quote is the name's.
+		{"RFC 2231 without the language quote", "Content-Type: application/pdf\nContent-Disposition: attachment; filename*=UTF-8'foo.pdf", "foo.pdf", "application/pdf"},
+		{"RFC 2231 without the language quote, escapes", "Content-Type: application/pdf\nContent-Disposition: attachment; filename*=UTF-8'caf%C3%A9.pdf", "café.pdf", "application/pdf"},
+		{"RFC 2231 continued without the language quote", "Content-Type: application/pdf\nContent-Disposition: attachment; filename*0*=UTF-8'caf%C3%A9; filename*1=.pdf", "café.pdf", "application/pdf"},
+		{"RFC 2231 without charset and language quote", "Content-Type: application/pdf\nContent-Disposition: attachment; filename*='foo.pdf", "foo.pdf", "application/pdf"},
+		{"RFC 2231 quote in the name", "Content-Type: application/pdf\nContent-Disposition: attachment; filename*=it's.pdf", "it's.pdf", "application/pdf"},
+		{"RFC 2231 without quotes", "Content-Type: application/pdf\nContent-Disposition: attachment; filename*=foo%20bar.pdf", "foo bar.pdf", "application/pdf"},
+		{"RFC 2231 value in quotes", "Content-Type: application/pdf\nContent-Disposition: attachment; filename*=\"UTF-8''a%20b.pdf\"", "a b.pdf", "application/pdf"},
+		// Quoted strings lose their backslash escapes (\" and \\), as in
+		// Python; a backslash before anything else is kept, as enmime keeps
+		// it, for Windows paths sent unescaped.
+		{"escaped quotes", "Content-Type: application/pdf\nContent-Disposition: attachment; filename=\"a\\\"b.pdf\"", `a"b.pdf`, "application/pdf"},
+		{"escaped quotes in a UTF-8 name", "Content-Type: application/pdf\nContent-Disposition: attachment; filename=\"café \\\"1\\\".pdf\"", `café "1".pdf`, "application/pdf"},
+		{"escaped quotes in a latin-1 name", "Content-Type: application/pdf\nContent-Disposition: attachment; filename=\"caf\xe9\\\"s.pdf\"", `café"s.pdf`, "application/pdf"},
+		{"escaped quotes in an RFC 2231 continuation", "Content-Type: application/pdf\nContent-Disposition: attachment; filename*0*=UTF-8''caf%C3%A9; filename*1=\"\\\"x\\\".pdf\"", `café"x".pdf`, "application/pdf"},
+		{"escaped backslash", "Content-Type: application/pdf; name=\"a\\\\b.pdf\"", `a\b.pdf`, "application/pdf"},
+		{"Windows path", "Content-Type: application/pdf; name=\"C:\\dir\\a.pdf\"", `C:\dir\a.pdf`, "application/pdf"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
