@@ -39,6 +39,9 @@ type entity struct {
 	filename    string // raw, still RFC 2047/8-bit encoded; decoded later
 	body        []byte // still transfer-encoded; shares the raw message's memory
 	children    []*entity
+	// inherited is the charset a multipart above declares, for a leaf
+	// whose own label says nothing (see inheritCharset).
+	inherited string
 	// elided is true for a part whose content was never downloaded (see
 	// ParseSections); size is then its decoded size.
 	elided bool

@@ -81,6 +81,7 @@ func undoDoubleCR(raw []byte) []byte {
 // build makes the row from a parsed MIME tree. MessageID is "" when the
 // message has none: only the caller has the raw bytes a synthetic id needs.
 func (p *parser) build(root *entity, meta Meta) *Message {
+	inheritCharset(root, "")
 	plain, html := bodies(root, true)
 	if len(plain) == 0 && len(html) == 0 {
 		// A message whose only text is a named inline text file shows that
@@ -188,15 +189,22 @@ func values(h textproto.MIMEHeader, name string) []string {
 }
 
 // NormalizeMessageID normalises a Message-ID header as rows store it:
-// trimmed, one pair of <> removed, cleaned as all stored text is. Dry runs
-// look up ids normalised by this same function. Without one, the id is
-// synthetic; see SyntheticIDDomain.
+// trimmed, one pair of <> removed (a bracket without its partner, as in
+// "<abc@x", is removed as the pair would be), cleaned as all stored text
+// is. Dry runs look up ids normalised by this same function. Without one,
+// the id is synthetic; see SyntheticIDDomain.
 func NormalizeMessageID(v string) string {
 	id := strings.TrimSpace(v)
-	if len(id) >= 2 && id[0] == '<' && id[len(id)-1] == '>' {
-		id = strings.TrimSpace(id[1 : len(id)-1])
+	open, closed := strings.HasPrefix(id, "<"), strings.HasSuffix(id, ">")
+	switch {
+	case open && closed && len(id) >= 2:
+		id = id[1 : len(id)-1]
+	case open && !strings.Contains(id, ">"):
+		id = id[1:]
+	case closed && !strings.Contains(id, "<"):
+		id = id[:len(id)-1]
 	}
-	return CleanText(id)
+	return CleanText(strings.TrimSpace(id))
 }
 
 func syntheticID(raw []byte) string {
@@ -337,6 +345,13 @@ func (p *parser) text(e *entity) string {
 		// counts, as it does in browsers.
 		label = htmlCharset(b)
 	}
+	if isASCIILabel(label) && e.inherited != "" {
+		// Next, a multipart's charset, unless the text is UTF-8 and the
+		// charset would read pure ASCII the same.
+		if info, ok := lookupCharset(e.inherited); ok && info.enc != nil && (!info.ascii || !utf8.Valid(b)) {
+			label = e.inherited
+		}
+	}
 	if !isASCIILabel(label) {
 		if info, ok := lookupCharset(label); ok {
 			if info.enc == nil {
@@ -364,17 +379,37 @@ func (p *parser) text(e *entity) string {
 	return s
 }
 
-// charsetHint is the first charset a body part declares, used for header
-// text sent as raw 8-bit bytes.
+// charsetHint is the first charset a body part declares, or failing that
+// a multipart above it, used for header text sent as raw 8-bit bytes.
 func charsetHint(lists ...[]*entity) string {
 	for _, parts := range lists {
 		for _, e := range parts {
 			if cs := e.charset(); !isASCIILabel(cs) {
 				return cs
 			}
+			if e.inherited != "" {
+				return e.inherited
+			}
 		}
 	}
 	return ""
+}
+
+// inheritCharset passes the charset a multipart declares down to its
+// leaves. The parameter means nothing on a multipart, yet some mailers
+// (multipart/signed ones in particular) label the whole message there and
+// leave the text parts unlabelled.
+func inheritCharset(e *entity, charset string) {
+	if !e.isMultipart() {
+		e.inherited = charset
+		return
+	}
+	if cs := e.charset(); !isASCIILabel(cs) {
+		charset = cs
+	}
+	for _, c := range e.children {
+		inheritCharset(c, charset)
+	}
 }
 
 // attachments lists, in order, the leaves a user would call attachments:

@@ -196,6 +196,12 @@ func TestParseBodyCharsets(t *testing.T) {
 		{"unknown charset, UTF-8 bytes", "Content-Type: text/plain; charset=x-martian", "caf\xc3\xa9", "café", "unknown charset"},
 		{"charset=charset=utf-8", "Content-Type: text/plain; charset=\"charset=utf-8\"", "caf\xc3\xa9", "café", ""},
 		{"no Content-Type at all", "", "plain old text\n", "plain old text\n", ""},
+		{"utf-7", "Content-Type: text/plain; charset=utf-7", "Hi +AGEAYgBj-, caf+AOk-, a+-b, +2D3eAA-", "Hi abc, café, a+b, 😀", ""},
+		// One stray "+" made the strict decoder give up and the part was
+		// stored undecoded. Python turns each into U+FFFD; a "+" that starts
+		// nothing decodable is kept as text here, which is what it was.
+		{"utf-7 with a stray plus", "Content-Type: text/plain; charset=utf-7", "caf+AOk- for 2 + 2+2 people", "café for 2 + 2+2 people", "decoded leniently"},
+		{"utf-7 with 8-bit bytes", "Content-Type: text/plain; charset=utf-7", "caf+AOk- \xc3\xa9t\xe9", "café ét\uFFFD", "decoded leniently"},
 		{"text mislabelled base64", "Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: base64", "This is not base64 at all, it is plain text.\n", "This is not base64 at all, it is plain text.\n", "declared base64"},
 	}
 	for _, tt := range tests {
@@ -585,6 +591,9 @@ func TestParseMessageIDs(t *testing.T) {
 		{"only one pair removed", "Message-ID: <<a@x>>", "<a@x>", "", []string{}},
 		{"prose in In-Reply-To", "Message-ID: <a@x>\nIn-Reply-To: Your message of Monday", "a@x", "", []string{}},
 		{"glued references", "Message-ID: <a@x>\nReferences: <c@x><d@x>", "a@x", "", []string{"c@x", "d@x"}},
+		// A bracket without its partner is dropped as the pair would be.
+		{"unclosed bracket", "Message-ID: <abc@x", "abc@x", "", []string{}},
+		{"unopened bracket", "Message-ID: abc@x> ", "abc@x", "", []string{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1193,5 +1202,39 @@ func TestParseBase64Chunks(t *testing.T) {
 				t.Errorf("Base64Size = %d, Parse %d", got, want[0].Size)
 			}
 		})
+	}
+}
+
+// TestParseMultipartCharsetHint: a charset parameter on a multipart (which
+// means nothing there) is what some mailers write instead of labelling the
+// parts, multipart/signed ones in particular: unlabelled 8-bit text below
+// it is read in that charset before any guessing. Text that is valid UTF-8
+// stays UTF-8, as it does without the hint.
+func TestParseMultipartCharsetHint(t *testing.T) {
+	tests := []struct {
+		name, ct, part, text string
+	}{
+		{"signed, latin-1", "multipart/signed; protocol=\"application/pgp-signature\"; micalg=pgp-sha256; charset=iso-8859-1", "Content-Type: text/plain\n\nGr\xfc\xdfe, S\xf8ren\n", "Grüße, Søren"},
+		{"mixed, koi8-r", "multipart/mixed; charset=koi8-r", "Content-Type: text/plain\n\n\xf0\xd2\xc9\xd7\xc5\xd4\n", "Привет"},
+		{"a part without header", "multipart/mixed; charset=iso-8859-2", "\n\xb3\xf3d\xbc\n", "łódź"},
+		{"UTF-8 text stays UTF-8", "multipart/mixed; charset=iso-8859-1", "Content-Type: text/plain\n\ncaf\xc3\xa9\n", "café"},
+		{"the part's own label wins", "multipart/mixed; charset=koi8-r", "Content-Type: text/plain; charset=iso-8859-1\n\ncaf\xe9\n", "café"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := "From: a@x\nSubject: caf\xe9\nContent-Type: " + tt.ct + "; boundary=b\n\n--b\n" + tt.part + "--b\nContent-Type: application/pgp-signature\n\nsig\n--b--\n"
+			m := parse(t, raw)
+			if m.TextBody != tt.text {
+				t.Errorf("TextBody = %q, want %q", m.TextBody, tt.text)
+			}
+			if hasWarning(m, "without a usable charset") {
+				t.Errorf("guessed although the multipart says: %q", m.Warnings)
+			}
+		})
+	}
+	// Header text in raw 8-bit reads with the same hint.
+	m := parse(t, "From: S\xf8ren <s@x>\nContent-Type: multipart/signed; charset=iso-8859-1; boundary=b\n\n--b\nContent-Type: text/plain\n\nx\n--b--\n")
+	if m.FromName != "Søren" {
+		t.Errorf("FromName = %q", m.FromName)
 	}
 }
