@@ -15,6 +15,13 @@ func (p *parser) decodeTransfer(e *entity) []byte {
 	switch cte := e.transferEncoding(); cte {
 	case "base64":
 		if !looksLikeBase64(e.body) {
+			if n := base64Prefix(e.body); n > 0 {
+				// A mailing list appended its footer to the base64.
+				out, junk, truncated := decodeBase64(e.body[:n])
+				p.base64Warnings(e, junk, truncated)
+				p.warnf(e.id, "base64 content followed by text (a list footer?); text kept as is")
+				return append(out, e.body[n:]...)
+			}
 			p.warnf(e.id, "declared base64 but is not; content kept as is")
 			return e.body
 		}
@@ -193,6 +200,38 @@ func decodeBase64(b []byte) (out []byte, junk int, truncated bool) {
 		out = out[:len(out)+m]
 	}
 	return out, junk, truncated
+}
+
+// base64Prefix returns the length of the base64 block that b starts with
+// when text follows it, 0 when there is none. The block is the lines of
+// nothing but base64 digits from the first, up to a line that ends in
+// padding, an empty line or a line with anything else. Its first line must
+// be as long as encoders write them (60 to 76 digits), so that a text that
+// starts with one word on a line ("Hello") is not taken for base64.
+func base64Prefix(b []byte) int {
+	if i := bytes.IndexAny(b, "\r\n"); i < 40 {
+		return 0
+	}
+	end, lines := 0, 0
+	for end < len(b) {
+		next := len(b)
+		if i := bytes.IndexByte(b[end:], '\n'); i >= 0 {
+			next = end + i + 1
+		}
+		line := bytes.TrimRight(b[end:next], " \t\r\n")
+		padded := bytes.HasSuffix(line, []byte("="))
+		if len(line) == 0 || !allDigits(bytes.TrimRight(line, "=")) {
+			break
+		}
+		end, lines = next, lines+1
+		if padded {
+			break
+		}
+	}
+	if lines == 0 || end == len(b) || len(bytes.TrimSpace(b[end:])) == 0 {
+		return 0
+	}
+	return end
 }
 
 // looksLikeBase64 tells base64 from text mislabelled as base64, which

@@ -1238,3 +1238,28 @@ func TestParseMultipartCharsetHint(t *testing.T) {
 		t.Errorf("FromName = %q", m.FromName)
 	}
 }
+
+// TestParseBase64WithListFooter: Mailman 2 and SourceForge lists append
+// their plain-text footer to a single-part base64 body. The base64 is
+// decoded and the footer kept as text (enmime and Python decode the
+// footer's letters as base64 too, into garbage); text that is not base64
+// from its first line is still kept as it is.
+func TestParseBase64WithListFooter(t *testing.T) {
+	html := "<HTML><BODY><P>Yeni videolar eklendi.</P></BODY></HTML>\r\n"
+	enc := wrap76([]byte(html+strings.Repeat("<P>more</P>\r\n", 20)), "\n")
+	footer := "\n\n-------------------------------------------------------\nThis sf.net email is sponsored by: ThinkGeek\n" +
+		"_______________________________________________\nSitescooper-talk mailing list\nSitescooper-talk@lists.sourceforge.net\n"
+	m := parse(t, "From: a@x\nContent-Type: text/html\nContent-Transfer-Encoding: base64\n\n"+enc+footer)
+	if !strings.HasPrefix(m.HTMLBody, html) || !strings.HasSuffix(m.HTMLBody, footer) {
+		t.Errorf("HTMLBody = %q", m.HTMLBody)
+	}
+	if !hasWarning(m, "followed by text") {
+		t.Errorf("warnings %q", m.Warnings)
+	}
+	for _, text := range []string{"not base64 at all, just text\nQUJD\n", "Hello\n\nnot base64 after one word, just text\n"} {
+		m = parse(t, "From: a@x\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\n"+text)
+		if m.TextBody != text || !hasWarning(m, "declared base64 but is not") {
+			t.Errorf("TextBody %q, warnings %q", m.TextBody, m.Warnings)
+		}
+	}
+}
