@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 )
 
 // parseDate reads a Date header. RFC 5322 dates go through net/mail; the
@@ -24,9 +25,12 @@ func parseDate(v string) (t *time.Time, problem string) {
 	if !ok {
 		return nil, "unknown time zone " + strconv.Quote(truncate(zone, 40))
 	}
-	tm, err := mail.ParseDate(norm)
-	if err != nil {
-		if tm, ok = lenientDate(norm); !ok {
+	// The common form first: net/mail tries dozens of layouts and builds
+	// an error for each that fails.
+	tm, ok := lenientDate(norm)
+	if !ok {
+		var err error
+		if tm, err = mail.ParseDate(norm); err != nil {
 			return nil, "not understood"
 		}
 	}
@@ -38,7 +42,6 @@ func parseDate(v string) (t *time.Time, problem string) {
 
 var (
 	parenComment = regexp.MustCompile(`\([^()]*\)`)
-	dateSpaces   = regexp.MustCompile(`[\s,]+`)
 	// A day name in any language ("Tue", "qui", "Di.", "sáb").
 	weekday   = regexp.MustCompile(`^\pL+\.?\s+`)
 	isoDate   = regexp.MustCompile(`^\d{4}-\d\d-\d\dT`)
@@ -54,8 +57,10 @@ var (
 // commas, day name or named zone, its zone numeric. ok is false, with the
 // zone, when the zone is a name zoneOffsets does not know.
 func normalizeDate(v string) (norm, zone string, ok bool) {
-	v = parenComment.ReplaceAllString(v, " ")
-	v = strings.TrimSpace(dateSpaces.ReplaceAllString(v, " "))
+	if strings.Contains(v, "(") {
+		v = parenComment.ReplaceAllString(v, " ")
+	}
+	v = strings.Join(strings.FieldsFunc(v, func(r rune) bool { return r == ',' || unicode.IsSpace(r) }), " ")
 	if isoDate.MatchString(v) {
 		return v, "", true
 	}

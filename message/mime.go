@@ -276,7 +276,10 @@ func (p *parser) contentType(id, v, defaultType string) (string, map[string]stri
 	if i := strings.IndexByte(v, ';'); i >= 0 {
 		typ, params = v[:i], v[i+1:]
 	}
-	typ = strings.TrimSpace(parenComment.ReplaceAllString(typ, " "))
+	if strings.Contains(typ, "(") {
+		typ = parenComment.ReplaceAllString(typ, " ")
+	}
+	typ = strings.TrimSpace(typ)
 	switch {
 	case isMediaType(typ):
 	case strings.HasSuffix(typ, "/") && isToken(typ[:len(typ)-1]):
