@@ -1,11 +1,13 @@
 package message
 
 import (
+	"fmt"
 	"io"
 	"mime"
 	"regexp"
 	"strings"
 	"sync"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/cention-sany/utf7"
@@ -136,10 +138,70 @@ func decodeCharset(info charsetInfo, b []byte) (string, error) {
 		return cleanBytes(b), nil
 	}
 	out, err := info.enc.NewDecoder().Bytes(b)
+	if err != nil && info.name == "utf-7" {
+		return cleanBytes(decodeUTF7(b)), fmt.Errorf("%w; decoded leniently", err)
+	}
 	if err != nil {
 		return cleanBytes(b), err
 	}
 	return cleanBytes(out), nil
+}
+
+// decodeUTF7 decodes UTF-7 (RFC 2152) leniently, for text the strict
+// decoder refuses as a whole because of one flaw. A "+" that starts no
+// decodable run ("2 + 2") is kept as the text it was, bytes outside ASCII
+// are kept as they are (CleanText deals with them), leftover bits at the
+// end of a run are ignored and a lone surrogate becomes U+FFFD.
+func decodeUTF7(b []byte) []byte {
+	out := make([]byte, 0, len(b))
+	for i := 0; i < len(b); {
+		if b[i] != '+' {
+			out = append(out, b[i])
+			i++
+			continue
+		}
+		if i+1 < len(b) && b[i+1] == '-' {
+			out = append(out, '+')
+			i += 2
+			continue
+		}
+		var units []uint16
+		var bits uint32
+		n, j := 0, i+1
+		for ; j < len(b) && base64Alphabet[b[j]] == 1; j++ {
+			bits = bits<<6 | uint32(base64Value(b[j]))
+			if n += 6; n >= 16 {
+				n -= 16
+				units = append(units, uint16(bits>>n))
+				bits &= 1<<n - 1
+			}
+		}
+		if len(units) == 0 {
+			out = append(out, b[i:j]...)
+			i = j
+			continue
+		}
+		out = append(out, string(utf16.Decode(units))...)
+		if j < len(b) && b[j] == '-' {
+			j++ // the run's terminator
+		}
+		i = j
+	}
+	return out
+}
+
+func base64Value(c byte) byte {
+	switch {
+	case c >= 'A' && c <= 'Z':
+		return c - 'A'
+	case c >= 'a' && c <= 'z':
+		return c - 'a' + 26
+	case c >= '0' && c <= '9':
+		return c - '0' + 52
+	case c == '+':
+		return 62
+	}
+	return 63
 }
 
 func isASCII(b []byte) bool {
@@ -203,14 +265,14 @@ func decodeWords(s string) string {
 	if !strings.Contains(s, "=?") {
 		return s
 	}
-	if d, err := wordDecoder.DecodeHeader(s); err == nil {
-		s = d
+	if d, err := wordDecoder.DecodeHeader(s); err == nil && !strings.Contains(d, "=?") {
+		return d
 	}
-	if !strings.Contains(s, "=?") {
-		return s
-	}
-	// Second, lenient pass over what the strict decoder left alone.
-	// White space between two decoded words is dropped, as RFC 2047 says.
+	// The strict decoder left something that looks encoded, or failed. A
+	// lenient pass takes over, from the raw value again: the "=?" may be
+	// text that an encoded word decoded to, and decoded text is never
+	// decoded twice. White space between two decoded words is dropped, as
+	// RFC 2047 says.
 	var b strings.Builder
 	last, prevWord := 0, false
 	for _, loc := range encodedWord.FindAllStringIndex(s, -1) {

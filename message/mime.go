@@ -39,6 +39,9 @@ type entity struct {
 	filename    string // raw, still RFC 2047/8-bit encoded; decoded later
 	body        []byte // still transfer-encoded; shares the raw message's memory
 	children    []*entity
+	// inherited is the charset a multipart above declares, for a leaf
+	// whose own label says nothing (see inheritCharset).
+	inherited string
 	// elided is true for a part whose content was never downloaded (see
 	// ParseSections); size is then its decoded size.
 	elided bool
@@ -88,12 +91,16 @@ func (p *parser) parseEntity(data []byte, id, defaultType string, depth int, top
 	return e
 }
 
-// splitHeader cuts data at the empty line that ends the header. A line that
-// is neither a field nor a continuation, with no field after it, also ends
-// the header (as in Python's email package): some senders forget the empty
-// line, and their text must stay in the body. A stray line between fields is
-// left to the header reader, which takes it as a continuation. clean is false
-// when the header did not end with an empty line.
+// splitHeader cuts data at the empty line that ends the header. As in
+// Python's email package, the header also ends at the first line that is
+// neither a field nor a continuation: some senders forget the empty line,
+// and whatever follows (a MIME preamble, the first boundary, the text) is
+// body. Joining such a line to the field before it, as enmime does, would
+// pull the first part's header into this one and lose its text. The one
+// exception is an unindented parameter line ("boundary=...") right after a
+// Content-Type or Content-Disposition field, which is what it continues.
+// clean is false when the header did not end with an empty line. A line may
+// end in LF, CRLF or CR CR LF (see undoDoubleCR).
 func splitHeader(data []byte, top bool) (head, body []byte, clean bool) {
 	if top && bytes.HasPrefix(data, []byte("From ")) {
 		// An mbox "From " separator line is not a header; skip it.
@@ -107,15 +114,12 @@ func splitHeader(data []byte, top bool) (head, body []byte, clean bool) {
 		// A part's first line must be a field, or the part has no header.
 		// An empty first line is the empty header's end; anything else is
 		// content.
-		switch {
-		case bytes.HasPrefix(data, []byte("\r\n")):
-			return nil, data[2:], true
-		case bytes.HasPrefix(data, []byte("\n")):
-			return nil, data[1:], true
+		if i := bytes.IndexByte(data, '\n'); i >= 0 && len(bytes.TrimLeft(data[:i], "\r")) == 0 {
+			return nil, data[i+1:], true
 		}
 		return nil, data, len(data) == 0
 	}
-	stray := -1 // start of the first stray line not followed by a field
+	params := false // the last field takes parameters
 	for pos := 0; pos < len(data); {
 		end := len(data)
 		if i := bytes.IndexByte(data[pos:], '\n'); i >= 0 {
@@ -125,27 +129,51 @@ func splitHeader(data []byte, top bool) (head, body []byte, clean bool) {
 		if n := len(line); n > 0 && line[n-1] == '\n' {
 			line = line[:n-1]
 		}
-		if n := len(line); n > 0 && line[n-1] == '\r' {
+		for n := len(line); n > 0 && line[n-1] == '\r'; n-- {
 			line = line[:n-1]
 		}
 		switch {
 		case len(line) == 0:
-			if stray >= 0 {
-				return data[:stray], data[stray:], false
-			}
 			return data[:pos], data[end:], true
 		case line[0] == ' ' || line[0] == '\t':
 		case startsWithHeaderLine(line):
-			stray = -1
-		case stray < 0:
-			stray = pos
+			params = takesParams(line)
+		case params && isParamLine(line):
+		default:
+			return data[:pos], data[pos:], false
 		}
 		pos = end
 	}
-	if stray >= 0 {
-		return data[:stray], data[stray:], false
-	}
 	return data, nil, false
+}
+
+// takesParams reports whether a field line is a Content-Type or
+// Content-Disposition, whose value ends in parameters.
+func takesParams(line []byte) bool {
+	name, _, _ := bytes.Cut(line, []byte(":"))
+	name = bytes.TrimRight(name, " \t")
+	return bytes.EqualFold(name, []byte("Content-Type")) || bytes.EqualFold(name, []byte("Content-Disposition"))
+}
+
+// isParamLine reports whether line starts like a MIME parameter: an RFC 2045
+// token (RFC 2231's "name*0*" is one too), then "=".
+func isParamLine(line []byte) bool {
+	i := 0
+	for i < len(line) && isTokenChar(line[i]) {
+		i++
+	}
+	if i == 0 {
+		return false
+	}
+	for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
+		i++
+	}
+	return i < len(line) && line[i] == '='
+}
+
+// isTokenChar reports an RFC 2045 token character.
+func isTokenChar(c byte) bool {
+	return c > ' ' && c < 0x7f && !strings.ContainsRune(`()<>@,;:\"/[]?=`, rune(c))
 }
 
 // startsWithHeaderLine reports whether data begins with "Name:" (RFC 5322
@@ -170,6 +198,13 @@ func startsWithHeaderLine(data []byte) bool {
 func (p *parser) readHeader(id string, head []byte) textproto.MIMEHeader {
 	if len(head) == 0 {
 		return textproto.MIMEHeader{}
+	}
+	if bytes.Contains(head, []byte("\r\r\n")) {
+		// Parse undoes CR CR LF line ends when the message header has
+		// them (undoDoubleCR); a part header or a section with them is
+		// damaged on its own, and lean fetching must fetch whole.
+		p.warnf(id, "header lines end in CR CR LF")
+		head = bytes.ReplaceAll(head, []byte("\r\r\n"), []byte("\r\n"))
 	}
 	collect := &headerErrors{p: p, id: id}
 	h, err := enmime.ReadHeader(headerReader(head), collect)
@@ -219,18 +254,70 @@ func (c *headerErrors) AddWarning(name, format string, args ...any) {
 // setContentType fills mediaType, params, disposition and filename.
 func (p *parser) setContentType(e *entity, defaultType string) {
 	ct := get(e.header, "Content-Type")
-	mtype, params := p.mediaType(e.id, "Content-Type", ct)
-	if !strings.Contains(mtype, "/") {
-		if mtype != "" && mtype != "text" {
-			p.warnf(e.id, "unusable Content-Type %q; read as %s", truncate(ct, 80), defaultType)
-		}
-		mtype = defaultType
-	}
-	e.mediaType, e.params = mtype, params
+	e.mediaType, e.params = p.contentType(e.id, ct, defaultType)
 	cd := get(e.header, "Content-Disposition")
 	disp, dparams := p.mediaType(e.id, "Content-Disposition", cd)
 	e.disposition = disp
-	e.filename = fileName(ct, params, cd, dparams)
+	e.filename = fileName(ct, e.params, cd, dparams)
+}
+
+// contentType reads a Content-Type value into its lowercase media type and
+// its parameters. Without one, the type is defaultType. A media type that
+// is not type/subtype makes the part text/plain, as RFC 2045 section 5.2
+// says (and Python's email package does), so that its text is kept; its
+// parameters are still read, for the charset. A media type followed by
+// parameters without the ";" between them is repaired: enmime would make
+// such a part application/octet-stream.
+func (p *parser) contentType(id, v, defaultType string) (string, map[string]string) {
+	if strings.TrimSpace(v) == "" {
+		return defaultType, nil
+	}
+	typ, params := v, ""
+	if i := strings.IndexByte(v, ';'); i >= 0 {
+		typ, params = v[:i], v[i+1:]
+	}
+	if strings.Contains(typ, "(") {
+		typ = parenComment.ReplaceAllString(typ, " ")
+	}
+	typ = strings.TrimSpace(typ)
+	switch {
+	case isMediaType(typ):
+	case strings.HasSuffix(typ, "/") && isToken(typ[:len(typ)-1]):
+		// Only the subtype is missing: the type's usual one.
+		switch strings.ToLower(typ) {
+		case "text/":
+			typ += "plain"
+		case "multipart/":
+			typ += "mixed"
+		default:
+			typ = "application/octet-stream"
+		}
+	default:
+		if i := strings.IndexAny(typ, " \t"); i > 0 && isMediaType(typ[:i]) && isParamLine([]byte(strings.TrimSpace(typ[i:]))) {
+			p.warnf(id, "Content-Type %q: missing \";\" after the media type", truncate(v, 80))
+			typ, params = typ[:i], typ[i:]+";"+params
+			break
+		}
+		p.warnf(id, "unusable Content-Type %q; read as text/plain", truncate(v, 80))
+		typ = "text/plain"
+	}
+	_, pm := p.mediaType(id, "Content-Type", typ+";"+params)
+	return strings.ToLower(typ), pm
+}
+
+// isMediaType reports whether s is an RFC 2045 type/subtype.
+func isMediaType(s string) bool {
+	t, sub, ok := strings.Cut(s, "/")
+	return ok && isToken(t) && isToken(sub)
+}
+
+func isToken(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if !isTokenChar(s[i]) {
+			return false
+		}
+	}
+	return s != ""
 }
 
 // fileName picks a part's file name from its Content-Disposition filename
@@ -241,12 +328,18 @@ func fileName(ct string, params map[string]string, cd string, dparams map[string
 		return name
 	}
 	if name := dparams["filename"]; name != "" {
+		if raw, ok := quotedParam(cd, "filename"); ok {
+			return raw
+		}
 		return name
 	}
 	if name := extendedParam(ct, "name"); name != "" {
 		return name
 	}
 	if name := params["name"]; name != "" {
+		if raw, ok := quotedParam(ct, "name"); ok {
+			return raw
+		}
 		return name
 	}
 	return params["file"]

@@ -10,6 +10,8 @@ func TestNormalizeMessageID(t *testing.T) {
 		"<>":         "",
 		"":           "",
 		"<a\xffb@x>": "a\ufffdb@x",
+		"<abc@x":     "abc@x",
+		"abc@x> ":    "abc@x",
 	} {
 		if got := NormalizeMessageID(in); got != want {
 			t.Errorf("NormalizeMessageID(%q) = %q, want %q", in, got, want)

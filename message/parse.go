@@ -10,6 +10,7 @@ import (
 	"net/mail"
 	"net/textproto"
 	"strings"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -38,6 +39,8 @@ func Parse(raw []byte, meta Meta) (m *Message) {
 			m = fallback(raw, meta, r)
 		}
 	}()
+	size := int64(len(raw))
+	raw = undoDoubleCR(raw)
 	p := &parser{}
 	root := p.parseEntity(raw, "", "text/plain", 0, true)
 	m = p.build(root, meta)
@@ -45,15 +48,40 @@ func Parse(raw []byte, meta Meta) (m *Message) {
 		m.MessageID = syntheticID(raw)
 	}
 	if m.SizeBytes <= 0 {
-		m.SizeBytes = int64(len(raw))
+		m.SizeBytes = size
 	}
 	m.Warnings = p.done()
 	return m
 }
 
+// undoDoubleCR turns CR CR LF line ends back into CRLF when the header's
+// lines end so. Courier serves a Maildir file that was stored with CRLF line
+// ends by turning each LF into CRLF once more (issue 14): the whole message
+// was converted, so undoing it everywhere restores every byte, binary parts
+// included. A message whose header lines end in CRLF or LF is returned as
+// it is, without a copy.
+func undoDoubleCR(raw []byte) []byte {
+	for pos := 0; pos < len(raw); {
+		i := bytes.IndexByte(raw[pos:], '\n')
+		if i < 0 {
+			break
+		}
+		end := pos + i
+		if i >= 2 && raw[end-1] == '\r' && raw[end-2] == '\r' {
+			return bytes.ReplaceAll(raw, []byte("\r\r\n"), []byte("\r\n"))
+		}
+		if len(bytes.TrimRight(raw[pos:end], "\r")) == 0 {
+			break // the end of the header
+		}
+		pos = end + 1
+	}
+	return raw
+}
+
 // build makes the row from a parsed MIME tree. MessageID is "" when the
 // message has none: only the caller has the raw bytes a synthetic id needs.
 func (p *parser) build(root *entity, meta Meta) *Message {
+	inheritCharset(root, "")
 	plain, html := bodies(root, true)
 	if len(plain) == 0 && len(html) == 0 {
 		// A message whose only text is a named inline text file shows that
@@ -73,7 +101,6 @@ func (p *parser) build(root *entity, meta Meta) *Message {
 		To:          addressList(values(h, "To"), hint),
 		Cc:          addressList(values(h, "Cc"), hint),
 		ReceivedAt:  meta.InternalDate,
-		SentAt:      parseDate(decode8bit(get(h, "Date"), "")),
 		References:  messageIDs(strings.Join(values(h, "References"), " ")),
 		SizeBytes:   meta.Size,
 		UID:         meta.UID,
@@ -82,11 +109,22 @@ func (p *parser) build(root *entity, meta Meta) *Message {
 	if ids := messageIDs(get(h, "In-Reply-To")); len(ids) > 0 {
 		m.InReplyTo = ids[0]
 	}
+	m.SentAt = p.sentAt(get(h, "Date"))
 	m.FromAddress, m.FromName = fromAddress(values(h, "From"), hint)
 	m.TextBody, m.HTMLBody = p.joinBodies(plain, html)
-	m.Attachments = p.attachments(root, true, hint, []Attachment{})
+	m.Attachments = p.attachments(root, true, false, hint, []Attachment{})
 	m.ThreadID = threading.ID(m.Subject, m.FromAddress, m.To)
 	return m
+}
+
+// sentAt reads the Date header; a date that gives no time is a warning, so
+// that an empty sent_at has its reason in error_logs.
+func (p *parser) sentAt(v string) *time.Time {
+	t, problem := parseDate(decode8bit(v, ""))
+	if problem != "" {
+		p.warnf("", "Date %q: %s; sent_at left empty", truncate(v, 80), problem)
+	}
+	return t
 }
 
 // parser holds the warnings of one Parse call.
@@ -151,15 +189,22 @@ func values(h textproto.MIMEHeader, name string) []string {
 }
 
 // NormalizeMessageID normalises a Message-ID header as rows store it:
-// trimmed, one pair of <> removed, cleaned as all stored text is. Dry runs
-// look up ids normalised by this same function. Without one, the id is
-// synthetic; see SyntheticIDDomain.
+// trimmed, one pair of <> removed (a bracket without its partner, as in
+// "<abc@x", is removed as the pair would be), cleaned as all stored text
+// is. Dry runs look up ids normalised by this same function. Without one,
+// the id is synthetic; see SyntheticIDDomain.
 func NormalizeMessageID(v string) string {
 	id := strings.TrimSpace(v)
-	if len(id) >= 2 && id[0] == '<' && id[len(id)-1] == '>' {
-		id = strings.TrimSpace(id[1 : len(id)-1])
+	open, closed := strings.HasPrefix(id, "<"), strings.HasSuffix(id, ">")
+	switch {
+	case open && closed && len(id) >= 2:
+		id = id[1 : len(id)-1]
+	case open && !strings.Contains(id, ">"):
+		id = id[1:]
+	case closed && !strings.Contains(id, "<"):
+		id = id[:len(id)-1]
 	}
-	return CleanText(id)
+	return CleanText(strings.TrimSpace(id))
 }
 
 func syntheticID(raw []byte) string {
@@ -300,6 +345,13 @@ func (p *parser) text(e *entity) string {
 		// counts, as it does in browsers.
 		label = htmlCharset(b)
 	}
+	if isASCIILabel(label) && e.inherited != "" {
+		// Next, a multipart's charset, unless the text is UTF-8 and the
+		// charset would read pure ASCII the same.
+		if info, ok := lookupCharset(e.inherited); ok && info.enc != nil && (!info.ascii || !utf8.Valid(b)) {
+			label = e.inherited
+		}
+	}
 	if !isASCIILabel(label) {
 		if info, ok := lookupCharset(label); ok {
 			if info.enc == nil {
@@ -327,34 +379,59 @@ func (p *parser) text(e *entity) string {
 	return s
 }
 
-// charsetHint is the first charset a body part declares, used for header
-// text sent as raw 8-bit bytes.
+// charsetHint is the first charset a body part declares, or failing that
+// a multipart above it, used for header text sent as raw 8-bit bytes.
 func charsetHint(lists ...[]*entity) string {
 	for _, parts := range lists {
 		for _, e := range parts {
 			if cs := e.charset(); !isASCIILabel(cs) {
 				return cs
 			}
+			if e.inherited != "" {
+				return e.inherited
+			}
 		}
 	}
 	return ""
 }
 
+// inheritCharset passes the charset a multipart declares down to its
+// leaves. The parameter means nothing on a multipart, yet some mailers
+// (multipart/signed ones in particular) label the whole message there and
+// leave the text parts unlabelled.
+func inheritCharset(e *entity, charset string) {
+	if !e.isMultipart() {
+		e.inherited = charset
+		return
+	}
+	if cs := e.charset(); !isASCIILabel(cs) {
+		charset = cs
+	}
+	for _, c := range e.children {
+		inheritCharset(c, charset)
+	}
+}
+
 // attachments lists, in order, the leaves a user would call attachments:
-// everything that is not message text and is marked as attachment, has a
-// file name (inline images, for one) or is not text at all (an embedded
-// image without a name, a forwarded message/rfc822).
-func (p *parser) attachments(e *entity, top bool, hint string, out []Attachment) []Attachment {
+// everything that is not message text. Text parts other than plain and
+// HTML (text/calendar, a bounce's text/rfc822-headers, text/x-vcard) are
+// listed too, named or not, but for the other versions of the text in a
+// multipart/alternative (text/enriched, Apple's text/watch-html). Its
+// text/calendar is listed all the same: it carries the event that the
+// text only describes, and Outlook's invitations have it nowhere else.
+func (p *parser) attachments(e *entity, top, alternative bool, hint string, out []Attachment) []Attachment {
 	if e.isMultipart() {
+		alternative = alternative || e.mediaType == "multipart/alternative"
 		for _, c := range e.children {
-			out = p.attachments(c, false, hint, out)
+			out = p.attachments(c, false, alternative, hint, out)
 		}
 		return out
 	}
 	if isBodyPart(e, top) {
 		return out
 	}
-	if e.disposition != "attachment" && e.filename == "" && strings.HasPrefix(e.mediaType, "text/") {
+	if alternative && e.disposition != "attachment" && e.filename == "" &&
+		strings.HasPrefix(e.mediaType, "text/") && e.mediaType != "text/calendar" {
 		return out
 	}
 	name := e.filename

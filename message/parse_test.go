@@ -65,6 +65,17 @@ func TestParseEncodedHeaders(t *testing.T) {
 			subject: "abc and déf",
 		},
 		{
+			// Decoded text is never decoded again, whichever pass decoded it.
+			name:    "encoded word that decodes to an encoded word",
+			header:  "Subject: =?utf-8?Q?literal_=3D=3Futf-8=3FQ=3Fabc=3F=3D?=\nFrom: a@example.com",
+			subject: "literal =?utf-8?Q?abc?=",
+		},
+		{
+			name:    "same, beside a word only the lenient pass decodes",
+			header:  "Subject: =?utf-8?B?eCA9P3V0Zi04P1E/YWJjPz0=?= =?utf-8?B?d2l0aCBz cGFjZQ==?=\nFrom: a@example.com",
+			subject: "x =?utf-8?Q?abc?=with space",
+		},
+		{
 			name:    "malformed encoded word stays as sent",
 			header:  "Subject: =?utf-8?X?abc?= plain\nFrom: a@example.com",
 			subject: "=?utf-8?X?abc?= plain",
@@ -185,6 +196,12 @@ func TestParseBodyCharsets(t *testing.T) {
 		{"unknown charset, UTF-8 bytes", "Content-Type: text/plain; charset=x-martian", "caf\xc3\xa9", "café", "unknown charset"},
 		{"charset=charset=utf-8", "Content-Type: text/plain; charset=\"charset=utf-8\"", "caf\xc3\xa9", "café", ""},
 		{"no Content-Type at all", "", "plain old text\n", "plain old text\n", ""},
+		{"utf-7", "Content-Type: text/plain; charset=utf-7", "Hi +AGEAYgBj-, caf+AOk-, a+-b, +2D3eAA-", "Hi abc, café, a+b, 😀", ""},
+		// One stray "+" made the strict decoder give up and the part was
+		// stored undecoded. Python turns each into U+FFFD; a "+" that starts
+		// nothing decodable is kept as text here, which is what it was.
+		{"utf-7 with a stray plus", "Content-Type: text/plain; charset=utf-7", "caf+AOk- for 2 + 2+2 people", "café for 2 + 2+2 people", "decoded leniently"},
+		{"utf-7 with 8-bit bytes", "Content-Type: text/plain; charset=utf-7", "caf+AOk- \xc3\xa9t\xe9", "café ét\uFFFD", "decoded leniently"},
 		{"text mislabelled base64", "Content-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: base64", "This is not base64 at all, it is plain text.\n", "This is not base64 at all, it is plain text.\n", "declared base64"},
 	}
 	for _, tt := range tests {
@@ -425,6 +442,25 @@ func TestAttachmentNames(t *testing.T) {
 		{"media type lowercased, parameters dropped", "Content-Type: Application/PDF; name=x.pdf; x-mac-type=50444620", "x.pdf", "application/pdf"},
 		{"attachment without a name", "Content-Type: application/zip\nContent-Disposition: attachment", "", "application/zip"},
 		{"unquoted name with specials", "Content-Type: application/pdf; name=Invoice (1).pdf", "Invoice (1).pdf", "application/pdf"},
+		// RFC 2231 without the quote before the (empty) language: Python
+		// and enmime drop the name; the charset is plain to see, so the
+		// rest is the name. Without a known charset the quote is the name's.
+		{"RFC 2231 without the language quote", "Content-Type: application/pdf\nContent-Disposition: attachment; filename*=UTF-8'foo.pdf", "foo.pdf", "application/pdf"},
+		{"RFC 2231 without the language quote, escapes", "Content-Type: application/pdf\nContent-Disposition: attachment; filename*=UTF-8'caf%C3%A9.pdf", "café.pdf", "application/pdf"},
+		{"RFC 2231 continued without the language quote", "Content-Type: application/pdf\nContent-Disposition: attachment; filename*0*=UTF-8'caf%C3%A9; filename*1=.pdf", "café.pdf", "application/pdf"},
+		{"RFC 2231 without charset and language quote", "Content-Type: application/pdf\nContent-Disposition: attachment; filename*='foo.pdf", "foo.pdf", "application/pdf"},
+		{"RFC 2231 quote in the name", "Content-Type: application/pdf\nContent-Disposition: attachment; filename*=it's.pdf", "it's.pdf", "application/pdf"},
+		{"RFC 2231 without quotes", "Content-Type: application/pdf\nContent-Disposition: attachment; filename*=foo%20bar.pdf", "foo bar.pdf", "application/pdf"},
+		{"RFC 2231 value in quotes", "Content-Type: application/pdf\nContent-Disposition: attachment; filename*=\"UTF-8''a%20b.pdf\"", "a b.pdf", "application/pdf"},
+		// Quoted strings lose their backslash escapes (\" and \\), as in
+		// Python; a backslash before anything else is kept, as enmime keeps
+		// it, for Windows paths sent unescaped.
+		{"escaped quotes", "Content-Type: application/pdf\nContent-Disposition: attachment; filename=\"a\\\"b.pdf\"", `a"b.pdf`, "application/pdf"},
+		{"escaped quotes in a UTF-8 name", "Content-Type: application/pdf\nContent-Disposition: attachment; filename=\"café \\\"1\\\".pdf\"", `café "1".pdf`, "application/pdf"},
+		{"escaped quotes in a latin-1 name", "Content-Type: application/pdf\nContent-Disposition: attachment; filename=\"caf\xe9\\\"s.pdf\"", `café"s.pdf`, "application/pdf"},
+		{"escaped quotes in an RFC 2231 continuation", "Content-Type: application/pdf\nContent-Disposition: attachment; filename*0*=UTF-8''caf%C3%A9; filename*1=\"\\\"x\\\".pdf\"", `café"x".pdf`, "application/pdf"},
+		{"escaped backslash", "Content-Type: application/pdf; name=\"a\\\\b.pdf\"", `a\b.pdf`, "application/pdf"},
+		{"Windows path", "Content-Type: application/pdf; name=\"C:\\dir\\a.pdf\"", `C:\dir\a.pdf`, "application/pdf"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -485,14 +521,18 @@ func TestBase64Sizes(t *testing.T) {
 			if out, _, _ := decodeBase64([]byte(enc)); string(out) != string(data) {
 				t.Errorf("decodeBase64(%q) = %q, want %q", enc, out, data)
 			}
+			if size, junk, truncated := base64Size([]byte(enc)); size != int64(n) || junk != 0 || truncated {
+				t.Errorf("base64Size(%q) = %d, %d, %v; want %d, 0, false", enc, size, junk, truncated, n)
+			}
 		}
 	}
 	// Junk is skipped and counted; the size is what a decoder yields.
 	const junky = "QUJD*REVG!\x00R0g="
 	digits, junk := base64Digits([]byte(junky))
-	out, digits2, junk2 := decodeBase64([]byte(junky))
-	if base64Len(digits) != 8 || junk != 3 || string(out) != "ABCDEFGH" || digits2 != digits || junk2 != 3 {
-		t.Errorf("with junk: %d digits, %d junk, out %q, %d digits, %d junk", digits, junk, out, digits2, junk2)
+	out, junk2, truncated := decodeBase64([]byte(junky))
+	size, junk3, truncated3 := base64Size([]byte(junky))
+	if base64Len(digits) != 8 || junk != 3 || string(out) != "ABCDEFGH" || junk2 != 3 || truncated || size != 8 || junk3 != 3 || truncated3 {
+		t.Errorf("with junk: %d digits, %d junk, out %q, %d junk, %v; size %d, %d junk, %v", digits, junk, out, junk2, truncated, size, junk3, truncated3)
 	}
 }
 
@@ -551,6 +591,9 @@ func TestParseMessageIDs(t *testing.T) {
 		{"only one pair removed", "Message-ID: <<a@x>>", "<a@x>", "", []string{}},
 		{"prose in In-Reply-To", "Message-ID: <a@x>\nIn-Reply-To: Your message of Monday", "a@x", "", []string{}},
 		{"glued references", "Message-ID: <a@x>\nReferences: <c@x><d@x>", "a@x", "", []string{"c@x", "d@x"}},
+		// A bracket without its partner is dropped as the pair would be.
+		{"unclosed bracket", "Message-ID: <abc@x", "abc@x", "", []string{}},
+		{"unopened bracket", "Message-ID: abc@x> ", "abc@x", "", []string{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -570,28 +613,54 @@ func TestParseDate(t *testing.T) {
 		}
 		return &tm
 	}
+	const unknownZone, notUnderstood = "unknown time zone", "not understood"
 	tests := []struct {
 		header string
 		want   *time.Time
+		warn   string // when SentAt is nil for a Date that is there
 	}{
-		{"Date: Tue, 3 Jun 2025 09:15:00 -0700", utc("2025-06-03T16:15:00Z")},
-		{"Date: 3 Jun 2025 09:15:00 +0000 (UTC)", utc("2025-06-03T09:15:00Z")},
-		{"Date: Tue, 03 Jun 25 09:15:00 +0200", utc("2025-06-03T07:15:00Z")},
-		{"Date: Tue, 3 Jun 2025 09:15:00 EST", utc("2025-06-03T14:15:00Z")},
-		{"Date: Tue, 3 Jun 2025 09:15:00 PDT", utc("2025-06-03T16:15:00Z")},
-		{"Date: Tue Jun  3 09:15:00 2025", utc("2025-06-03T09:15:00Z")},
-		{"Date: Tuesday, 3 June 2025 09:15:00 +0100", utc("2025-06-03T08:15:00Z")},
-		{"Date: Tue, 3 Jun 2025 09:15:00", utc("2025-06-03T09:15:00Z")},
-		{"Date: Tue, 3 Jun 2025 09:15 +0000", utc("2025-06-03T09:15:00Z")},
-		{"Date: 2025-06-03T09:15:00+02:00", utc("2025-06-03T07:15:00Z")},
-		{"Date: 2025-06-03 09:15:00", utc("2025-06-03T09:15:00Z")},
-		{"Date: Tue,  3 Jun 2025 09:15:00 +0000 GMT", utc("2025-06-03T09:15:00Z")},
-		{"Date: ", nil},
-		{"Date: garbage", nil},
-		{"Date: Tue, 3 Jun 0001 09:15:00 +0000", nil},
-		{"Date: 32 Jun 2025 09:15:00 +0000", nil},
-		{"Date: \x00\xff", nil},
-		{"X-No-Date: here", nil},
+		{"Date: Tue, 3 Jun 2025 09:15:00 -0700", utc("2025-06-03T16:15:00Z"), ""},
+		{"Date: 3 Jun 2025 09:15:00 +0000 (UTC)", utc("2025-06-03T09:15:00Z"), ""},
+		{"Date: Tue, 03 Jun 25 09:15:00 +0200", utc("2025-06-03T07:15:00Z"), ""},
+		{"Date: Tue, 3 Jun 2025 09:15:00 EST", utc("2025-06-03T14:15:00Z"), ""},
+		{"Date: Tue, 3 Jun 2025 09:15:00 PDT", utc("2025-06-03T16:15:00Z"), ""},
+		{"Date: Tue Jun  3 09:15:00 2025", utc("2025-06-03T09:15:00Z"), ""},
+		{"Date: Tuesday, 3 June 2025 09:15:00 +0100", utc("2025-06-03T08:15:00Z"), ""},
+		{"Date: Tue, 3 Jun 2025 09:15:00", utc("2025-06-03T09:15:00Z"), ""},
+		{"Date: Tue, 3 Jun 2025 09:15 +0000", utc("2025-06-03T09:15:00Z"), ""},
+		{"Date: 2025-06-03T09:15:00+02:00", utc("2025-06-03T07:15:00Z"), ""},
+		{"Date: 2025-06-03 09:15:00", utc("2025-06-03T09:15:00Z"), ""},
+		{"Date: Tue,  3 Jun 2025 09:15:00 +0000 GMT", utc("2025-06-03T09:15:00Z"), ""},
+		// Named zones beyond RFC 5322's, as real mail writes them; see
+		// zoneOffsets for the ambiguous ones.
+		{"Date: Mon, 2 Jun 2025 18:04:11 JST", utc("2025-06-02T09:04:11Z"), ""},
+		{"Date: Mon, 2 Jun 2025 18:04:11 IST", utc("2025-06-02T12:34:11Z"), ""},
+		{"Date: Mon, 2 Jun 2025 18:04:11 CEST", utc("2025-06-02T16:04:11Z"), ""},
+		{"Date: Mon, 2 Jun 2025 18:04:11 BST", utc("2025-06-02T17:04:11Z"), ""},
+		{"Date: Mon, 2 Jun 2025 18:04:11 AEST", utc("2025-06-02T08:04:11Z"), ""},
+		{"Date: Mon, 2 Jun 2025 18:04:11 eet", utc("2025-06-02T16:04:11Z"), ""},
+		{"Date: Mon, 2 Jun 2025 18:04:11 UTC", utc("2025-06-02T18:04:11Z"), ""},
+		{"Date: Mon, 2 Jun 2025 18:04:11 Z", utc("2025-06-02T18:04:11Z"), ""},
+		{"Date: Mon, 2 Jun 2025 18:04:11 GMT+0900", utc("2025-06-02T09:04:11Z"), ""},
+		{"Date: Mon, 2 Jun 2025 18:04:11 UTC-3", utc("2025-06-02T21:04:11Z"), ""},
+		{"Date: Mon, 2 Jun 2025 18:04:11 +0900 (JST)", utc("2025-06-02T09:04:11Z"), ""},
+		{"Date: Mon Jun  2 18:04:11 JST 2025", utc("2025-06-02T09:04:11Z"), ""},
+		{"Date: Tue, 3 Jun 2025 09:15:00 Hora oficial do Brasil", utc("2025-06-03T12:15:00Z"), ""},
+		// A zone nobody can place: no time rather than one hours off.
+		{"Date: Tue, 3 Jun 2025 09:15:00 XYZT", nil, unknownZone},
+		{"Date: Tue, 3 Jun 2025 09:15:00 Pacific Standard Time", nil, unknownZone},
+		// Localised day names, and a zone glued to the time.
+		{"Date: qui, 14 Nov 2002 11:36:12+0000", utc("2002-11-14T11:36:12Z"), ""},
+		{"Date: Di, 3 Jun 2025 09:15:00 +0200", utc("2025-06-03T07:15:00Z"), ""},
+		{"Date: sáb, 7 Jun 2025 09:15:00 -0300", utc("2025-06-07T12:15:00Z"), ""},
+		{"Date: Tue, 3 Jun 2025 9:15:00 PM +0000", utc("2025-06-03T21:15:00Z"), ""},
+		{"Date: Tue, 3 Jun 2025 12:15:00 am -0100", utc("2025-06-03T01:15:00Z"), ""},
+		{"Date: ", nil, ""},
+		{"Date: garbage", nil, notUnderstood},
+		{"Date: Tue, 3 Jun 0001 09:15:00 +0000", nil, notUnderstood},
+		{"Date: 32 Jun 2025 09:15:00 +0000", nil, notUnderstood},
+		{"Date: \x00\xff", nil, notUnderstood},
+		{"X-No-Date: here", nil, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.header, func(t *testing.T) {
@@ -601,6 +670,12 @@ func TestParseDate(t *testing.T) {
 				t.Errorf("SentAt = %v, want nil", m.SentAt)
 			case tt.want != nil && (m.SentAt == nil || !m.SentAt.Equal(*tt.want)):
 				t.Errorf("SentAt = %v, want %v", m.SentAt, tt.want)
+			}
+			if tt.warn != "" && !hasWarning(m, tt.warn) {
+				t.Errorf("no warning %q in %q", tt.warn, m.Warnings)
+			}
+			if tt.warn == "" && len(m.Warnings) > 0 {
+				t.Errorf("unexpected warnings %q", m.Warnings)
 			}
 			if !m.ReceivedAt.Equal(time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)) {
 				t.Errorf("ReceivedAt = %v, want the INTERNALDATE", m.ReceivedAt)
@@ -808,5 +883,383 @@ func TestFallback(t *testing.T) {
 	checkStorable(t, m)
 	if m.TextBody != " no header" || !strings.HasSuffix(m.MessageID, SyntheticIDDomain) {
 		t.Errorf("got %q, %q", m.TextBody, m.MessageID)
+	}
+}
+
+// TestParseHeaderEnd: the header ends at the first line that is neither a
+// field nor a continuation, as in Python's email parser; the rest is body
+// (RFC 5322 has no other reading of such a line). Joining the stray line to
+// the field before it, as enmime does, loses text: the first part's header
+// ends up in the message header and its text nowhere.
+func TestParseHeaderEnd(t *testing.T) {
+	tests := []struct {
+		name, raw, subject, text string
+		attachments              []Attachment
+		warn                     string
+	}{
+		{
+			// Thunderbird, through a gateway that dropped the empty line.
+			name: "preamble line right after the header",
+			raw: "From: a@x\nSubject: s\nMIME-Version: 1.0\nContent-Type: multipart/mixed; boundary=\"------------ABC\"\n" +
+				"This is a multi-part message in MIME format.\n--------------ABC\nContent-Type: text/plain; charset=utf-8\n" +
+				"Content-Transfer-Encoding: 7bit\n\nHello body\n\n--------------ABC\nContent-Type: application/pdf; name=\"a.pdf\"\n" +
+				"Content-Transfer-Encoding: base64\n\nJVBERi0=\n--------------ABC--\n",
+			subject: "s", text: "Hello body\n",
+			attachments: []Attachment{{"a.pdf", "application/pdf", 5}},
+			warn:        "not ended by an empty line",
+		},
+		{
+			name:    "first boundary right after the header",
+			raw:     "From: a@x\nSubject: s\nContent-Type: multipart/mixed; boundary=\"ABC\"\n--ABC\nContent-Type: text/plain; charset=utf-8\n\nHello body\n--ABC--\n",
+			subject: "s", text: "Hello body",
+			warn: "not ended by an empty line",
+		},
+		{
+			name:    "prose right after the subject",
+			raw:     "From: a@x\nSubject: hello\nI wanted to ask: is this ok?\nThanks: Bob\n",
+			subject: "hello", text: "I wanted to ask: is this ok?\nThanks: Bob\n",
+			warn: "not ended by an empty line",
+		},
+		{
+			name:    "part header with a stray line: the rest is the part's body",
+			raw:     "From: a@x\nContent-Type: multipart/mixed; boundary=b\n\n--b\nContent-Type: text/plain\nhello\nX-Not: a header any more\n--b--\n",
+			text:    "hello\nX-Not: a header any more",
+			warn:    "part 1: header not ended by an empty line",
+			subject: "",
+		},
+		{
+			// The one recovery kept: a parameter line that lost its
+			// indentation still belongs to its Content-Type.
+			name:    "unindented boundary parameter as the last field",
+			raw:     "From: a@x\nSubject: s\nContent-Type: multipart/mixed;\nboundary=\"b\"\n\n--b\nContent-Type: text/plain\n\nparam recovered\n--b\nContent-Type: image/png\nContent-Transfer-Encoding: base64\n\nAAAA\n--b--\n",
+			subject: "s", text: "param recovered",
+			attachments: []Attachment{{"", "image/png", 3}},
+			warn:        "was not indented",
+		},
+		{
+			name:    "unindented parameters followed by a field",
+			raw:     "From: a@x\nContent-Type: multipart/mixed;\ncharset=utf-8;\n boundary=\"b\"\nSubject: after\n\n--b\nContent-Type: text/plain\n\nparam recovered\n--b--\n",
+			subject: "after", text: "param recovered",
+			warn: "was not indented",
+		},
+		{
+			name:        "unindented filename parameter of a disposition",
+			raw:         "From: a@x\nContent-Type: multipart/mixed; boundary=b\n\n--b\n\ntext\n--b\nContent-Type: application/pdf\nContent-Disposition: attachment;\nfilename=\"x.pdf\"\n\nabc\n--b--\n",
+			text:        "text",
+			attachments: []Attachment{{"x.pdf", "application/pdf", 3}},
+			warn:        "was not indented",
+		},
+		{
+			name:    "a parameter-like line after another field is body",
+			raw:     "From: a@x\nSubject: s\nx=1\ny: 2\n",
+			subject: "s", text: "x=1\ny: 2\n",
+			warn: "not ended by an empty line",
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for _, form := range []string{tt.raw, crlf(tt.raw)} {
+				m := parse(t, form)
+				want := tt.text
+				if form != tt.raw {
+					want = crlf(want)
+				}
+				if m.Subject != tt.subject || m.TextBody != want {
+					t.Errorf("Subject %q, TextBody %q; want %q, %q", m.Subject, m.TextBody, tt.subject, want)
+				}
+				if tt.attachments == nil {
+					tt.attachments = []Attachment{}
+				}
+				assertAttachments(t, m.Attachments, tt.attachments)
+				if !hasWarning(m, tt.warn) {
+					t.Errorf("no warning %q in %q", tt.warn, m.Warnings)
+				}
+			}
+		})
+	}
+}
+
+// courierMessage is a Thunderbird message with a text attachment (whose
+// size counts line ends) and a PDF.
+var courierMessage = `Return-Path: <jane@example.org>
+Delivered-To: cs@myhibachichef.com
+Message-ID: <4f1c2a3b.5060708@example.org>
+Date: Mon, 2 Jun 2025 18:04:11 +0200
+From: Jane Roe <jane@example.org>
+User-Agent: Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Thunderbird/128.11.0
+MIME-Version: 1.0
+To: cs@myhibachichef.com
+Subject: =?UTF-8?Q?Men=C3=BC_for_Saturday?=
+Content-Type: multipart/mixed;
+ boundary="------------0Zb8Yx3Lw2v9Qk1Rt5Ua"
+
+This is a multi-part message in MIME format.
+--------------0Zb8Yx3Lw2v9Qk1Rt5Ua
+Content-Type: text/plain; charset=UTF-8; format=flowed
+Content-Transfer-Encoding: quoted-printable
+
+Hello,
+
+here is the men=C3=BC and the guest list.
+
+Jane
+
+--------------0Zb8Yx3Lw2v9Qk1Rt5Ua
+Content-Type: text/plain; charset=UTF-8; name="guests.txt"
+Content-Disposition: attachment; filename="guests.txt"
+Content-Transfer-Encoding: 7bit
+
+Alice
+Bob
+Carol
+
+--------------0Zb8Yx3Lw2v9Qk1Rt5Ua
+Content-Type: application/pdf; name="menu.pdf"
+Content-Disposition: attachment; filename="menu.pdf"
+Content-Transfer-Encoding: base64
+
+` + wrap76(bytesOf(4000), "\n") + `
+--------------0Zb8Yx3Lw2v9Qk1Rt5Ua--
+`
+
+// TestParseDoubleCR: Courier serves Maildir files that were stored with CRLF
+// line ends with every LF turned into CRLF again, so lines end in CR CR LF
+// (issue 14). The row must be the one the CRLF message gives.
+func TestParseDoubleCR(t *testing.T) {
+	noID := strings.Replace(courierMessage, "Message-ID: <4f1c2a3b.5060708@example.org>\n", "", 1)
+	for _, tt := range []struct {
+		name, raw string
+		// mixed leaves the first line with a single CR, as when the
+		// delivery agent added it.
+		mixed bool
+	}{
+		{"thunderbird multipart", courierMessage, false},
+		{"without Message-ID", noID, false},
+		{"delivery header with CRLF", courierMessage, true},
+		{"alternative", alternative, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			good := crlf(tt.raw)
+			bad := strings.ReplaceAll(good, "\r\n", "\r\r\n")
+			if tt.mixed {
+				first, rest, _ := strings.Cut(bad, "\r\r\n")
+				bad = first + "\r\n" + rest
+			}
+			meta := Meta{UID: 7, UIDValidity: 3, Size: int64(len(good))}
+			want, got := Parse([]byte(good), meta), Parse([]byte(bad), meta)
+			checkParsed(t, got)
+			a, _ := json.Marshal(want)
+			b, _ := json.Marshal(got)
+			if string(a) != string(b) {
+				t.Errorf("CR CR LF row differs from the CRLF row\n got %s\nwant %s", b, a)
+			}
+			if len(want.Warnings) > 0 {
+				t.Errorf("warnings on the CRLF form: %q", want.Warnings)
+			}
+			// Lean fetching must give the same row or fetch whole.
+			if checkSectionsAgree(t, []byte(bad)) {
+				t.Log("sections accepted")
+			}
+		})
+	}
+	m := parse(t, crlf(courierMessage))
+	assertAttachments(t, m.Attachments, []Attachment{{"guests.txt", "text/plain", int64(len("Alice\r\nBob\r\nCarol\r\n"))}, {"menu.pdf", "application/pdf", 4000}})
+	if m.Subject != "Menü for Saturday" || !strings.Contains(m.TextBody, "menü and the guest list") {
+		t.Errorf("Subject %q, TextBody %q", m.Subject, m.TextBody)
+	}
+}
+
+// TestParseBrokenContentType: a Content-Type whose media type is not
+// type/subtype is read as text/plain (RFC 2045 section 5.2, as Python does),
+// so its text is kept; its parameters still count. A media type followed by
+// parameters without the ";" is repaired: enmime reads that as
+// application/octet-stream and turns the text into a nameless attachment.
+func TestParseBrokenContentType(t *testing.T) {
+	tests := []struct {
+		name, ct, body, text, html string
+		attachments                []Attachment
+		warn                       string
+	}{
+		{name: "stray quote", ct: `text/plain"`, body: "kept\n", text: "kept\n", warn: "read as text/plain"},
+		{name: "junk in the subtype, charset kept", ct: `text/plain@x; charset=iso-8859-1`, body: "caf\xe9\n", text: "café\n", warn: "read as text/plain"},
+		{name: "quoted media type", ct: `"text/html"`, body: "<p>x</p>\n", text: "<p>x</p>\n", warn: "read as text/plain"},
+		{name: "two media types", ct: `text/plain, text/html`, body: "both\n", text: "both\n", warn: "read as text/plain"},
+		{name: "bare word", ct: `text`, body: "word\n", text: "word\n", warn: "read as text/plain"},
+		{name: "missing semicolon before charset", ct: `text/html charset=utf-8`, body: "<p>caf\xc3\xa9</p>", text: "café", html: "<p>café</p>", warn: "missing"},
+		{name: "missing semicolon before boundary", ct: `multipart/mixed boundary="b"`, body: "--b\nContent-Type: text/plain\n\nin a part\n--b\nContent-Type: image/gif\n\nGIF89a\n--b--\n",
+			text: "in a part", attachments: []Attachment{{"", "image/gif", 6}}, warn: "missing"},
+		{name: "missing subtype", ct: `text/; charset=utf-8`, body: "caf\xc3\xa9", text: "café"},
+		{name: "comment", ct: `text/plain (Plain text); charset=utf-8`, body: "caf\xc3\xa9", text: "café"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := parse(t, "From: a@x\nMIME-Version: 1.0\nContent-Type: "+tt.ct+"\n\n"+tt.body)
+			if m.TextBody != tt.text || m.HTMLBody != tt.html {
+				t.Errorf("TextBody %q, HTMLBody %q; want %q, %q", m.TextBody, m.HTMLBody, tt.text, tt.html)
+			}
+			if tt.attachments == nil {
+				tt.attachments = []Attachment{}
+			}
+			assertAttachments(t, m.Attachments, tt.attachments)
+			if tt.warn != "" && !hasWarning(m, tt.warn) {
+				t.Errorf("no warning %q in %q", tt.warn, m.Warnings)
+			}
+		})
+	}
+	// In a digest a part without Content-Type is a message, but one with a
+	// broken Content-Type is still text/plain.
+	m := parse(t, "From: a@x\nContent-Type: multipart/digest; boundary=d\n\n--d\nContent-Type: text/plain\"\n\ndigest text\n--d--\n")
+	if m.TextBody != "digest text" {
+		t.Errorf("digest: TextBody %q, attachments %+v", m.TextBody, m.Attachments)
+	}
+}
+
+// TestParseUnnamedTextParts: a text part that is neither plain nor HTML is
+// no message text, so unless it is another version of the text in a
+// multipart/alternative it is listed as an attachment, named or not, as
+// enmime lists it. Its name stays empty, as for any unnamed part: a made-up
+// name would look like the sender's.
+func TestParseUnnamedTextParts(t *testing.T) {
+	tests := []struct {
+		name, raw, text string
+		attachments     []Attachment
+	}{
+		{
+			name: "bounce",
+			raw: "From: MAILER-DAEMON@x\nContent-Type: multipart/report; report-type=delivery-status; boundary=r\n\n" +
+				"--r\nContent-Type: text/plain\n\nYour mail could not be delivered.\n" +
+				"--r\nContent-Type: message/delivery-status\n\nReporting-MTA: dns; mx.example.org\n\nAction: failed\n" +
+				"--r\nContent-Type: text/rfc822-headers\n\nFrom: a@x\nSubject: hi\n--r--\n",
+			text:        "Your mail could not be delivered.",
+			attachments: []Attachment{{"", "message/delivery-status", 50}, {"", "text/rfc822-headers", 21}},
+		},
+		{
+			name: "calendar and vcard in a mixed",
+			raw: "From: a@x\nContent-Type: multipart/mixed; boundary=m\n\n--m\nContent-Type: text/plain\n\nMeet me\n" +
+				"--m\nContent-Type: text/calendar; method=REQUEST; charset=UTF-8\nContent-Transfer-Encoding: base64\n\nQkVHSU46VkNBTEVOREFS\n" +
+				"--m\nContent-Type: text/x-vcard\n\nBEGIN:VCARD\n--m--\n",
+			text:        "Meet me",
+			attachments: []Attachment{{"", "text/calendar", 15}, {"", "text/x-vcard", 11}},
+		},
+		{
+			// Outlook's invitations carry the event only here; other
+			// versions of the text (Apple's text/watch-html) are not files.
+			name: "calendar in an alternative is listed, other versions are not",
+			raw: "From: a@x\nContent-Type: multipart/alternative; boundary=a\n\n--a\nContent-Type: text/plain\n\nMeet me\n" +
+				"--a\nContent-Type: text/watch-html\n\n<b>Meet me</b>\n--a\nContent-Type: text/enriched\n\n<bold>Meet me</bold>\n" +
+				"--a\nContent-Type: text/calendar; method=REQUEST\n\nBEGIN:VCALENDAR\n--a--\n",
+			text:        "Meet me",
+			attachments: []Attachment{{"", "text/calendar", 15}},
+		},
+		{
+			name:        "a whole message of calendar",
+			raw:         "From: a@x\nContent-Type: text/calendar; method=CANCEL\n\nBEGIN:VCALENDAR\n",
+			attachments: []Attachment{{"", "text/calendar", 16}},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := parse(t, tt.raw)
+			if m.TextBody != tt.text {
+				t.Errorf("TextBody = %q, want %q", m.TextBody, tt.text)
+			}
+			assertAttachments(t, m.Attachments, tt.attachments)
+		})
+	}
+}
+
+// TestParseBase64Chunks: base64 made of separately encoded and padded
+// chunks (some mailers pad every line) is decoded chunk by chunk, as GNU
+// base64 -d does: the sender's bytes. Python 3.11 stops at the first padding
+// (keeping "A" of "QQ==QkM="), Python 3.14 skips inner padding (misaligning
+// every later byte), and decoding the digits run together gives garbage.
+func TestParseBase64Chunks(t *testing.T) {
+	tests := []struct {
+		name, body, text string
+		warn             string
+	}{
+		{name: "two chunks on one line", body: "QQ==QkM=", text: "ABC"},
+		{name: "every line padded", body: "SGVsbG8=\nLCB3b3JsZA==\nIQ==\n", text: "Hello, world!"},
+		{name: "CRLF, blanks between chunks", body: "QUI=\r\n \r\nQw==\r\n", text: "ABC"},
+		{name: "padding on a whole quad is noise", body: "QUJD=REVG", text: "ABCDEF"},
+		{name: "a chunk cut after one digit", body: "QUJDR=REVG", text: "ABCDEF", warn: "truncated"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := parse(t, "From: a@x\nContent-Type: text/plain; charset=utf-8\nContent-Transfer-Encoding: base64\n\n"+tt.body)
+			if m.TextBody != tt.text {
+				t.Errorf("TextBody = %q, want %q", m.TextBody, tt.text)
+			}
+			if tt.warn != "" && !hasWarning(m, tt.warn) || tt.warn == "" && len(m.Warnings) > 0 {
+				t.Errorf("warnings %q, want %q", m.Warnings, tt.warn)
+			}
+			// As an attachment: the same size, and lean fetching's size
+			// from the part's bytes agrees or refuses.
+			m = parse(t, "From: a@x\nContent-Type: application/octet-stream\nContent-Transfer-Encoding: base64\n\n"+tt.body)
+			want := []Attachment{{"", "application/octet-stream", int64(len(tt.text))}}
+			assertAttachments(t, m.Attachments, want)
+			if got, ok := Base64Size(int64(len(tt.body)), []byte(tt.body)); ok && got != want[0].Size {
+				t.Errorf("Base64Size = %d, Parse %d", got, want[0].Size)
+			}
+		})
+	}
+}
+
+// TestParseMultipartCharsetHint: a charset parameter on a multipart (which
+// means nothing there) is what some mailers write instead of labelling the
+// parts, multipart/signed ones in particular: unlabelled 8-bit text below
+// it is read in that charset before any guessing. Text that is valid UTF-8
+// stays UTF-8, as it does without the hint.
+func TestParseMultipartCharsetHint(t *testing.T) {
+	tests := []struct {
+		name, ct, part, text string
+	}{
+		{"signed, latin-1", "multipart/signed; protocol=\"application/pgp-signature\"; micalg=pgp-sha256; charset=iso-8859-1", "Content-Type: text/plain\n\nGr\xfc\xdfe, S\xf8ren\n", "Grüße, Søren"},
+		{"mixed, koi8-r", "multipart/mixed; charset=koi8-r", "Content-Type: text/plain\n\n\xf0\xd2\xc9\xd7\xc5\xd4\n", "Привет"},
+		{"a part without header", "multipart/mixed; charset=iso-8859-2", "\n\xb3\xf3d\xbc\n", "łódź"},
+		{"UTF-8 text stays UTF-8", "multipart/mixed; charset=iso-8859-1", "Content-Type: text/plain\n\ncaf\xc3\xa9\n", "café"},
+		{"the part's own label wins", "multipart/mixed; charset=koi8-r", "Content-Type: text/plain; charset=iso-8859-1\n\ncaf\xe9\n", "café"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			raw := "From: a@x\nSubject: caf\xe9\nContent-Type: " + tt.ct + "; boundary=b\n\n--b\n" + tt.part + "--b\nContent-Type: application/pgp-signature\n\nsig\n--b--\n"
+			m := parse(t, raw)
+			if m.TextBody != tt.text {
+				t.Errorf("TextBody = %q, want %q", m.TextBody, tt.text)
+			}
+			if hasWarning(m, "without a usable charset") {
+				t.Errorf("guessed although the multipart says: %q", m.Warnings)
+			}
+		})
+	}
+	// Header text in raw 8-bit reads with the same hint.
+	m := parse(t, "From: S\xf8ren <s@x>\nContent-Type: multipart/signed; charset=iso-8859-1; boundary=b\n\n--b\nContent-Type: text/plain\n\nx\n--b--\n")
+	if m.FromName != "Søren" {
+		t.Errorf("FromName = %q", m.FromName)
+	}
+}
+
+// TestParseBase64WithListFooter: Mailman 2 and SourceForge lists append
+// their plain-text footer to a single-part base64 body. The base64 is
+// decoded and the footer kept as text (enmime and Python decode the
+// footer's letters as base64 too, into garbage); text that is not base64
+// from its first line is still kept as it is.
+func TestParseBase64WithListFooter(t *testing.T) {
+	html := "<HTML><BODY><P>Yeni videolar eklendi.</P></BODY></HTML>\r\n"
+	enc := wrap76([]byte(html+strings.Repeat("<P>more</P>\r\n", 20)), "\n")
+	footer := "\n\n-------------------------------------------------------\nThis sf.net email is sponsored by: ThinkGeek\n" +
+		"_______________________________________________\nSitescooper-talk mailing list\nSitescooper-talk@lists.sourceforge.net\n"
+	m := parse(t, "From: a@x\nContent-Type: text/html\nContent-Transfer-Encoding: base64\n\n"+enc+footer)
+	if !strings.HasPrefix(m.HTMLBody, html) || !strings.HasSuffix(m.HTMLBody, footer) {
+		t.Errorf("HTMLBody = %q", m.HTMLBody)
+	}
+	if !hasWarning(m, "followed by text") {
+		t.Errorf("warnings %q", m.Warnings)
+	}
+	for _, text := range []string{"not base64 at all, just text\nQUJD\n", "Hello\n\nnot base64 after one word, just text\n"} {
+		m = parse(t, "From: a@x\nContent-Type: text/plain\nContent-Transfer-Encoding: base64\n\n"+text)
+		if m.TextBody != text || !hasWarning(m, "declared base64 but is not") {
+			t.Errorf("TextBody %q, warnings %q", m.TextBody, m.Warnings)
+		}
 	}
 }

@@ -34,7 +34,7 @@ func extendedParam(v, name string) string {
 			}
 		}
 		segments[n] = segment{
-			value:    strings.Trim(strings.TrimSpace(value), `"`),
+			value:    unquote(strings.TrimSpace(value)),
 			extended: rest == "" || strings.HasSuffix(rest, "*"),
 		}
 	}
@@ -42,11 +42,19 @@ func extendedParam(v, name string) string {
 	if !ok || !first.extended {
 		return ""
 	}
-	charset, lang, ok := strings.Cut(first.value, "'")
-	if !ok {
-		return ""
+	// charset'language'value. Python and enmime drop a value that lacks a
+	// quote; it is kept here: after a known charset the language's quote is
+	// what is missing, and otherwise the quote belongs to the value
+	// ("it's.pdf") or there is no charset at all.
+	charset, rest, ok := strings.Cut(first.value, "'")
+	switch _, value, ok2 := strings.Cut(rest, "'"); {
+	case ok && ok2:
+		first.value = value
+	case ok && knownCharset(charset):
+		first.value = rest
+	default:
+		charset = ""
 	}
-	_, first.value, _ = strings.Cut(lang, "'")
 	segments[0] = first
 	var raw []byte
 	for n := 0; ; n++ {
@@ -66,6 +74,52 @@ func extendedParam(v, name string) string {
 	}
 	out, _ := decodeCharset(info, raw)
 	return out
+}
+
+// knownCharset reports whether label names a charset or is empty, as RFC
+// 2231 allows.
+func knownCharset(label string) bool {
+	_, ok := lookupCharset(label)
+	return ok || label == ""
+}
+
+// quotedParam returns the value of parameter name in a header value when it
+// is a quoted string with backslash escapes, unescaped. enmime keeps the
+// escapes of a value that is not ASCII.
+func quotedParam(v, name string) (string, bool) {
+	if !strings.Contains(v, `\`) {
+		return "", false
+	}
+	for _, field := range splitParams(v) {
+		key, value, ok := strings.Cut(field, "=")
+		value = strings.TrimSpace(value)
+		if ok && strings.EqualFold(strings.TrimSpace(key), name) && strings.HasPrefix(value, `"`) && strings.Contains(value, `\`) {
+			return unquote(value), true
+		}
+	}
+	return "", false
+}
+
+// unquote removes the quotes around a quoted string and its escapes of
+// quote and backslash, as Python's email.utils.unquote does. A backslash
+// before anything else is kept: Windows paths are sent unescaped. A value
+// not properly quoted only loses its quote characters at either end.
+func unquote(s string) string {
+	if len(s) < 2 || s[0] != '"' || s[len(s)-1] != '"' {
+		return strings.Trim(s, `"`)
+	}
+	s = s[1 : len(s)-1]
+	if !strings.Contains(s, `\`) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] == '\\' && i+1 < len(s) && (s[i+1] == '"' || s[i+1] == '\\') {
+			i++
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
 }
 
 // splitParams splits a header value at the semicolons outside quotes.
