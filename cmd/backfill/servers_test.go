@@ -314,7 +314,6 @@ func TestCourierUnsettledMaildir(t *testing.T) {
 // and --fetch lean, the rows are the ones go-imap's server gives for the
 // same messages, column by column, and no message is logged with a warning.
 func TestCourierCRLFMaildir(t *testing.T) {
-	t.Skip("needs parser fix: issue 14")
 	t.Parallel()
 	var corpus []mailgen.Mail
 	for _, m := range mailgen.Generate(47, 80) {
