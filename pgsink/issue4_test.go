@@ -147,6 +147,27 @@ func TestLockIsRetakenWhenItsConnectionDies(t *testing.T) {
 	}
 }
 
+// TestReleaseDuringACheckFreesTheLock releases run locks whose connection
+// is pinged every millisecond, so release mostly lands while a check is in
+// flight: the lock must be free once release returns, every time.
+func TestReleaseDuringACheckFreesTheLock(t *testing.T) {
+	t.Parallel()
+	s := newSink(t)
+	pgsink.SetLockCheck(s, time.Millisecond)
+	ctx := context.Background()
+	for i := range 30 {
+		release, err := s.Lock(ctx, "support")
+		if err != nil {
+			t.Fatalf("lock %d: %v", i, err)
+		}
+		time.Sleep(time.Duration(i%5) * time.Millisecond)
+		release()
+		if pid := lockHolder(t, s.Pool(), "support"); pid != 0 {
+			t.Fatalf("release %d: session %d still holds the lock", i, pid)
+		}
+	}
+}
+
 // TestLockLostToAnotherSessionCancelsTheRun kills the session holding the
 // run lock while another session waits for it: that one gets the lock
 // first, and the run's context is cancelled with a critical lock_lost error.

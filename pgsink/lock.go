@@ -84,17 +84,26 @@ func (s *Sink) Lock(ctx context.Context, inbox string) (release func(), err erro
 			s.mu.Lock()
 			delete(s.locks, inbox)
 			s.mu.Unlock()
-			if l.conn == nil {
-				return
+			if l.conn != nil {
+				// Unlock before returning the connection: the pool would
+				// otherwise hand a locked session to someone else.
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_, err := l.conn.Exec(ctx, `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, key)
+				if err != nil {
+					l.conn.Conn().Close(ctx) //nolint:errcheck // closing drops the lock anyway
+				}
+				l.conn.Release()
+				cancel()
+				if err == nil {
+					return
+				}
 			}
-			// Unlock before returning the connection: the pool would
-			// otherwise hand a locked session to someone else.
+			// A closed session keeps its lock until the server has ended
+			// it, which it does in its own time: wait for that, so the
+			// inbox is free once release returns.
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
-			if _, err := l.conn.Exec(ctx, `SELECT pg_advisory_unlock(hashtextextended($1, 0))`, key); err != nil {
-				l.conn.Conn().Close(ctx) //nolint:errcheck // closing drops the lock anyway
-			}
-			l.conn.Release()
+			s.awaitUnlocked(ctx, key, l.pid)
 		})
 	}, nil
 }
@@ -107,6 +116,9 @@ func (s *Sink) tryLock(ctx context.Context, key string) (conn *pgxpool.Conn, ok 
 		return nil, false, fmt.Errorf("acquire lock connection: %w", err)
 	}
 	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, key).Scan(&ok); err != nil {
+		// The server may have taken the lock before the failure: such a
+		// session must not go back to the pool.
+		conn.Conn().Close(ctx) //nolint:errcheck // closing is the point
 		conn.Release()
 		return nil, false, fmt.Errorf("take run lock: %w", err)
 	}
@@ -130,7 +142,10 @@ func (s *Sink) watch(ctx context.Context, l *runLock, every time.Duration) {
 			return
 		case <-t.C:
 		}
-		cctx, cancel := context.WithTimeout(ctx, every+5*time.Second)
+		// Release stopping the watch must not cut a check short: a ping
+		// cancelled halfway leaves the connection closed but its session,
+		// and the lock, alive on the server for a while.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), every+5*time.Second)
 		err := s.checkLock(cctx, l)
 		cancel()
 		if errors.Is(err, ErrLockLost) {
@@ -164,9 +179,7 @@ func (s *Sink) checkLock(ctx context.Context, l *runLock) error {
 		return nil
 	}
 	var holder uint32
-	err = s.pool.QueryRow(ctx, `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
-		AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-		AND ((classid::bigint << 32) | objid::bigint) = hashtextextended($1, 0)`, l.key).Scan(&holder)
+	err = s.pool.QueryRow(ctx, lockPIDSQL, l.key).Scan(&holder)
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
 		return nil // released between the two statements: take it at the next tick
@@ -176,6 +189,27 @@ func (s *Sink) checkLock(ctx context.Context, l *runLock) error {
 		return nil // our old session, not yet reaped by the server: still ours
 	}
 	return fmt.Errorf("%w: its database connection dropped and session %d took the inbox meanwhile", ErrLockLost, holder)
+}
+
+// lockPIDSQL finds the session (backend pid) holding the run lock named $1.
+const lockPIDSQL = `SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
+	AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+	AND ((classid::bigint << 32) | objid::bigint) = hashtextextended($1, 0)`
+
+// awaitUnlocked waits until session pid no longer holds the lock named key,
+// or ctx ends, or the server cannot be asked: then nothing more can be done.
+func (s *Sink) awaitUnlocked(ctx context.Context, key string, pid uint32) {
+	for {
+		var holder uint32
+		if err := s.pool.QueryRow(ctx, lockPIDSQL, key).Scan(&holder); err != nil || holder != pid {
+			return // pgx.ErrNoRows: nobody holds it
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // WatchLock returns a copy of ctx that is cancelled, with a critical error
