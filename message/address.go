@@ -86,7 +86,10 @@ func lenientAddresses(v string) []string {
 		if a == "" {
 			a = m[2]
 		}
-		if a = strings.Trim(a, "."); strings.Contains(a, "@") {
+		// A dot after the address ends the sentence it stands in; the
+		// local part is kept as written, dots and all.
+		a = strings.TrimRight(a, ".")
+		if local, domain, ok := strings.Cut(a, "@"); ok && local != "" && domain != "" {
 			out = append(out, a)
 		}
 	}
