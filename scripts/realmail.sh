@@ -205,7 +205,7 @@ go_source inbucket github.com/inbucket/inbucket/v3@v3.2.0 etc/swaks-tests pkg/te
 
 # Debian names the test suite after the Python version (libpython3.11-testsuite).
 python_testsuite=libpython3-testsuite
-if apt_setup; then
+if [[ ! -e $corpus/cpython/.done ]] && apt_setup; then
   python_testsuite=$(apt-cache "${apt_opts[@]}" search --names-only '^libpython3\.[0-9]+-testsuite$' |
     awk '{print $1}' | sort -V | tail -n1)
 fi
