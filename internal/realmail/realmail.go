@@ -288,3 +288,16 @@ func isField(line []byte) bool {
 	}
 	return true
 }
+
+// Sample returns every nth message, in order: a spread over all sources for
+// tests that need variety more than every message.
+func Sample(msgs []Message, n int) []Message {
+	if n <= 1 {
+		return msgs
+	}
+	out := make([]Message, 0, len(msgs)/n+1)
+	for i := 0; i < len(msgs); i += n {
+		out = append(out, msgs[i])
+	}
+	return out
+}
