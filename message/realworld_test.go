@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"mime"
+	"regexp"
 	"runtime"
 	"slices"
 	"strings"
@@ -283,13 +284,22 @@ var knownDifferences = []knownDifference{
 		},
 	},
 	{
+		class:  "BUG (new on main, from the issue 8 header fix): a field name folded before its colon ends the header",
+		reason: "\"From\" CRLF \" : <a@x>\" is a field in RFC 5322's obsolete syntax (white space, and so folding, may precede the colon); Parse now ends the header at the bare \"From\" line and loses From, To, Subject and Message-ID (Python does the same; enmime reads the field). Seen in rspamd's phishing test mail",
+		match: func(d difference) bool {
+			return foldedFieldName.Match(rawHeader(d.msg.Raw))
+		},
+	},
+	{
 		class:  "header ends at a line that is no field",
 		reason: "a line that is neither a field nor a continuation ends the header (RFC 5322, and Python's parser): it is the first line of the text; enmime glues it to the field before or reads it as a field",
 		match: func(d difference) bool {
 			stray := strayHeaderLine(d.msg.Raw)
 			switch d.name {
 			case "subject":
-				return stray != "" && strings.HasPrefix(d.enmimes, d.ours+" ")
+				return stray != "" && (strings.HasPrefix(d.enmimes, d.ours+" ") || d.ours == "" && d.enmimes == squash(stray))
+			case "attachment+ours":
+				return stray != "" && hasWarning(d.m, "header not ended by an empty line")
 			case "text", "html":
 				// enmime may lose the whole body, where Parse finds the
 				// multipart after the stray line.
@@ -452,6 +462,16 @@ var knownDifferences = []knownDifference{
 		},
 	},
 	{
+		class:  "damaged base64 text",
+		reason: "enmime gives up a text/plain part whose base64 is damaged and shows text made from the HTML version instead; Parse skips the damage and keeps the text the sender wrote, as Python does",
+		match: func(d difference) bool {
+			return d.name == "text" && len(d.env.Errors) > 0 && len(leaves(d.env, func(p *enmime.Part) bool {
+				c := squash(string(p.Content))
+				return p.ContentType == "text/plain" && p.Disposition != "attachment" && (c == "" || !strings.Contains(squash(d.enmimes), c))
+			})) > 0
+		},
+	},
+	{
 		class:  "quoted-printable soft line break at the end of a part",
 		reason: "a final \"=\" is a soft line break (RFC 2045 section 6.7) even on the part's last line; enmime keeps it as text",
 		match: func(d difference) bool {
@@ -474,12 +494,24 @@ var knownDifferences = []knownDifference{
 		},
 	},
 	{
-		class:  "BUG (new, not in issue 8): base64 text body followed by a list footer kept undecoded",
-		reason: "Mailman 2 appends its plain-text footer to a base64 body; Parse then decides the part is not base64 and stores the encoded text, so the message's text is lost to readers and search (enmime and Python decode the base64 and skip the footer's junk)",
+		class:  "base64 body followed by a list footer",
+		reason: "Mailman 2 appends its plain-text footer to a base64 body: Parse decodes the base64 and keeps the footer as text; enmime and Python decode the footer's letters as base64 too, appending garbage",
 		match: func(d difference) bool {
-			return (d.name == "text" || d.name == "html") && slices.ContainsFunc(d.m.Warnings, func(w string) bool {
-				return strings.Contains(w, "declared base64 but is not")
-			})
+			return (d.name == "text" || d.name == "html") && hasWarning(d.m, "base64 content followed by text")
+		},
+	},
+	{
+		class:  "Content-Type without \";\" before its parameters",
+		reason: "\"Content-Type: application/pdf name=x.pdf\" lacks a \";\"; Parse reads the media type and parameters anyway (and says so in a warning); enmime makes every such part application/octet-stream, a plain text body included",
+		match: func(d difference) bool {
+			return hasWarning(d.m, `missing ";" after the media type`)
+		},
+	},
+	{
+		class:  "unusable Content-Type read as text/plain",
+		reason: "a Content-Type that cannot be parsed makes the part text/plain; charset=us-ascii (RFC 2045 section 5.2), so its text is kept; enmime lists it as an application/octet-stream file",
+		match: func(d difference) bool {
+			return hasWarning(d.m, "unusable Content-Type")
 		},
 	},
 	{
@@ -509,6 +541,10 @@ var knownDifferences = []knownDifference{
 		},
 	},
 }
+
+// foldedFieldName matches a field name alone on its line, its colon on the
+// continuation line.
+var foldedFieldName = regexp.MustCompile(`(?m)^[!-9;-~]+\n[ \t]+:`)
 
 // strayHeaderLine returns the first line of raw's header that is neither a
 // field nor a continuation, or "".
