@@ -515,11 +515,11 @@ var knownDifferences = []knownDifference{
 		},
 	},
 	{
-		class:  "BUG (issue 8 section 2): unnamed text part other than plain or HTML dropped",
-		reason: "text/rfc822-headers in bounces, text/calendar, text/enriched, text/x-* parts without a name vanish from the row; the parser branch lists them as attachments",
+		class:  "another text format inside a multipart/alternative",
+		reason: "text/enriched or text/xhtml beside text/plain in a multipart/alternative is the same text in another format (RFC 2046 section 5.1.4): Parse shows the plain version and lists no file; enmime lists the other version as a nameless part",
 		match: func(d difference) bool {
 			return d.name == "attachment+enmime" && d.part.FileName == "" && strings.HasPrefix(d.part.ContentType, "text/") &&
-				d.part.ContentType != "text/plain" && d.part.ContentType != "text/html"
+				d.part.Parent != nil && d.part.Parent.ContentType == "multipart/alternative"
 		},
 	},
 	{
