@@ -49,7 +49,10 @@ type Config struct {
 	Security Security
 	Username string
 	Password string
-	Mailbox  string
+	// Token, when set, logs in with OAuth2 (OAUTHBEARER or XOAUTH2,
+	// whichever the server offers) instead of Password.
+	Token   TokenSource
+	Mailbox string
 	// TLSConfig overrides the default (system roots, ServerName = Host).
 	TLSConfig *tls.Config
 	// Timeout bounds dialling; zero means 30 s.

@@ -92,16 +92,28 @@ func Dial(ctx context.Context, cfg Config) (*Conn, error) {
 		c.Close()
 		return nil, fmt.Errorf("greeting from %s: %w", cfg.Addr(), ctxErr(ctx, err))
 	}
-	if err := c.Login(cfg.Username, cfg.Password).Wait(); err != nil {
+	if err := login(ctx, c, cfg); err != nil {
 		c.Close()
-		err = ctxErr(ctx, err)
-		if refused(err) {
-			return nil, &errlog.CriticalError{Type: "login_failed", Err: fmt.Errorf("login to %s as %s refused: %w", cfg.Addr(), cfg.Username, err)}
-		}
-		return nil, fmt.Errorf("login to %s as %s: %w", cfg.Addr(), cfg.Username, err)
+		return nil, err
 	}
 	wd.arm(false)
 	return &Conn{c: c, cfg: cfg, wd: wd}, nil
+}
+
+// login logs in with the password, or with an OAuth2 token when the
+// configuration has a token source.
+func login(ctx context.Context, c *imapclient.Client, cfg Config) error {
+	if cfg.Token != nil {
+		return authenticateBearer(ctx, c, cfg)
+	}
+	if err := c.Login(cfg.Username, cfg.Password).Wait(); err != nil {
+		err = ctxErr(ctx, err)
+		if refused(err) {
+			return &errlog.CriticalError{Type: "login_failed", Err: fmt.Errorf("login to %s as %s refused: %w", cfg.Addr(), cfg.Username, err)}
+		}
+		return fmt.Errorf("login to %s as %s: %w", cfg.Addr(), cfg.Username, err)
+	}
+	return nil
 }
 
 // refused reports a NO from the server about the request itself (bad

@@ -90,7 +90,7 @@ func inboxVar(name string) string {
 func inboxNames(e env) []string {
 	names := []string{"customer_support", "payments"}
 	for _, k := range e.keys() {
-		if rest, ok := strings.CutPrefix(k, "BACKFILL_INBOX_"); ok && !strings.HasSuffix(rest, "_PASSWORD") && rest != "" {
+		if rest, ok := strings.CutPrefix(k, "BACKFILL_INBOX_"); ok && !strings.HasSuffix(rest, "_PASSWORD") && !strings.HasSuffix(rest, "_TOKEN_COMMAND") && rest != "" {
 			names = append(names, strings.ToLower(rest))
 		}
 	}
@@ -101,9 +101,14 @@ func inboxNames(e env) []string {
 // resolveInbox turns an inbox name into an IMAP configuration, with errors
 // that say which variable to set.
 func resolveInbox(e env, name string, allowPlaintext bool) (imapsrc.Config, error) {
-	urlVar, passVar := inboxVar(name), inboxVar(name)+"_PASSWORD"
+	urlVar, passVar, tokenVar := inboxVar(name), inboxVar(name)+"_PASSWORD", inboxVar(name)+"_TOKEN_COMMAND"
 	raw := e.get(urlVar)
 	password := e.get(passVar)
+	tokenCommand := e.get(tokenVar)
+	if password != "" && tokenCommand != "" {
+		return imapsrc.Config{}, fmt.Errorf("inbox %s: both %s and %s are set: keep %s for an OAuth2 login, or %s for a password login, not both",
+			name, passVar, tokenVar, tokenVar, passVar)
+	}
 	if b, ok := builtins[name]; ok {
 		if raw == "" {
 			u, err := b.url(e)
@@ -112,7 +117,9 @@ func resolveInbox(e env, name string, allowPlaintext bool) (imapsrc.Config, erro
 			}
 			raw = u
 		}
-		if password == "" {
+		// The seed's password variable may stay set for its other uses
+		// (SMTP): a token command wins over it.
+		if password == "" && tokenCommand == "" {
 			passVar = b.passwordVar
 			password = e.get(passVar)
 		}
@@ -124,8 +131,16 @@ func resolveInbox(e env, name string, allowPlaintext bool) (imapsrc.Config, erro
 	if err != nil {
 		return imapsrc.Config{}, fmt.Errorf("inbox %s (%s): %w", name, urlVar, err)
 	}
+	if tokenCommand != "" {
+		argv, err := imapsrc.SplitCommand(tokenCommand)
+		if err != nil {
+			return imapsrc.Config{}, fmt.Errorf("inbox %s (%s): %w; the command runs without a shell: quote arguments with ' or \"", name, tokenVar, err)
+		}
+		cfg.Token = &imapsrc.TokenCommand{Argv: argv}
+		return cfg, nil
+	}
 	if password == "" {
-		return imapsrc.Config{}, fmt.Errorf("inbox %s: no password: set %s (in the environment or .env)", name, passVar)
+		return imapsrc.Config{}, fmt.Errorf("inbox %s: no password: set %s, or %s for OAuth2 (in the environment or .env)", name, passVar, tokenVar)
 	}
 	cfg.Password = password
 	return cfg, nil
