@@ -21,7 +21,7 @@ protocols = imap
 listen = 127.0.0.1
 ssl = no
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{{if .OAuth2}} oauthbearer xoauth2{{end}}
 # Refuse a wrong password at once, not after the usual 2 seconds.
 auth_failure_delay = 0
 
@@ -41,7 +41,14 @@ namespace inbox {
   inbox = yes
 }
 
+{{if .OAuth2}}# Tokens are checked by the test's introspection endpoint; passwords
+# still work through the passwd-file passdb below.
 passdb {
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {{.Dir}}/dovecot-oauth2.conf.ext
+}
+{{end}}passdb {
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {{.Dir}}/passwd
 }
@@ -70,6 +77,21 @@ func (s *Server) writeConfig() error {
 	if err := os.MkdirAll(filepath.Join(s.dir, "state"), 0o755); err != nil {
 		return err
 	}
+	oauth2 := ""
+	if s.set.introspectionURL != "" {
+		oauth2 = "yes"
+		// Each token is sent to the endpoint, which answers whether it is
+		// active and whose it is (RFC 7662); nothing is cached.
+		ext := "introspection_mode = post\n" +
+			"introspection_url = " + s.set.introspectionURL + "\n" +
+			"force_introspection = yes\n" +
+			"username_attribute = username\n" +
+			"active_attribute = active\n" +
+			"active_value = true\n"
+		if err := os.WriteFile(filepath.Join(s.dir, "dovecot-oauth2.conf.ext"), []byte(ext), 0o644); err != nil {
+			return err
+		}
+	}
 	f, err := os.Create(s.conf)
 	if err != nil {
 		return err
@@ -82,6 +104,7 @@ func (s *Server) writeConfig() error {
 		"Port":                 strconv.Itoa(s.port),
 		"MaxUserIPConnections": strconv.Itoa(s.set.maxUserIPConnections),
 		"Extra":                s.set.extra,
+		"OAuth2":               oauth2,
 	})
 	if closeErr := f.Close(); err == nil {
 		err = closeErr

@@ -40,6 +40,16 @@ type Option func(*settings)
 type settings struct {
 	maxUserIPConnections int
 	extra                string
+	introspectionURL     string
+}
+
+// WithOAuth2 adds an oauth2 passdb for the OAUTHBEARER and XOAUTH2
+// mechanisms: Dovecot POSTs each token (token=...) to introspectionURL, an
+// RFC 7662 endpoint the test runs, and accepts it when the JSON answer has
+// "active": "true" (or true) and "username" equal to the login. Passwords
+// keep working.
+func WithOAuth2(introspectionURL string) Option {
+	return func(s *settings) { s.introspectionURL = introspectionURL }
 }
 
 // WithMaxUserIPConnections sets how many IMAP sessions one user may hold from
