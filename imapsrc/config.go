@@ -64,6 +64,9 @@ type Config struct {
 	// ifOffered marks a StartTLS dial made for StartTLSIfOffered: the
 	// greeting may say that STARTTLS is not offered (see peekGreeting).
 	ifOffered bool
+	// lastToken marks the dial after a kept token was refused: any refusal
+	// now is final (see authenticateBearer).
+	lastToken bool
 }
 
 // Addr is host:port.

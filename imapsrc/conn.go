@@ -43,6 +43,17 @@ type Mailbox struct {
 // credentials are critical errors; refusals for load ([LIMIT],
 // [UNAVAILABLE], BYE) stay transient so callers can back off.
 func Dial(ctx context.Context, cfg Config) (*Conn, error) {
+	conn, err := dial(ctx, cfg)
+	if errors.Is(err, errKeptTokenRefused) {
+		// The token kept from an earlier connection has expired: once
+		// more, on a new connection, with a new token.
+		cfg.lastToken = true
+		conn, err = dial(ctx, cfg)
+	}
+	return conn, err
+}
+
+func dial(ctx context.Context, cfg Config) (*Conn, error) {
 	if cfg.Security == StartTLSIfOffered {
 		return dialStartTLSIfOffered(ctx, cfg)
 	}

@@ -206,43 +206,51 @@ func SplitCommand(s string) ([]string, error) {
 	return words, nil
 }
 
+// errKeptTokenRefused is authenticateBearer's error when the server
+// refused a token kept from an earlier connection: Dial tries once more,
+// on a new connection, because a server may close the connection after a
+// failed exchange.
+var errKeptTokenRefused = errors.New("the server refused the kept OAuth2 token")
+
 // authenticateBearer logs in with a token from cfg.Token. A token kept
 // from an earlier connection may have expired: when the server refuses it,
-// the source is told and one new token is tried. A refused new token is
-// critical: running the command again would not help.
+// the source is told and errKeptTokenRefused returned. A refused new token
+// is critical: running the command again would not help.
 func authenticateBearer(ctx context.Context, c *imapclient.Client, cfg Config) error {
 	mech, err := bearerMechanism(c.Caps())
 	if err != nil {
 		return &errlog.CriticalError{Type: "login_failed", Err: fmt.Errorf("OAuth2 login to %s: %w", cfg.Addr(), err)}
 	}
 	began := time.Now()
-	for attempt := 1; ; attempt++ {
-		token, obtained, err := cfg.Token.Token(ctx)
-		if err != nil {
-			if ctx.Err() != nil {
-				return ctxErr(ctx, err)
-			}
-			return &errlog.CriticalError{Type: "token_command_failed", Err: err}
+	token, obtained, err := cfg.Token.Token(ctx)
+	if err != nil {
+		if ctx.Err() != nil {
+			return ctxErr(ctx, err)
 		}
-		sc := bearerClient(mech, cfg.Username, token, cfg.Host, cfg.Port)
-		err = c.Authenticate(sc)
-		if err == nil {
-			return nil
-		}
-		err = ctxErr(ctx, err)
-		if !refused(err) {
-			return fmt.Errorf("%s login to %s as %s: %w", mech, cfg.Addr(), cfg.Username, err)
-		}
-		cfg.Token.Refused(token)
-		if attempt >= 2 || !obtained.Before(began) {
-			if sc.status != "" {
-				err = fmt.Errorf("%w (status %s)", err, sc.status)
-			}
-			return &errlog.CriticalError{Type: "login_failed", Err: fmt.Errorf(
-				"%s login to %s as %s refused a new token from the token command: %w; check that the command prints an access token for this account with the IMAP scope",
-				mech, cfg.Addr(), cfg.Username, err)}
-		}
+		return &errlog.CriticalError{Type: "token_command_failed", Err: err}
 	}
+	sc := bearerClient(mech, cfg.Username, token, cfg.Host, cfg.Port)
+	err = c.Authenticate(sc)
+	if err == nil {
+		return nil
+	}
+	err = ctxErr(ctx, err)
+	// The server's error challenge says the token was refused, whatever
+	// it answers to the client's reply (NO, or BAD from a server that
+	// wanted another reply).
+	if !refused(err) && (sc.status == "" || ctx.Err() != nil) {
+		return fmt.Errorf("%s login to %s as %s: %w", mech, cfg.Addr(), cfg.Username, err)
+	}
+	cfg.Token.Refused(token)
+	if !cfg.lastToken && obtained.Before(began) {
+		return errKeptTokenRefused
+	}
+	if sc.status != "" {
+		err = fmt.Errorf("%w (status %s)", err, sc.status)
+	}
+	return &errlog.CriticalError{Type: "login_failed", Err: fmt.Errorf(
+		"%s login to %s as %s refused a new token from the token command: %w; check that the command prints an access token for this account with the IMAP mail scope",
+		mech, cfg.Addr(), cfg.Username, err)}
 }
 
 // bearerMechanism picks the SASL mechanism for a token: OAUTHBEARER, the

@@ -23,12 +23,12 @@ import (
 // is never sent twice.
 func dialStartTLSIfOffered(ctx context.Context, cfg Config) (*Conn, error) {
 	cfg.Security, cfg.ifOffered = StartTLS, true
-	conn, err := Dial(ctx, cfg)
+	conn, err := dial(ctx, cfg)
 	if err == nil || !startTLSRefused(err) {
 		return conn, err
 	}
 	cfg.Security, cfg.ifOffered = Plaintext, false
-	return Dial(ctx, cfg)
+	return dial(ctx, cfg)
 }
 
 // startTLSRefused reports Dial's error for a server that answered STARTTLS

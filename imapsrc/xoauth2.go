@@ -24,9 +24,9 @@ func (c *xoauth2Client) Start() (string, []byte, error) {
 }
 
 // Next is only called when the token was refused: the challenge is a JSON
-// error, which the client must answer with an empty response for the server
-// to end the exchange with NO.
-func (c *xoauth2Client) Next([]byte) ([]byte, error) { return []byte{}, nil }
+// error, which the client must answer for the server to end the exchange
+// with NO (see bearerClient for the answer).
+func (c *xoauth2Client) Next([]byte) ([]byte, error) { return []byte{0x01}, nil }
 
 // answerFailure wraps a SASL client for a bearer-token mechanism whose only
 // challenge is the server's JSON error (RFC 7628 section 3.2.2). go-sasl's
@@ -59,5 +59,11 @@ func bearerClient(mech, user, token, host string, port int) *answerFailure {
 			reply:  []byte{0x01},
 		}
 	}
-	return &answerFailure{Client: newXOAuth2Client(user, token), reply: []byte{}}
+	// Google documents an empty reply for XOAUTH2, but go-imap v2 beta.8
+	// sends an empty reply as "=", which is valid only for an initial
+	// response: Dovecot answers BAD and disconnects. The single ^A of
+	// OAUTHBEARER is what Dovecot takes; authenticateBearer counts any end
+	// after an error challenge as a refusal, and Dial retries on a new
+	// connection, so a server that wants another reply costs nothing more.
+	return &answerFailure{Client: newXOAuth2Client(user, token), reply: []byte{0x01}}
 }
