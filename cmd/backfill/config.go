@@ -105,6 +105,9 @@ func resolveInbox(e env, name string, allowPlaintext bool) (imapsrc.Config, erro
 	raw := e.get(urlVar)
 	password := e.get(passVar)
 	tokenCommand := e.get(tokenVar)
+	// Only this inbox's own variables conflict: the seed's password
+	// variables below may stay set for their other uses (sending mail),
+	// and a token command wins over them.
 	if password != "" && tokenCommand != "" {
 		return imapsrc.Config{}, fmt.Errorf("inbox %s: both %s and %s are set: keep %s for an OAuth2 login, or %s for a password login, not both",
 			name, passVar, tokenVar, tokenVar, passVar)
@@ -117,9 +120,7 @@ func resolveInbox(e env, name string, allowPlaintext bool) (imapsrc.Config, erro
 			}
 			raw = u
 		}
-		// The seed's password variable may stay set for its other uses
-		// (SMTP): a token command wins over it.
-		if password == "" && tokenCommand == "" {
+		if password == "" {
 			passVar = b.passwordVar
 			password = e.get(passVar)
 		}
