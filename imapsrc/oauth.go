@@ -48,6 +48,12 @@ type TokenCommand struct {
 	obtained time.Time
 }
 
+// String names the command, never the token it printed.
+func (tc *TokenCommand) String() string { return "token command " + strings.Join(tc.Argv, " ") }
+
+// GoString keeps %#v from printing the kept token.
+func (tc *TokenCommand) GoString() string { return "&imapsrc.TokenCommand{" + tc.String() + "}" }
+
 // maxTokenOutput bounds what is read of the command's stdout and stderr.
 const maxTokenOutput = 64 << 10
 
