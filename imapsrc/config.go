@@ -72,9 +72,13 @@ type Config struct {
 // Addr is host:port.
 func (c Config) Addr() string { return net.JoinHostPort(c.Host, strconv.Itoa(c.Port)) }
 
-// String describes the mailbox without its password.
+// String describes the mailbox without its password or token.
 func (c Config) String() string {
-	return fmt.Sprintf("%s@%s/%s (%s)", c.Username, c.Addr(), c.Mailbox, c.Security)
+	login := ""
+	if c.Token != nil {
+		login = ", OAuth2"
+	}
+	return fmt.Sprintf("%s@%s/%s (%s%s)", c.Username, c.Addr(), c.Mailbox, c.Security, login)
 }
 
 // ParseURL reads imaps://user@host:993/INBOX or imap://user@host:143/INBOX.

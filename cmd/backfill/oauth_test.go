@@ -154,7 +154,7 @@ func TestOAuth2TokenCommand(t *testing.T) {
 		if testing.Verbose() {
 			t.Logf("exit %d\n%s", code, out)
 		}
-		if code != 0 || !out.called {
+		if code != 0 || !out.called || !strings.Contains(out.String(), "(plaintext, OAuth2)") {
 			t.Fatalf("exit %d (token expired mid-run: %v), want 0:\n%s", code, out.called, out)
 		}
 		if n := f.count(`SELECT count(*) FROM email_messages`); n != unique {
