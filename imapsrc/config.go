@@ -67,6 +67,9 @@ type Config struct {
 	// lastToken marks the dial after a kept token was refused: any refusal
 	// now is final (see authenticateBearer).
 	lastToken bool
+	// tokenSince is when Dial began asking for a token: one obtained
+	// since is new, one obtained before was kept (see authenticateBearer).
+	tokenSince time.Time
 }
 
 // Addr is host:port.

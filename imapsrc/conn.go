@@ -43,14 +43,23 @@ type Mailbox struct {
 // credentials are critical errors; refusals for load ([LIMIT],
 // [UNAVAILABLE], BYE) stay transient so callers can back off.
 func Dial(ctx context.Context, cfg Config) (*Conn, error) {
-	conn, err := dial(ctx, cfg)
-	if errors.Is(err, errKeptTokenRefused) {
+	for {
+		if cfg.Token != nil {
+			// The token command runs before connecting: a server waits
+			// only so long for a login.
+			cfg.tokenSince = time.Now()
+			if _, _, err := cfg.Token.Token(ctx); err != nil {
+				return nil, tokenError(ctx, err)
+			}
+		}
+		conn, err := dial(ctx, cfg)
+		if !errors.Is(err, errKeptTokenRefused) || cfg.lastToken {
+			return conn, err
+		}
 		// The token kept from an earlier connection has expired: once
 		// more, on a new connection, with a new token.
 		cfg.lastToken = true
-		conn, err = dial(ctx, cfg)
 	}
-	return conn, err
 }
 
 func dial(ctx context.Context, cfg Config) (*Conn, error) {

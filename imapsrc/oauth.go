@@ -227,13 +227,10 @@ func authenticateBearer(ctx context.Context, c *imapclient.Client, cfg Config) e
 	if err != nil {
 		return &errlog.CriticalError{Type: "login_failed", Err: fmt.Errorf("OAuth2 login to %s: %w", cfg.Addr(), err)}
 	}
-	began := time.Now()
+	// Usually the token Dial obtained just before connecting.
 	token, obtained, err := cfg.Token.Token(ctx)
 	if err != nil {
-		if ctx.Err() != nil {
-			return ctxErr(ctx, err)
-		}
-		return &errlog.CriticalError{Type: "token_command_failed", Err: err}
+		return tokenError(ctx, err)
 	}
 	sc := bearerClient(mech, cfg.Username, token, cfg.Host, cfg.Port)
 	err = c.Authenticate(sc)
@@ -248,7 +245,7 @@ func authenticateBearer(ctx context.Context, c *imapclient.Client, cfg Config) e
 		return fmt.Errorf("%s login to %s as %s: %w", mech, cfg.Addr(), cfg.Username, err)
 	}
 	cfg.Token.Refused(token)
-	if !cfg.lastToken && obtained.Before(began) {
+	if !cfg.lastToken && obtained.Before(cfg.tokenSince) {
 		return errKeptTokenRefused
 	}
 	if sc.status != "" {
@@ -257,6 +254,16 @@ func authenticateBearer(ctx context.Context, c *imapclient.Client, cfg Config) e
 	return &errlog.CriticalError{Type: "login_failed", Err: fmt.Errorf(
 		"%s login to %s as %s refused a new token from the token command: %w; check that the command prints an access token for this account with the IMAP mail scope",
 		mech, cfg.Addr(), cfg.Username, err)}
+}
+
+// tokenError makes a token command's failure critical: running it again
+// would fail again, and the operator must act. A cancelled run is not a
+// failure of the command.
+func tokenError(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctxErr(ctx, err)
+	}
+	return &errlog.CriticalError{Type: "token_command_failed", Err: err}
 }
 
 // bearerMechanism picks the SASL mechanism for a token: OAUTHBEARER, the
