@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -270,6 +271,7 @@ func tokenError(ctx context.Context, err error) error {
 // standard one, when the server offers it, else XOAUTH2.
 func bearerMechanism(caps imap.CapSet) (string, error) {
 	mechs := caps.AuthMechanisms()
+	slices.Sort(mechs) // a set: the same message every time
 	for _, want := range []string{sasl.OAuthBearer, xoauth2} {
 		for _, m := range mechs {
 			if strings.EqualFold(m, want) {
