@@ -21,11 +21,12 @@ type Config struct {
 	// MaxMessageSize caps a message's bytes: larger ones are drained, not
 	// kept, and logged as failures. 0 means no cap.
 	MaxMessageSize int64
-	// FullFetch downloads every message whole. Otherwise large attachments
-	// stay on the server: their name, type and size come from the body
-	// structure and a few bytes of their end (see imapsrc.Fetcher).
-	FullFetch bool
-	DryRun    bool
+	// Fetch says whether large attachments stay on the server (lean:
+	// their name, type and size come from the body structure and a few
+	// bytes of their end, see imapsrc.Fetcher) or every message is
+	// downloaded whole.
+	Fetch  FetchMode
+	DryRun bool
 	// RetryFor bounds how long one operation is retried on transient
 	// errors before the run gives up on it.
 	RetryFor time.Duration
@@ -38,6 +39,17 @@ type Config struct {
 	MaxFailureRate         float64
 	FailureWindow          int
 }
+
+// FetchMode is how a run downloads messages.
+type FetchMode int
+
+const (
+	// FetchAuto measures the link on the first messages, fetched whole,
+	// and fetches lean only when it is slow (see chooser).
+	FetchAuto FetchMode = iota
+	FetchLean
+	FetchFull
+)
 
 // Outcome is what happened to one message.
 type Outcome string
@@ -103,6 +115,9 @@ type Result struct {
 	// MessageBytes their full size. Lean fetching leaves the difference on
 	// the server.
 	Transferred, MessageBytes int64
+	// FetchMode is how the run fetched, "lean" or "whole", and FetchReason
+	// why: the flag that forced it, or what FetchAuto measured.
+	FetchMode, FetchReason string
 	// Oversized counts messages over Config.MaxMessageSize: not stored, and
 	// counted in Failed. OversizedBytes is what of them was read anyway and
 	// thrown away: a whole fetch cannot stop a literal once it has begun.

@@ -24,6 +24,7 @@ func Run(ctx context.Context, cfg Config, sink *pgsink.Sink, log *errlog.Log, ob
 	r := &runner{cfg: cfg, sink: sink, log: log, obs: &serialObserver{obs: obs},
 		breaker: newBreaker(cfg.MaxConsecutiveFailures, cfg.MaxFailureRate, cfg.FailureWindow)}
 	r.conns = &conns{cfg: cfg.IMAP, workers: cfg.Workers, log: log, retrier: r.retrier}
+	r.choice = newChooser(cfg.Fetch)
 	if sink != nil && !cfg.DryRun {
 		// A run that lost its lock to another must stop: they would race.
 		var stop context.CancelFunc
@@ -31,6 +32,9 @@ func Run(ctx context.Context, cfg Config, sink *pgsink.Sink, log *errlog.Log, ob
 		defer stop()
 	}
 	res, err := r.run(ctx)
+	if !cfg.DryRun {
+		res.FetchMode, res.FetchReason = r.choice.outcome()
+	}
 	r.conns.closeSpares()
 	res.Elapsed = time.Since(start)
 	return res, err
@@ -73,6 +77,7 @@ type runner struct {
 	structureFailures int
 	breaker           *breaker
 	conns             *conns
+	choice            *chooser // whole or lean
 }
 
 // batch is a unit of work as it moves down the pipeline.
@@ -248,6 +253,7 @@ func (r *runner) pipeline(ctx context.Context, first *imapsrc.Conn, uidValidity 
 	}
 	var workers sync.WaitGroup
 	r.conns.start(n)
+	r.choice.start(n)
 	for i := range n {
 		var conn *imapsrc.Conn
 		if i == 0 {
@@ -256,7 +262,7 @@ func (r *runner) pipeline(ctx context.Context, first *imapsrc.Conn, uidValidity 
 		workers.Add(1)
 		g.Go(func() error {
 			defer workers.Done()
-			w := &worker{r: r, conn: conn, uidValidity: uidValidity}
+			w := &worker{r: r, id: i, conn: conn, uidValidity: uidValidity}
 			defer w.close()
 			return w.run(gctx, batches, parsed)
 		})
@@ -338,9 +344,10 @@ func (a accountedSet) has(u uint32) bool {
 // the plain way.
 const maxStructureFailures = 3
 
-// lean reports whether workers should still fetch lean.
+// lean reports whether workers should fetch lean: as chosen, unless
+// structures could not be read.
 func (r *runner) lean() bool {
-	if r.cfg.FullFetch {
+	if !r.choice.fetchLean() {
 		return false
 	}
 	r.mu.Lock()

@@ -15,6 +15,7 @@ import (
 // messages.
 type worker struct {
 	r           *runner
+	id          int           // for the fetch chooser
 	conn        *imapsrc.Conn // nil until dialled, and again after a failure
 	uidValidity uint32
 }
@@ -144,7 +145,7 @@ func (w *worker) fetch(ctx context.Context, round []*batch, outlines *imapsrc.Ou
 		}
 		return n
 	}
-	askedAgain := false
+	askedAgain := map[uint32]bool{}
 	fetcher := &imapsrc.Fetcher{MaxSize: w.r.cfg.MaxMessageSize, UIDValidity: w.uidValidity, Lean: w.r.lean(), Outlines: outlines}
 	rt := w.r.retrier(ctx, "IMAP fetch")
 	for len(remaining) > 0 {
@@ -164,8 +165,17 @@ func (w *worker) fetch(ctx context.Context, round []*batch, outlines *imapsrc.Ou
 				continue
 			}
 		}
+		// While the run measures the link (see chooser), a few messages
+		// at a time are fetched whole and timed.
+		ask, probing := remaining, w.r.choice.probing()
+		if probing {
+			ask = remaining[:min(len(remaining), probeMessages)]
+		}
+		fetcher.Lean = w.r.lean()
+		var p probe
 		before := received()
-		missing, err := fetcher.Fetch(ctx, w.conn, remaining, func(f imapsrc.Fetched) error {
+		missing, err := fetcher.Fetch(ctx, w.conn, ask, func(f imapsrc.Fetched) error {
+			p.add(f)
 			if b := owner[f.UID]; b != nil {
 				w.accept(b, f, rt.attempt)
 			}
@@ -186,7 +196,6 @@ func (w *worker) fetch(ctx context.Context, round []*batch, outlines *imapsrc.Ou
 				// network failure on the way does not.
 				progress = true
 				w.r.structureFailed(err)
-				fetcher.Lean = w.r.lean()
 			} else if errlog.Classify(err) != errlog.Transient {
 				return err
 			}
@@ -206,13 +215,18 @@ func (w *worker) fetch(ctx context.Context, round []*batch, outlines *imapsrc.Ou
 			remaining = slices.DeleteFunc(slices.Clone(remaining), done)
 			continue
 		}
-		remaining = nil
-		if len(missing) > 0 && !askedAgain {
-			askedAgain = true
-			remaining, missing = missing, nil
+		if probing {
+			w.r.choice.observe(w.id, p)
 		}
+		remaining = slices.Clone(remaining[len(ask):])
+		// UIDs the server left out are asked for once more, then logged.
 		for _, u := range missing {
-			w.fail(owner[u], u, "", "not_returned", fmt.Errorf("server did not return UID %d (expunged meanwhile?)", u), rt.attempt, nil)
+			if askedAgain[u] {
+				w.fail(owner[u], u, "", "not_returned", fmt.Errorf("server did not return UID %d (expunged meanwhile?)", u), rt.attempt, nil)
+				continue
+			}
+			askedAgain[u] = true
+			remaining = append(remaining, u)
 		}
 	}
 	return nil

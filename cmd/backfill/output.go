@@ -154,6 +154,9 @@ func (r *reporter) finish(res pipeline.Result, sum errlog.Summary, opID uuid.UUI
 			"elapsed_seconds": res.Elapsed.Seconds(), "success_rate": rate, "operation_id": opID,
 			"error_summary": sum.Groups, "connections": res.Connections,
 			"transferred_bytes": res.Transferred, "message_bytes": res.MessageBytes, "version": r.version}
+		if res.FetchMode != "" {
+			fields["fetch_mode"], fields["fetch_reason"] = res.FetchMode, res.FetchReason
+		}
 		if runErr != nil {
 			fields["error"] = runErr.Error()
 		}
@@ -220,6 +223,9 @@ func (r *reporter) finish(res pipeline.Result, sum errlog.Summary, opID uuid.UUI
 			fmt.Fprint(r.w, " (large attachments stay on the server; their names, types and sizes are stored)")
 		}
 		fmt.Fprintln(r.w)
+	}
+	if res.FetchMode != "" && res.ToFetch > 0 {
+		fmt.Fprintf(r.w, "   Fetch mode:    %s (%s)\n", res.FetchMode, res.FetchReason)
 	}
 	fmt.Fprintf(r.w, "   Operation ID:  %s\n", opID)
 	fmt.Fprintf(r.w, "   Version:       backfill %s\n", r.version)

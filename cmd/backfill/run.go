@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/pprof"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -29,7 +30,7 @@ func runFlags() []cli.Flag {
 		&cli.Int64Flag{Name: "max-message-size", Value: 50 << 20, Usage: "`BYTES`: larger messages are logged with their UID and skipped"},
 		&cli.IntFlag{Name: "max-consecutive-failures", Value: 100, Usage: "abort after `N` messages fail in a row (0: never)"},
 		&cli.Float64Flag{Name: "max-failure-rate", Value: 0.5, Usage: "abort when more than this `SHARE` of the last 200 messages failed (0: never)"},
-		&cli.StringFlag{Name: "fetch", Value: "lean", Usage: "`MODE`: lean leaves large attachments on the server (their name, type and size are still stored); full downloads every message whole"},
+		&cli.StringFlag{Name: "fetch", Value: "auto", Usage: "`MODE`: lean leaves large attachments on the server (their name, type and size are still stored); full downloads every message whole; auto times the first messages, fetched whole, and goes lean only on a slow link (under 20 MB/s)"},
 		&cli.DurationFlag{Name: "imap-timeout", Value: 60 * time.Second, Usage: "drop an IMAP connection whose server sends nothing for this `DURATION` while an answer is due"},
 		&cli.StringFlag{Name: "cpuprofile", Hidden: true, Usage: "write a CPU profile to `FILE` (for make bench and profiling)"},
 		&cli.DurationFlag{Name: "retry-for", Value: 2 * time.Minute, Usage: "how long (a `DURATION` like 2m) one operation is retried on transient errors"},
@@ -119,7 +120,7 @@ func (a *appEnv) runBackfill(c *cli.Context) error {
 		BatchSize:      c.Int("batch-size"),
 		Workers:        c.Int("workers"),
 		MaxMessageSize: c.Int64("max-message-size"),
-		FullFetch:      c.String("fetch") == "full",
+		Fetch:          fetchMode(c.String("fetch")),
 		DryRun:         dryRun,
 		RetryFor:       c.Duration("retry-for"),
 		FallbackPath:   fallback,
@@ -138,6 +139,17 @@ func (a *appEnv) runBackfill(c *cli.Context) error {
 		return &shownError{&exitError{code: exitPartial, err: fmt.Errorf("%d messages failed", res.Failed)}}
 	}
 	return nil
+}
+
+// fetchMode reads --fetch, which validateRunFlags checked.
+func fetchMode(s string) pipeline.FetchMode {
+	switch s {
+	case "lean":
+		return pipeline.FetchLean
+	case "full":
+		return pipeline.FetchFull
+	}
+	return pipeline.FetchAuto
 }
 
 // checkInboxName refuses a name that could not be part of the variable
@@ -167,8 +179,8 @@ func validateRunFlags(c *cli.Context) error {
 		return usageError("--max-consecutive-failures must be 0 (never) or more")
 	case c.Float64("max-failure-rate") < 0 || c.Float64("max-failure-rate") > 1:
 		return usageError("--max-failure-rate must be between 0 (never) and 1")
-	case c.String("fetch") != "lean" && c.String("fetch") != "full":
-		return usageError("--fetch %q: want lean or full", c.String("fetch"))
+	case !slices.Contains([]string{"auto", "lean", "full"}, c.String("fetch")):
+		return usageError("--fetch %q: want auto, lean or full", c.String("fetch"))
 	case c.Duration("imap-timeout") < time.Second:
 		return usageError("--imap-timeout must be at least 1s")
 	case c.Int64("max-message-size") < 1024:
