@@ -253,7 +253,7 @@ func TestUnreadableStructuresTurnLeanFetchOff(t *testing.T) {
 	}
 	want++
 	f.migrate()
-	out := f.mustRun(0, "--inbox", "demo", "--batch-size", "4", "--workers", "1")
+	out := f.mustRun(0, "--inbox", "demo", "--fetch", "lean", "--batch-size", "4", "--workers", "1")
 	if n := f.count(`SELECT count(*) FROM email_messages`); n != want {
 		t.Fatalf("email_messages has %d rows, want %d\n%s", n, want, out)
 	}
