@@ -175,10 +175,11 @@ func (w *worker) fetch(ctx context.Context, round []*batch, outlines *imapsrc.Ou
 		var p probe
 		before := received()
 		missing, err := fetcher.Fetch(ctx, w.conn, ask, func(f imapsrc.Fetched) error {
-			p.add(f)
+			p.arrived(f)
 			if b := owner[f.UID]; b != nil {
 				w.accept(b, f, rt.attempt)
 			}
+			p.waiting()
 			return nil
 		})
 		if err != nil {
