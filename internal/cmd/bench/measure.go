@@ -226,7 +226,7 @@ func (b *benchCmd) describeSetup(colds []coldServer) []string {
 			seconds(index[0]), seconds(index[len(index)-1]), cache),
 		"Warm rows: the same server state a cold `--workers 4` run has just left (Dovecot has computed and cached every BODYSTRUCTURE and size it was asked for), a new empty database",
 		"Loopback profile: straight to 127.0.0.1; MB received = backfill's own count of the body bytes it received (its summary's Transferred line)",
-		fmt.Sprintf("backfill: default flags (--batch-size 100, --fetch lean) but --workers and --fetch; each full run into a new database, migrated first (untimed); the re-run repeats the `--workers %d` run on its database", defaultWorkers),
+		fmt.Sprintf("backfill: default flags (--batch-size 100, --fetch auto) but --workers and --fetch; each full run into a new database, migrated first (untimed); the re-run repeats the `--workers %d` run on its database", defaultWorkers),
 		fmt.Sprintf("Each row is the median of %d rounds by wall time, with the largest peak RSS of the %d; each round runs the contenders of a mailbox in a rotated order, a cold server before each", b.runs, b.runs),
 		"Measured per child process, started from a small launcher: wall time start to exit; peak RSS and CPU (user+system) from its rusage. The CPU column leaves out the servers (Dovecot, PostgreSQL). Load: the machine's 1-minute load average when that run started (2 cores, shared with other work)",
 	}
@@ -267,7 +267,7 @@ func (b *benchCmd) assemble(rep *report, s samples) {
 				r := get(fmt.Sprintf("lean%d", w))
 				r.run, r.state = fmt.Sprintf("backfill `--workers %d`", w), "cold"
 				if w == defaultWorkers {
-					r.note = "lean, the default; compared with mbsync"
+					r.note = "--fetch auto, the default; compared with mbsync"
 				}
 				add(r)
 			}
