@@ -159,15 +159,22 @@ func TestClosingBlockNumbersAreWhatHappened(t *testing.T) {
 				Event                                   string
 				OperationID                             string `json:"operation_id"`
 				Total, Fetched, Synced, Skipped, Errors int
-				FetchedWhole                            int   `json:"fetched_whole"`
-				FetchedLean                             int   `json:"fetched_lean"`
-				Oversized                               int   `json:"oversized"`
-				OversizedBytes                          int64 `json:"oversized_bytes"`
-				TransferredBytes                        int64 `json:"transferred_bytes"`
+				FetchedWhole                            int    `json:"fetched_whole"`
+				FetchedLean                             int    `json:"fetched_lean"`
+				Oversized                               int    `json:"oversized"`
+				OversizedBytes                          int64  `json:"oversized_bytes"`
+				TransferredBytes                        int64  `json:"transferred_bytes"`
+				FetchMode                               string `json:"fetch_mode"`
+				FetchReason                             string `json:"fetch_reason"`
 			}
 			lines := strings.Split(strings.TrimSpace(out), "\n")
 			if err := json.Unmarshal([]byte(lines[len(lines)-1]), &sum); err != nil || sum.Event != "summary" {
 				t.Fatalf("last line is not the summary (%v):\n%s", err, out)
+			}
+
+			wantMode := map[string]string{"lean": "lean", "full": "whole"}[mode]
+			if sum.FetchMode != wantMode || sum.FetchReason != "--fetch "+mode {
+				t.Errorf("fetch_mode %q, fetch_reason %q; want %q, %q", sum.FetchMode, sum.FetchReason, wantMode, "--fetch "+mode)
 			}
 
 			// Against the database.
@@ -214,6 +221,7 @@ func TestClosingBlockNumbersAreWhatHappened(t *testing.T) {
 			f.wantLine(out, fmt.Sprintf("Total errors:  %d ❌", errs))
 			f.wantLine(out, fmt.Sprintf("Oversized:     %d over --max-message-size, not stored", oversized))
 			f.wantLine(out, fmt.Sprintf("Downloaded:    %d message bodies", n))
+			f.wantLine(out, fmt.Sprintf("Fetch mode:    %s (--fetch %s)", wantMode, mode))
 			if !strings.Contains(out, fmt.Sprintf(": %d whole, %d lean\n", sum.FetchedWhole, sum.FetchedLean)) {
 				t.Errorf("closing block lacks %d whole, %d lean:\n%s", sum.FetchedWhole, sum.FetchedLean, out)
 			}

@@ -154,7 +154,7 @@ func (r *reporter) finish(res pipeline.Result, sum errlog.Summary, opID uuid.UUI
 			"elapsed_seconds": res.Elapsed.Seconds(), "success_rate": rate, "operation_id": opID,
 			"error_summary": sum.Groups, "connections": res.Connections,
 			"transferred_bytes": res.Transferred, "message_bytes": res.MessageBytes, "version": r.version}
-		if res.FetchMode != "" {
+		if res.FetchMode != "" && res.ToFetch > 0 {
 			fields["fetch_mode"], fields["fetch_reason"] = res.FetchMode, res.FetchReason
 		}
 		if runErr != nil {
