@@ -145,25 +145,22 @@ func (c *chooser) outcome() (mode, reason string) {
 	return "whole", c.reason
 }
 
-// probe times how fast a whole fetch streamed: the time the worker
-// waited for each message after the first, and their bytes. Neither the
-// round trip nor the server's time to begin counts, nor the worker's own
-// time to parse what arrived: what is left is the link's (and the
-// server's) pace.
+// probe times how fast a whole fetch streamed: from the first message
+// received to the last, the bytes of all but the first, so that neither
+// the round trip nor the server's time to begin counts as the link's. The
+// worker parses a probe's messages only once it is over.
 type probe struct {
+	first   time.Time
 	bytes   int64
 	elapsed time.Duration
-	ready   time.Time // when the worker was last ready for the next message
 }
 
-// arrived counts a message and the time the worker waited for it; the
-// first only starts the clock (see waiting).
 func (p *probe) arrived(f imapsrc.Fetched) {
-	if !p.ready.IsZero() {
-		p.elapsed += time.Since(p.ready)
-		p.bytes += f.Transferred
+	now := time.Now()
+	if p.first.IsZero() {
+		p.first = now
+		return
 	}
+	p.bytes += f.Transferred
+	p.elapsed = now.Sub(p.first)
 }
-
-// waiting restarts the clock once a message has been handled.
-func (p *probe) waiting() { p.ready = time.Now() }

@@ -173,15 +173,28 @@ func (w *worker) fetch(ctx context.Context, round []*batch, outlines *imapsrc.Ou
 		}
 		fetcher.Lean = w.r.lean()
 		var p probe
-		before := received()
-		missing, err := fetcher.Fetch(ctx, w.conn, ask, func(f imapsrc.Fetched) error {
-			p.arrived(f)
+		var held []imapsrc.Fetched // a probe's messages, parsed once it is timed
+		accept := func(f imapsrc.Fetched) {
 			if b := owner[f.UID]; b != nil {
 				w.accept(b, f, rt.attempt)
 			}
-			p.waiting()
+		}
+		before := received()
+		missing, err := fetcher.Fetch(ctx, w.conn, ask, func(f imapsrc.Fetched) error {
+			if !probing {
+				accept(f)
+				return nil
+			}
+			// Parsing while the clock runs would time this machine's CPU,
+			// not the link: the link fills the socket's buffer meanwhile.
+			p.arrived(f)
+			f.Body = slices.Clone(f.Body)
+			held = append(held, f)
 			return nil
 		})
+		for _, f := range held {
+			accept(f)
+		}
 		if err != nil {
 			w.conn.Close()
 			w.conn = nil
