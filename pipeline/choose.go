@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -28,10 +29,9 @@ const (
 	fastLink = 20e6 // bytes/s
 )
 
-// decideFetch is the decision: lean when the link, at perConn bytes/s on
-// each of conns connections, is slow.
-func decideFetch(perConn float64, conns int) (lean bool, reason string) {
-	total := perConn * float64(conns)
+// decideFetch is the decision: lean when the link, which carried total
+// bytes/s over conns connections, is slow.
+func decideFetch(total float64, conns int) (lean bool, reason string) {
 	link := fmt.Sprintf("link %s over %d connection%s", rate(total), conns, plural(conns))
 	if total < fastLink {
 		return true, link + ": the link, not the server, is the bottleneck; large attachments stay on the server"
@@ -61,11 +61,8 @@ type chooser struct {
 	decided bool
 	lean    bool
 	reason  string
-	// What the probes measured: bytes streamed, the time they took, and
-	// which workers sent them.
-	bytes    int64
-	elapsed  time.Duration
-	probes   int
+	// What the probes measured, and which workers sent them.
+	probes   []probe
 	reported map[int]bool
 }
 
@@ -105,7 +102,7 @@ func (c *chooser) fetchLean() bool {
 // has sent one, since connections that share a link share its rate, or
 // after twice as many probes from fewer workers (some never connected).
 func (c *chooser) observe(worker int, p probe) {
-	if p.elapsed <= 0 || p.bytes <= 0 {
+	if p.bytes <= 0 || !p.last.After(p.first) {
 		return // fewer than two messages: nothing was timed
 	}
 	c.mu.Lock()
@@ -113,18 +110,35 @@ func (c *chooser) observe(worker int, p probe) {
 	if c.decided {
 		return
 	}
-	c.bytes += p.bytes
-	c.elapsed += p.elapsed
-	c.probes++
+	c.probes = append(c.probes, p)
 	c.reported[worker] = true
-	if len(c.reported) >= c.workers || c.probes >= 2*c.workers {
-		c.decideLocked()
+	if len(c.reported) >= c.workers || len(c.probes) >= 2*c.workers {
+		c.decided = true
+		c.lean, c.reason = decideFetch(c.rateLocked(), len(c.reported))
 	}
 }
 
-func (c *chooser) decideLocked() {
-	c.decided = true
-	c.lean, c.reason = decideFetch(float64(c.bytes)/c.elapsed.Seconds(), len(c.reported))
+// rateLocked is what the link carried while any probe was streaming: all
+// their bytes over the time during which at least one was. Probes that ran
+// side by side add up, as connections sharing a link do; probes that ran
+// one after another count once, not as a link they never had together.
+func (c *chooser) rateLocked() float64 {
+	ps := slices.SortedFunc(slices.Values(c.probes), func(a, b probe) int { return a.first.Compare(b.first) })
+	var bytes int64
+	var busy time.Duration
+	var end time.Time
+	for _, p := range ps {
+		bytes += p.bytes
+		start := p.first
+		if start.Before(end) {
+			start = end
+		}
+		if p.last.After(start) {
+			busy += p.last.Sub(start)
+			end = p.last
+		}
+	}
+	return float64(bytes) / busy.Seconds()
 }
 
 // outcome is the mode the run used and why, for the summary. A run that
@@ -133,11 +147,10 @@ func (c *chooser) outcome() (mode, reason string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.decided {
-		if c.probes == 0 {
+		if len(c.probes) == 0 {
 			return "whole", "too few messages to measure the link"
 		}
-		total := float64(c.bytes) / c.elapsed.Seconds() * float64(len(c.reported))
-		return "whole", fmt.Sprintf("the run ended while measuring the link: %s so far", rate(total))
+		return "whole", fmt.Sprintf("the run ended while measuring the link: %s so far", rate(c.rateLocked()))
 	}
 	if c.lean {
 		return "lean", c.reason
@@ -150,9 +163,8 @@ func (c *chooser) outcome() (mode, reason string) {
 // the round trip nor the server's time to begin counts as the link's. The
 // worker parses a probe's messages only once it is over.
 type probe struct {
-	first   time.Time
-	bytes   int64
-	elapsed time.Duration
+	first, last time.Time
+	bytes       int64
 }
 
 func (p *probe) arrived(f imapsrc.Fetched) {
@@ -161,6 +173,6 @@ func (p *probe) arrived(f imapsrc.Fetched) {
 		p.first = now
 		return
 	}
+	p.last = now
 	p.bytes += f.Transferred
-	p.elapsed = now.Sub(p.first)
 }
