@@ -100,7 +100,9 @@ func (c *chooser) fetchLean() bool {
 
 // observe adds one worker's probe. The mode is decided once every worker
 // has sent one, since connections that share a link share its rate, or
-// after twice as many probes from fewer workers (some never connected).
+// after twice as many probes from fewer workers (some never connected); or
+// earlier, when the workers still to come could not change it: they can
+// only add to the rate, and at most what each one carried.
 func (c *chooser) observe(worker int, p probe) {
 	if p.bytes <= 0 || !p.last.After(p.first) {
 		return // fewer than two messages: nothing was timed
@@ -112,9 +114,11 @@ func (c *chooser) observe(worker int, p probe) {
 	}
 	c.probes = append(c.probes, p)
 	c.reported[worker] = true
-	if len(c.reported) >= c.workers || len(c.probes) >= 2*c.workers {
+	total := c.rateLocked()
+	all := len(c.reported) >= c.workers || len(c.probes) >= 2*c.workers
+	if all || total >= fastLink || total*float64(c.workers) < fastLink {
 		c.decided = true
-		c.lean, c.reason = decideFetch(c.rateLocked(), len(c.reported))
+		c.lean, c.reason = decideFetch(total, len(c.reported))
 	}
 }
 

@@ -32,39 +32,49 @@ func TestDecideFetch(t *testing.T) {
 }
 
 // TestChooserAddsUpWhatRanTogether: connections that share a link share
-// its rate, so one probe alone must not decide for four workers, and the
-// rates of probes add up only as far as they ran at the same time.
+// its rate, so one probe alone decides for four workers only when the
+// others could not change the answer, and the rates of probes add up only
+// as far as they ran at the same time.
 func TestChooserAddsUpWhatRanTogether(t *testing.T) {
 	t0 := time.Now()
 	at := func(from, to time.Duration) probe {
-		// 1 MB in each probe.
-		return probe{first: t0.Add(from), last: t0.Add(to), bytes: 1e6}
+		// 1.5 MB in each probe.
+		return probe{first: t0.Add(from), last: t0.Add(to), bytes: 1.5e6}
 	}
+	ms := time.Millisecond
 	for _, tc := range []struct {
-		name   string
-		probes []probe
-		lean   bool
-		reason string
+		name    string
+		probes  []probe
+		decided int // after how many probes
+		lean    bool
+		reason  string
 	}{
-		// Four probes side by side, 4 MB/s each: 16 MB/s in all.
-		{"together, slow", []probe{at(0, 250*time.Millisecond), at(0, 250*time.Millisecond), at(0, 250*time.Millisecond), at(0, 250*time.Millisecond)},
-			true, "link 16 MB/s over 4 connections"},
-		// The same four one after another: 4 MB/s is all the link showed.
-		{"one after another", []probe{at(0, 250*time.Millisecond), at(250*time.Millisecond, 500*time.Millisecond), at(time.Second, 1250*time.Millisecond), at(2*time.Second, 2250*time.Millisecond)},
-			true, "link 4.0 MB/s over 4 connections"},
-		// Half overlapping, 40 MB/s each: 4 MB over 62.5 ms busy.
-		{"overlapping, fast", []probe{at(0, 25*time.Millisecond), at(12500*time.Microsecond, 37500*time.Microsecond), at(25*time.Millisecond, 50*time.Millisecond), at(37500*time.Microsecond, 62500*time.Microsecond)},
-			false, "link 64 MB/s over 4 connections"},
+		// 6 MB/s each: four could make 24 MB/s. Side by side they do.
+		{"together", []probe{at(0, 250*ms), at(0, 250*ms), at(0, 250*ms), at(0, 250*ms)},
+			4, false, "link 24 MB/s over 4 connections"},
+		// The same four one after another: 6 MB/s is all the link showed.
+		{"one after another", []probe{at(0, 250*ms), at(250*ms, 500*ms), at(time.Second, 1250*ms), at(2*time.Second, 2250*ms)},
+			4, true, "link 6.0 MB/s over 4 connections"},
+		// Overlapping, 6-6.7 MB/s each: 6 MB over 275 ms.
+		{"overlapping", []probe{at(0, 250*ms), at(25*ms, 275*ms), at(25*ms, 275*ms), at(50*ms, 275*ms)},
+			4, false, "link 22 MB/s over 4 connections"},
+		// Two side by side, then two more after a pause: 6 MB over 500 ms.
+		{"in two waves", []probe{at(0, 250*ms), at(0, 250*ms), at(time.Second, 1250*ms), at(time.Second, 1250*ms)},
+			4, true, "link 12 MB/s over 4 connections"},
+		// 60 MB/s on one connection: fast, whatever the others do.
+		{"fast alone", []probe{at(0, 25*ms)}, 1, false, "link 60 MB/s over 1 connection"},
+		// 3 MB/s on one: four such could not make 20 MB/s.
+		{"slow alone", []probe{at(0, 500*ms)}, 1, true, "link 3.0 MB/s over 1 connection"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newChooser(FetchAuto)
 			c.start(4)
-			for w, p := range tc.probes {
+			for i, p := range tc.probes {
 				if !c.probing() {
-					t.Fatalf("decided after %d of 4 workers", w)
+					t.Fatalf("decided after %d probes, want %d", i, tc.decided)
 				}
-				c.observe(w, probe{first: p.first}) // one message: nothing timed, ignored
-				c.observe(w, p)
+				c.observe(i, probe{first: p.first}) // one message: nothing timed, ignored
+				c.observe(i, p)
 			}
 			mode, reason := c.outcome()
 			if c.probing() || c.fetchLean() != tc.lean || !strings.Contains(reason, tc.reason) {
