@@ -22,6 +22,9 @@ const (
 	// probeMessages is how many messages a worker fetches whole per probe:
 	// enough to time a stream, few enough to cost little over a slow link.
 	probeMessages = 25
+	// minProbe is the least a probe must bring to count: a link delivers
+	// in bursts, and a few small messages can arrive in one.
+	minProbe = 256 << 10
 	// fastLink is the rate, over all connections, from which a run fetches
 	// whole: below it, moving attachments costs more than describing them.
 	// The capped link measured (12.5 MB/s in all) is well below it, a cold
@@ -98,14 +101,14 @@ func (c *chooser) fetchLean() bool {
 	return c.decided && c.lean
 }
 
-// observe adds one worker's probe. The mode is decided once every worker
-// has sent one, since connections that share a link share its rate, or
-// after twice as many probes from fewer workers (some never connected); or
-// earlier, when the workers still to come could not change it: they can
-// only add to the rate, and at most what each one carried.
+// observe adds one worker's probe. The mode is decided once there are as
+// many probes as workers (connections that share a link share its rate,
+// and rateLocked counts only what ran together); or earlier, when the
+// probes still to come could not change it: they can only add to the
+// rate, and at most what each one carried.
 func (c *chooser) observe(worker int, p probe) {
-	if p.bytes <= 0 || !p.last.After(p.first) {
-		return // fewer than two messages: nothing was timed
+	if p.bytes < minProbe || !p.last.After(p.first) {
+		return // too little to time: the worker probes again
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -115,8 +118,7 @@ func (c *chooser) observe(worker int, p probe) {
 	c.probes = append(c.probes, p)
 	c.reported[worker] = true
 	total := c.rateLocked()
-	all := len(c.reported) >= c.workers || len(c.probes) >= 2*c.workers
-	if all || total >= fastLink || total*float64(c.workers) < fastLink {
+	if len(c.probes) >= c.workers || total >= fastLink || total*float64(c.workers) < fastLink {
 		c.decided = true
 		c.lean, c.reason = decideFetch(total, len(c.reported))
 	}

@@ -44,27 +44,32 @@ func TestChooserAddsUpWhatRanTogether(t *testing.T) {
 	ms := time.Millisecond
 	for _, tc := range []struct {
 		name    string
+		workers int // how many sent the probes, in turn
 		probes  []probe
 		decided int // after how many probes
 		lean    bool
 		reason  string
 	}{
 		// 6 MB/s each: four could make 24 MB/s. Side by side they do.
-		{"together", []probe{at(0, 250*ms), at(0, 250*ms), at(0, 250*ms), at(0, 250*ms)},
+		{"together", 4, []probe{at(0, 250*ms), at(0, 250*ms), at(0, 250*ms), at(0, 250*ms)},
 			4, false, "link 24 MB/s over 4 connections"},
 		// The same four one after another: 6 MB/s is all the link showed.
-		{"one after another", []probe{at(0, 250*ms), at(250*ms, 500*ms), at(time.Second, 1250*ms), at(2*time.Second, 2250*ms)},
+		{"one after another", 4, []probe{at(0, 250*ms), at(250*ms, 500*ms), at(time.Second, 1250*ms), at(2*time.Second, 2250*ms)},
 			4, true, "link 6.0 MB/s over 4 connections"},
 		// Overlapping, 6-6.7 MB/s each: 6 MB over 275 ms.
-		{"overlapping", []probe{at(0, 250*ms), at(25*ms, 275*ms), at(25*ms, 275*ms), at(50*ms, 275*ms)},
+		{"overlapping", 4, []probe{at(0, 250*ms), at(25*ms, 275*ms), at(25*ms, 275*ms), at(50*ms, 275*ms)},
 			4, false, "link 22 MB/s over 4 connections"},
 		// Two side by side, then two more after a pause: 6 MB over 500 ms.
-		{"in two waves", []probe{at(0, 250*ms), at(0, 250*ms), at(time.Second, 1250*ms), at(time.Second, 1250*ms)},
+		{"in two waves", 4, []probe{at(0, 250*ms), at(0, 250*ms), at(time.Second, 1250*ms), at(time.Second, 1250*ms)},
 			4, true, "link 12 MB/s over 4 connections"},
+		// One worker probing while the others dial: as many probes as
+		// workers decide, at the rate one connection showed.
+		{"one worker", 1, []probe{at(0, 250*ms), at(250*ms, 500*ms), at(500*ms, 750*ms), at(750*ms, time.Second)},
+			4, true, "link 6.0 MB/s over 1 connection"},
 		// 60 MB/s on one connection: fast, whatever the others do.
-		{"fast alone", []probe{at(0, 25*ms)}, 1, false, "link 60 MB/s over 1 connection"},
+		{"fast alone", 4, []probe{at(0, 25*ms)}, 1, false, "link 60 MB/s over 1 connection"},
 		// 3 MB/s on one: four such could not make 20 MB/s.
-		{"slow alone", []probe{at(0, 500*ms)}, 1, true, "link 3.0 MB/s over 1 connection"},
+		{"slow alone", 4, []probe{at(0, 500*ms)}, 1, true, "link 3.0 MB/s over 1 connection"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := newChooser(FetchAuto)
@@ -74,7 +79,9 @@ func TestChooserAddsUpWhatRanTogether(t *testing.T) {
 					t.Fatalf("decided after %d probes, want %d", i, tc.decided)
 				}
 				c.observe(i, probe{first: p.first}) // one message: nothing timed, ignored
-				c.observe(i, p)
+				// A few small messages can arrive in one burst: ignored.
+				c.observe(i, probe{first: p.first, last: p.first.Add(ms), bytes: 100 << 10})
+				c.observe(i%tc.workers, p)
 			}
 			mode, reason := c.outcome()
 			if c.probing() || c.fetchLean() != tc.lean || !strings.Contains(reason, tc.reason) {
