@@ -70,26 +70,62 @@ func Classify(err error) Category {
 	if errors.As(err, &pgErr) {
 		return classifySQLState(pgErr.Code)
 	}
-	var certErr *tls.CertificateVerificationError
-	var unknownAuth x509.UnknownAuthorityError
-	var hostErr x509.HostnameError
-	if errors.As(err, &certErr) || errors.As(err, &unknownAuth) || errors.As(err, &hostErr) {
+	if tlsRefused(err) {
 		return Critical
-	}
-	var recordErr tls.RecordHeaderError
-	if errors.As(err, &recordErr) {
-		return Critical // speaking TLS to a plaintext port or the reverse
 	}
 	if pgconn.Timeout(err) || pgconn.SafeToRetry(err) {
 		return Transient
 	}
-	var netErr net.Error
-	if errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
-		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) {
+	// Network faults (networkFault) and errors of unknown kind alike.
+	return Transient
+}
+
+// TLSHandshake classifies a failed TLS handshake (implicit TLS or
+// STARTTLS). Only a fault of the network under it is transient: a reset, an
+// EOF, a timeout, a closed socket. Everything else is the TLS exchange
+// itself failing (a certificate that fails verification, an alert either
+// side sent, a protocol version or cipher the client will not use, TLS
+// spoken to a port that does not speak it), which a retry meets again:
+// critical. crypto/tls gives most of those no type of their own, hence
+// this way round.
+func TLSHandshake(err error) Category {
+	if err == nil {
+		return ""
+	}
+	if !tlsRefused(err) && (networkFault(err) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
 		return Transient
 	}
-	return Transient
+	return Critical
+}
+
+// networkFault reports an error of the connection under a protocol.
+func networkFault(err error) bool {
+	var netErr net.Error
+	return errors.As(err, &netErr) || errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.ECONNREFUSED) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed)
+}
+
+// tlsRefused reports a TLS failure that retrying cannot mend: a certificate
+// that fails verification, an alert from the server (it refuses our
+// protocol versions or ciphers), or TLS spoken to a port that does not
+// speak it. Resets, EOFs and timeouts during a handshake are not among
+// them: they are network faults, transient like any other.
+func tlsRefused(err error) bool {
+	var certErr *tls.CertificateVerificationError
+	var unknownAuth x509.UnknownAuthorityError
+	var hostErr x509.HostnameError
+	var invalidErr x509.CertificateInvalidError
+	var alertErr tls.AlertError
+	var recordErr tls.RecordHeaderError
+	if errors.As(err, &certErr) || errors.As(err, &unknownAuth) || errors.As(err, &hostErr) ||
+		errors.As(err, &invalidErr) || errors.As(err, &alertErr) || errors.As(err, &recordErr) {
+		return true
+	}
+	// crypto/tls reports an alert as a *net.OpError whose Op says which
+	// side sent it; its alert type is unexported.
+	var opErr *net.OpError
+	return errors.As(err, &opErr) && (opErr.Op == "remote error" || opErr.Op == "local error")
 }
 
 func classifyIMAP(err *imap.Error) Category {

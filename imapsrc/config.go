@@ -4,6 +4,7 @@ package imapsrc
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net"
 	"net/url"
@@ -55,6 +56,10 @@ type Config struct {
 	Mailbox string
 	// TLSConfig overrides the default (system roots, ServerName = Host).
 	TLSConfig *tls.Config
+	// RootCAs, when set, replaces the system roots in the default TLS
+	// configuration: a private CA (SSL_CERT_FILE given in .env, or a
+	// test's).
+	RootCAs *x509.CertPool
 	// Timeout bounds dialling; zero means 30 s.
 	Timeout time.Duration
 	// Silence is how long the server may send nothing while an answer is

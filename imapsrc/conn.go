@@ -87,7 +87,7 @@ func dial(ctx context.Context, cfg Config) (*Conn, error) {
 
 	tlsConfig := cfg.TLSConfig
 	if tlsConfig == nil {
-		tlsConfig = &tls.Config{ServerName: cfg.Host, MinVersion: tls.VersionTLS12}
+		tlsConfig = &tls.Config{ServerName: cfg.Host, MinVersion: tls.VersionTLS12, RootCAs: cfg.RootCAs}
 	}
 	opts := &imapclient.Options{TLSConfig: tlsConfig}
 	var c *imapclient.Client
@@ -96,14 +96,14 @@ func dial(ctx context.Context, cfg Config) (*Conn, error) {
 		conn := tls.Client(raw, tlsConfig)
 		if err := conn.HandshakeContext(ctx); err != nil {
 			raw.Close()
-			return nil, &errlog.CriticalError{Type: "tls_failed", Err: fmt.Errorf("TLS handshake with %s: %w", cfg.Addr(), err)}
+			return nil, tlsError(fmt.Errorf("TLS handshake with %s: %w", cfg.Addr(), ctxErr(ctx, err)))
 		}
 		c = imapclient.New(conn, opts)
 	case StartTLS:
 		c, err = imapclient.NewStartTLS(raw, opts)
 		if err != nil {
 			raw.Close()
-			return nil, &errlog.CriticalError{Type: "tls_failed", Err: fmt.Errorf("STARTTLS with %s: %w", cfg.Addr(), err)}
+			return nil, tlsError(fmt.Errorf("STARTTLS with %s: %w", cfg.Addr(), ctxErr(ctx, err)))
 		}
 	default:
 		c = imapclient.New(raw, opts)
@@ -134,6 +134,25 @@ func login(ctx context.Context, c *imapclient.Client, cfg Config) error {
 		return fmt.Errorf("login to %s as %s: %w", cfg.Addr(), cfg.Username, err)
 	}
 	return nil
+}
+
+// tlsError marks a failed TLS setup critical when retrying cannot help: a
+// certificate that fails verification, a protocol either side refuses, or a
+// server that refuses STARTTLS. A connection reset, an EOF or a timeout
+// during the handshake is a network fault like any other and stays
+// transient (errlog.TLSHandshake decides, by type).
+func tlsError(err error) error {
+	var imapErr *imap.Error
+	if errors.As(err, &imapErr) {
+		if imapErr.Type == imap.StatusResponseTypeBye {
+			return err // a server too busy to talk: later, perhaps
+		}
+		return &errlog.CriticalError{Type: "tls_failed", Err: err}
+	}
+	if errlog.TLSHandshake(err) == errlog.Critical {
+		return &errlog.CriticalError{Type: "tls_failed", Err: err}
+	}
+	return err
 }
 
 // refused reports a NO from the server about the request itself (bad

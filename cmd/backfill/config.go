@@ -1,6 +1,7 @@
 package main
 
 import (
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"maps"
@@ -144,5 +145,28 @@ func resolveInbox(e env, name string, allowPlaintext bool) (imapsrc.Config, erro
 		return imapsrc.Config{}, fmt.Errorf("inbox %s: no password: set %s, or %s for OAuth2 (in the environment or .env)", name, passVar, tokenVar)
 	}
 	cfg.Password = password
+	if cfg.RootCAs, err = rootCAs(e); err != nil {
+		return imapsrc.Config{}, fmt.Errorf("inbox %s: %w", name, err)
+	}
 	return cfg, nil
+}
+
+// rootCAs reads SSL_CERT_FILE when it is set, in the environment or in
+// .env: Go reads it from the process environment only, and a private CA is
+// often configured beside the inbox in .env. As in Go, the file replaces
+// the system roots. Unset, the system roots are used (nil).
+func rootCAs(e env) (*x509.CertPool, error) {
+	path := e.get("SSL_CERT_FILE")
+	if path == "" {
+		return nil, nil
+	}
+	pemData, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("SSL_CERT_FILE: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pemData) {
+		return nil, fmt.Errorf("SSL_CERT_FILE %s: no PEM certificate in it", path)
+	}
+	return pool, nil
 }

@@ -19,8 +19,11 @@ instance_name = dovecottest
 
 protocols = imap
 listen = 127.0.0.1
-ssl = no
-disable_plaintext_auth = no
+{{if .TLS}}ssl = yes
+ssl_cert = <{{.Dir}}/server.crt
+ssl_key = <{{.Dir}}/server.key
+{{else}}ssl = no
+{{end}}disable_plaintext_auth = no
 auth_mechanisms = plain login{{if .OAuth2}} oauthbearer xoauth2{{end}}
 # Refuse a wrong password at once, not after the usual 2 seconds.
 auth_failure_delay = 0
@@ -64,8 +67,10 @@ service imap-login {
     port = {{.Port}}
   }
   inet_listener imaps {
-    port = 0
-  }
+{{if .TLS}}    address = 127.0.0.1
+    port = {{.TLSPort}}
+{{else}}    port = 0
+{{end}}  }
 }
 
 protocol imap {
@@ -92,6 +97,17 @@ func (s *Server) writeConfig() error {
 			return err
 		}
 	}
+	tlsOn := ""
+	if s.set.certPEM != nil {
+		tlsOn = "yes"
+		if err := os.WriteFile(filepath.Join(s.dir, "server.crt"), s.set.certPEM, 0o644); err != nil {
+			return err
+		}
+		// Dovecot's config process reads the key as root.
+		if err := os.WriteFile(filepath.Join(s.dir, "server.key"), s.set.keyPEM, 0o600); err != nil {
+			return err
+		}
+	}
 	f, err := os.Create(s.conf)
 	if err != nil {
 		return err
@@ -105,6 +121,8 @@ func (s *Server) writeConfig() error {
 		"MaxUserIPConnections": strconv.Itoa(s.set.maxUserIPConnections),
 		"Extra":                s.set.extra,
 		"OAuth2":               oauth2,
+		"TLS":                  tlsOn,
+		"TLSPort":              strconv.Itoa(s.tlsPort),
 	})
 	if closeErr := f.Close(); err == nil {
 		err = closeErr

@@ -41,6 +41,7 @@ type settings struct {
 	maxUserIPConnections int
 	extra                string
 	introspectionURL     string
+	certPEM, keyPEM      []byte
 }
 
 // WithOAuth2 adds an oauth2 passdb for the OAUTHBEARER and XOAUTH2
@@ -50,6 +51,14 @@ type settings struct {
 // keep working.
 func WithOAuth2(introspectionURL string) Option {
 	return func(s *settings) { s.introspectionURL = introspectionURL }
+}
+
+// WithTLS turns TLS on with the given PEM certificate and key: the imap
+// listener offers STARTTLS and an imaps listener takes implicit TLS (see
+// TLSAddr). Plaintext login stays allowed, so a test may still log in
+// without TLS.
+func WithTLS(certPEM, keyPEM []byte) Option {
+	return func(s *settings) { s.certPEM, s.keyPEM = certPEM, keyPEM }
 }
 
 // WithMaxUserIPConnections sets how many IMAP sessions one user may hold from
@@ -74,6 +83,7 @@ type Server struct {
 	set     settings
 	port    int
 	addr    string
+	tlsPort int               // the imaps listener's, with WithTLS; 0 otherwise
 	homes   map[string]string // user name → home directory
 	mailUID int
 	mailGID int
@@ -139,6 +149,13 @@ func Start(ctx context.Context, dir string, users []User, opts ...Option) (*Serv
 	_, err = testserver.OnFreePort(ctx, func(port int) error {
 		s.port = port
 		s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		if set.certPEM != nil {
+			tlsPort, err := testserver.FreePort()
+			if err != nil {
+				return err
+			}
+			s.tlsPort = tlsPort
+		}
 		if err := s.writeConfig(); err != nil {
 			return err
 		}
@@ -181,6 +198,15 @@ func NewServer(tb testing.TB, users []User, opts ...Option) *Server {
 
 // Addr returns the host:port of the plaintext IMAP listener.
 func (s *Server) Addr() string { return s.addr }
+
+// TLSAddr returns the host:port of the imaps listener (implicit TLS), or ""
+// without WithTLS.
+func (s *Server) TLSAddr() string {
+	if s.tlsPort == 0 {
+		return ""
+	}
+	return net.JoinHostPort("127.0.0.1", strconv.Itoa(s.tlsPort))
+}
 
 // URL returns the imap:// URL of a user's mailbox on this server, with an @ in
 // the user name percent-encoded: imap://user%40example.com@127.0.0.1:port/INBOX.
