@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 
+	"github.com/cenkalti/backoff/v4"
 	"github.com/myhibachi/backfill/errlog"
 	"github.com/myhibachi/backfill/imapsrc"
 )
@@ -18,8 +19,8 @@ type conns struct {
 	cfg     imapsrc.Config // guarded by mu: Security is settled by the first connection
 	workers int
 	log     *errlog.Log
-	// retrier backs off between connection attempts and tells the observer.
-	retrier func(ctx context.Context, what string) *retrier
+	// retry retries a connection attempt for --retry-for (runner.retryOp).
+	retry func(ctx context.Context, what string, op func(*attempts) error) error
 
 	mu sync.Mutex
 	// working counts workers that have not retired; retired, those that did.
@@ -101,29 +102,23 @@ func (c *conns) join(ctx context.Context) (*imapsrc.Conn, error) {
 	if conn := c.spareConn(ctx); conn != nil {
 		return conn, nil
 	}
-	rt := c.retrier(ctx, "IMAP connection")
-	for {
-		conn, _, err := c.open(ctx)
-		if err == nil {
-			return conn, nil
-		}
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		if errlog.Classify(err) != errlog.Transient {
-			return nil, err
-		}
-		if rt.attempt >= retireAfter && c.retire() {
+	var conn *imapsrc.Conn
+	err := c.retry(ctx, "IMAP connection", func(a *attempts) (err error) {
+		conn, _, err = c.open(ctx)
+		if err != nil && ctx.Err() == nil && errlog.Classify(err) == errlog.Transient &&
+			a.n >= retireAfter && c.retire() {
 			c.log.Add(errlog.Entry{
 				Severity: errlog.SeverityWarning, Category: errlog.Transient, ErrorType: "connection_refused",
-				Message: fmt.Sprintf("server refused another connection; continuing with fewer: %v", err), Attempts: rt.attempt,
+				Message: fmt.Sprintf("server refused another connection; continuing with fewer: %v", err), Attempts: a.n,
 			})
-			return nil, errRetired
+			return backoff.Permanent(errRetired)
 		}
-		if werr := rt.wait(ctx, err); werr != nil {
-			return nil, werr
-		}
+		return err
+	})
+	if err != nil {
+		return nil, err
 	}
+	return conn, nil
 }
 
 // predial dials other workers' connections as soon as the first one is

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -10,49 +11,54 @@ import (
 	"github.com/myhibachi/backfill/imapsrc"
 )
 
-// newBackOff returns a fresh exponential backoff with jitter for one
-// operation, giving up after limit: backoff values are stateful and not
-// goroutine-safe.
-func newBackOff(ctx context.Context, limit time.Duration) backoff.BackOff {
+// attempts is what a retried operation knows of its retries.
+type attempts struct {
+	n int // calls so far, this one included
+	b *backoff.ExponentialBackOff
+}
+
+// progressed restarts the backoff: the retry budget is for an operation
+// that keeps failing, not for a long one that failed once after progress.
+func (a *attempts) progressed() { a.b.Reset() }
+
+// retryOp runs op until it succeeds, fails for a reason other than a
+// transient one (errlog.Classify, or an error op wraps in
+// backoff.Permanent), or has failed transiently for limit, waiting an
+// exponential backoff with jitter between attempts and telling the
+// observer. It never starts an attempt once ctx is done. An operation that
+// kept failing ends with a critical retries_exhausted error. This is the
+// one retry loop of a run: connections, fetches and database writes all
+// retry through it.
+func (r *runner) retryOp(ctx context.Context, what string, limit time.Duration, op func(*attempts) error) error {
 	b := backoff.NewExponentialBackOff()
 	b.InitialInterval = 200 * time.Millisecond
 	b.MaxInterval = 10 * time.Second
 	b.MaxElapsedTime = limit
-	return backoff.WithContext(b, ctx)
-}
-
-// retrier retries one operation on transient errors and tells the observer.
-type retrier struct {
-	r       *runner
-	what    string
-	b       backoff.BackOff
-	attempt int
-}
-
-func (r *runner) retrier(ctx context.Context, what string) *retrier {
-	return &retrier{r: r, what: what, b: newBackOff(ctx, r.cfg.RetryFor), attempt: 1}
-}
-
-// wait sleeps for the next backoff interval after a transient error, or
-// returns a critical error when the operation has been retried long enough.
-func (rt *retrier) wait(ctx context.Context, cause error) error {
-	d := rt.b.NextBackOff()
-	if d == backoff.Stop {
+	a := &attempts{b: b}
+	gaveUp := false // the last attempt failed transiently
+	err := backoff.RetryNotify(func() error {
+		gaveUp = false
 		if ctx.Err() != nil {
-			return ctx.Err()
+			return backoff.Permanent(ctx.Err())
 		}
-		return &errlog.CriticalError{Type: "retries_exhausted", Err: fmt.Errorf("gave up after %d attempts: %w", rt.attempt, cause)}
+		a.n++
+		err := op(a)
+		var permanent *backoff.PermanentError
+		if err == nil || errors.As(err, &permanent) {
+			return err
+		}
+		if ctx.Err() != nil || errlog.Classify(err) != errlog.Transient {
+			return backoff.Permanent(err)
+		}
+		gaveUp = true // until the next attempt
+		return err
+	}, backoff.WithContext(b, ctx), func(err error, d time.Duration) {
+		r.obs.Retrying(what, err, a.n, d)
+	})
+	if err != nil && gaveUp && ctx.Err() == nil {
+		return &errlog.CriticalError{Type: "retries_exhausted", Err: fmt.Errorf("gave up after %d attempts: %w", a.n, err)}
 	}
-	rt.r.obs.Retrying(rt.what, cause, rt.attempt, d)
-	rt.attempt++
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
+	return err
 }
 
 // dbAttemptTimeout bounds one database operation. A statement that takes
@@ -60,22 +66,14 @@ func (rt *retrier) wait(ctx context.Context, cause error) error {
 // run for ever.
 const dbAttemptTimeout = time.Minute
 
-// retry runs op until it succeeds, fails for a reason other than a
-// transient one, or has been retried for --retry-for. Each attempt gets its
-// own context, bounded by dbAttemptTimeout.
+// retry runs a database operation through retryOp for --retry-for. Each
+// attempt gets its own context, bounded by dbAttemptTimeout.
 func (r *runner) retry(ctx context.Context, what string, op func(context.Context) error) error {
-	rt := r.retrier(ctx, what)
-	for {
+	return r.retryOp(ctx, what, r.cfg.RetryFor, func(*attempts) error {
 		actx, cancel := context.WithTimeout(ctx, dbAttemptTimeout)
-		err := op(actx)
-		cancel()
-		if err == nil || ctx.Err() != nil || errlog.Classify(err) != errlog.Transient {
-			return err
-		}
-		if werr := rt.wait(ctx, err); werr != nil {
-			return werr
-		}
-	}
+		defer cancel()
+		return op(actx)
+	})
 }
 
 // firstConnectFor bounds retries of a run's first connection and listing: a
@@ -88,24 +86,15 @@ const firstConnectFor = 30 * time.Second
 // read-only and lists its UIDs, starting over on a transient failure at any
 // step (a refused or dropped connection, a server at its connection limit);
 // refused credentials or a missing mailbox fail at once.
-func (r *runner) connectAndList(ctx context.Context) (*imapsrc.Conn, imapsrc.Mailbox, []uint32, error) {
-	rt := r.retrier(ctx, "IMAP connection")
-	rt.b = newBackOff(ctx, min(r.cfg.RetryFor, firstConnectFor))
-	for {
-		conn, mbox, uids, err := r.tryList(ctx)
-		if err == nil {
-			return conn, mbox, uids, nil
-		}
-		if ctx.Err() != nil {
-			return nil, mbox, nil, ctx.Err()
-		}
-		if errlog.Classify(err) != errlog.Transient {
-			return nil, mbox, nil, err
-		}
-		if werr := rt.wait(ctx, err); werr != nil {
-			return nil, mbox, nil, werr
-		}
+func (r *runner) connectAndList(ctx context.Context) (conn *imapsrc.Conn, mbox imapsrc.Mailbox, uids []uint32, err error) {
+	err = r.retryOp(ctx, "IMAP connection", min(r.cfg.RetryFor, firstConnectFor), func(*attempts) (err error) {
+		conn, mbox, uids, err = r.tryList(ctx)
+		return err
+	})
+	if err != nil {
+		return nil, mbox, nil, err
 	}
+	return conn, mbox, uids, nil
 }
 
 func (r *runner) tryList(ctx context.Context) (*imapsrc.Conn, imapsrc.Mailbox, []uint32, error) {

@@ -23,7 +23,10 @@ func Run(ctx context.Context, cfg Config, sink *pgsink.Sink, log *errlog.Log, ob
 	cfg = withDefaults(cfg)
 	r := &runner{cfg: cfg, sink: sink, log: log, obs: &serialObserver{obs: obs},
 		breaker: newBreaker(cfg.MaxConsecutiveFailures, cfg.MaxFailureRate, cfg.FailureWindow)}
-	r.conns = &conns{cfg: cfg.IMAP, workers: cfg.Workers, log: log, retrier: r.retrier}
+	r.conns = &conns{cfg: cfg.IMAP, workers: cfg.Workers, log: log,
+		retry: func(ctx context.Context, what string, op func(*attempts) error) error {
+			return r.retryOp(ctx, what, cfg.RetryFor, op)
+		}}
 	r.choice = newChooser(cfg.Fetch)
 	if sink != nil && !cfg.DryRun {
 		// A run that lost its lock to another must stop: they would race.

@@ -147,104 +147,100 @@ func (w *worker) fetch(ctx context.Context, round []*batch, outlines *imapsrc.Ou
 	}
 	askedAgain := map[uint32]bool{}
 	fetcher := &imapsrc.Fetcher{MaxSize: w.r.cfg.MaxMessageSize, UIDValidity: w.uidValidity, Lean: w.r.lean(), Outlines: outlines}
-	rt := w.r.retrier(ctx, "IMAP fetch")
-	for len(remaining) > 0 {
-		if w.conn == nil {
-			// Holding a batch, this worker may not retire: it reconnects
-			// for as long as --retry-for allows.
-			if err := w.connect(ctx); err != nil {
+	return w.r.retryOp(ctx, "IMAP fetch", w.r.cfg.RetryFor, func(a *attempts) error {
+		for len(remaining) > 0 {
+			if w.conn == nil {
+				// Holding a batch, this worker may not retire: it reconnects
+				// for as long as --retry-for allows.
+				if err := w.connect(ctx); err != nil {
+					return err
+				}
+			}
+			// While the run measures the link (see chooser), a few messages
+			// at a time are fetched whole and timed.
+			ask, probing := remaining, w.r.choice.probing()
+			if probing {
+				ask = remaining[:min(len(remaining), probeMessages)]
+			}
+			fetcher.Lean = w.r.lean()
+			var p probe
+			var held []imapsrc.Fetched // a probe's messages, parsed once it is timed
+			accept := func(f imapsrc.Fetched) {
+				if b := owner[f.UID]; b != nil {
+					w.accept(b, f, a.n)
+				}
+			}
+			before := received()
+			missing, err := fetcher.Fetch(ctx, w.conn, ask, func(f imapsrc.Fetched) error {
+				if !probing {
+					accept(f)
+					return nil
+				}
+				// Parsing while the clock runs would time this machine's CPU,
+				// not the link: the link fills the socket's buffer meanwhile.
+				p.arrived(f)
+				f.Body = slices.Clone(f.Body)
+				held = append(held, f)
+				return nil
+			})
+			for _, f := range held {
+				accept(f)
+			}
+			if err != nil {
+				w.conn.Close()
+				w.conn = nil
 				if ctx.Err() != nil {
 					return ctx.Err()
 				}
-				if errlog.Classify(err) != errlog.Transient {
+				progress := received() > before
+				var se *imapsrc.StructureError
+				if errors.As(err, &se) {
+					// A structure that cannot be read: the fetcher fetches
+					// that message whole from now on, which is progress too.
+					// Only these count towards turning lean fetching off; a
+					// network failure on the way does not.
+					progress = true
+					w.r.structureFailed(err)
+					err = retryable{err}
+				} else if errlog.Classify(err) != errlog.Transient {
 					return err
 				}
-				if werr := rt.wait(ctx, err); werr != nil {
-					return werr
+				if progress {
+					// The attempt made progress: the retry budget is for a
+					// server that keeps failing, not for a long download that
+					// failed once.
+					a.progressed()
 				}
-				continue
-			}
-		}
-		// While the run measures the link (see chooser), a few messages
-		// at a time are fetched whole and timed.
-		ask, probing := remaining, w.r.choice.probing()
-		if probing {
-			ask = remaining[:min(len(remaining), probeMessages)]
-		}
-		fetcher.Lean = w.r.lean()
-		var p probe
-		var held []imapsrc.Fetched // a probe's messages, parsed once it is timed
-		accept := func(f imapsrc.Fetched) {
-			if b := owner[f.UID]; b != nil {
-				w.accept(b, f, rt.attempt)
-			}
-		}
-		before := received()
-		missing, err := fetcher.Fetch(ctx, w.conn, ask, func(f imapsrc.Fetched) error {
-			if !probing {
-				accept(f)
-				return nil
-			}
-			// Parsing while the clock runs would time this machine's CPU,
-			// not the link: the link fills the socket's buffer meanwhile.
-			p.arrived(f)
-			f.Body = slices.Clone(f.Body)
-			held = append(held, f)
-			return nil
-		})
-		for _, f := range held {
-			accept(f)
-		}
-		if err != nil {
-			w.conn.Close()
-			w.conn = nil
-			if ctx.Err() != nil {
-				return ctx.Err()
-			}
-			progress := received() > before
-			var se *imapsrc.StructureError
-			if errors.As(err, &se) {
-				// A structure that cannot be read: the fetcher fetches
-				// that message whole from now on, which is progress too.
-				// Only these count towards turning lean fetching off; a
-				// network failure on the way does not.
-				progress = true
-				w.r.structureFailed(err)
-			} else if errlog.Classify(err) != errlog.Transient {
+				w.r.log.Add(errlog.Entry{
+					Severity: errlog.SeverityWarning, Category: errlog.Transient, ErrorType: "fetch_retried",
+					Message: err.Error(), Attempts: a.n, Context: map[string]any{"uids": len(remaining)},
+				})
+				remaining = slices.DeleteFunc(slices.Clone(remaining), done)
 				return err
 			}
-			if progress {
-				// The attempt made progress: the retry budget is for a
-				// server that keeps failing, not for a long download that
-				// failed once.
-				rt.b.Reset()
+			if probing {
+				w.r.choice.observe(w.id, p)
 			}
-			w.r.log.Add(errlog.Entry{
-				Severity: errlog.SeverityWarning, Category: errlog.Transient, ErrorType: "fetch_retried",
-				Message: err.Error(), Attempts: rt.attempt, Context: map[string]any{"uids": len(remaining)},
-			})
-			if werr := rt.wait(ctx, err); werr != nil {
-				return werr
+			remaining = slices.Clone(remaining[len(ask):])
+			// UIDs the server left out are asked for once more, then logged.
+			for _, u := range missing {
+				if askedAgain[u] {
+					w.fail(owner[u], u, "", "not_returned", fmt.Errorf("server did not return UID %d (expunged meanwhile?)", u), a.n, nil)
+					continue
+				}
+				askedAgain[u] = true
+				remaining = append(remaining, u)
 			}
-			remaining = slices.DeleteFunc(slices.Clone(remaining), done)
-			continue
 		}
-		if probing {
-			w.r.choice.observe(w.id, p)
-		}
-		remaining = slices.Clone(remaining[len(ask):])
-		// UIDs the server left out are asked for once more, then logged.
-		for _, u := range missing {
-			if askedAgain[u] {
-				w.fail(owner[u], u, "", "not_returned", fmt.Errorf("server did not return UID %d (expunged meanwhile?)", u), rt.attempt, nil)
-				continue
-			}
-			askedAgain[u] = true
-			remaining = append(remaining, u)
-		}
-	}
-	return nil
+		return nil
+	})
 }
+
+// retryable is an error to retry whatever its cause, with its message
+// kept: it hides its cause from errlog.Classify on purpose.
+type retryable struct{ err error }
+
+func (e retryable) Error() string { return e.err.Error() }
 
 // accept parses one fetched message into the batch: a message fetched as
 // sections comes parsed, a whole one is parsed here.
