@@ -97,14 +97,21 @@ const retireAfter = 3
 // per account (Gmail, Dovecot's mail_max_userip_connections) and refuse the
 // extra ones with [LIMIT], [UNAVAILABLE] or BYE: a worker refused a few
 // times retires as long as another is still working; the last one retries
-// for the whole --retry-for.
-func (c *conns) join(ctx context.Context) (*imapsrc.Conn, error) {
+// for the whole --retry-for. A mailbox found under another UIDVALIDITY than
+// uidValidity, the listing's, stops the run (uidValidityChanged).
+func (c *conns) join(ctx context.Context, uidValidity uint32) (*imapsrc.Conn, error) {
 	if conn := c.spareConn(ctx); conn != nil {
 		return conn, nil
 	}
 	var conn *imapsrc.Conn
-	err := c.retry(ctx, "IMAP connection", func(a *attempts) (err error) {
-		conn, _, err = c.open(ctx)
+	err := c.retry(ctx, "IMAP connection", func(a *attempts) error {
+		var mbox imapsrc.Mailbox
+		var err error
+		conn, mbox, err = c.open(ctx)
+		if err == nil && mbox.UIDValidity != uidValidity {
+			conn.Close()
+			return uidValidityChanged(mbox.Name, uidValidity, mbox.UIDValidity)
+		}
 		if err != nil && ctx.Err() == nil && errlog.Classify(err) == errlog.Transient &&
 			a.n >= retireAfter && c.retire() {
 			c.log.Add(errlog.Entry{
@@ -128,8 +135,10 @@ func (c *conns) join(ctx context.Context) (*imapsrc.Conn, error) {
 // to be needed: none for a mailbox with nothing left to fetch. It runs
 // once, and only after the first login worked, so a wrong password is
 // never tried more than once. A connection it cannot make is left to the
-// worker, which handles refusals (join).
-func (c *conns) predial(ctx context.Context, count func(context.Context) int) {
+// worker, which handles refusals (join), and so is one that finds the
+// mailbox under another UIDVALIDITY than the first connection's, which
+// would fetch by UIDs that name other messages (worker.connect).
+func (c *conns) predial(ctx context.Context, uidValidity uint32, count func(context.Context) int) {
 	if c.workers < 2 {
 		return
 	}
@@ -143,7 +152,12 @@ func (c *conns) predial(ctx context.Context, count func(context.Context) int) {
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					if conn, _, err := c.open(ctx); err == nil {
+					conn, mbox, err := c.open(ctx)
+					switch {
+					case err != nil:
+					case mbox.UIDValidity != uidValidity:
+						conn.Close()
+					default:
 						c.spare <- conn
 					}
 				}()

@@ -103,7 +103,7 @@ func (r *runner) tryList(ctx context.Context) (*imapsrc.Conn, imapsrc.Mailbox, [
 		return nil, mbox, nil, err
 	}
 	if !r.cfg.DryRun {
-		r.conns.predial(ctx, func(ctx context.Context) int { return r.predialCount(ctx, mbox) })
+		r.conns.predial(ctx, mbox.UIDValidity, func(ctx context.Context) int { return r.predialCount(ctx, mbox) })
 	}
 	uids, err := conn.ListUIDs(ctx)
 	if err != nil {

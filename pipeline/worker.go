@@ -105,7 +105,7 @@ func takeMore(in <-chan *batch, round []*batch, n int) []*batch {
 
 // join gets the worker a connection (see conns.join).
 func (w *worker) join(ctx context.Context) error {
-	conn, err := w.r.conns.join(ctx)
+	conn, err := w.r.conns.join(ctx, w.uidValidity)
 	if err != nil {
 		return err
 	}
@@ -113,14 +113,35 @@ func (w *worker) join(ctx context.Context) error {
 	return nil
 }
 
-// connect dials, logs in and selects the mailbox read-only.
+// connect dials, logs in and selects the mailbox read-only. A mailbox
+// found under another UIDVALIDITY than the run listed has renumbered its
+// messages: the UIDs this run holds now name other messages, or none, and
+// fetching by them would store the wrong mail under the old numbering. It
+// stops the run (see uidValidityChanged).
 func (w *worker) connect(ctx context.Context) error {
-	conn, _, err := w.r.conns.open(ctx)
+	conn, mbox, err := w.r.conns.open(ctx)
 	if err != nil {
 		return err
 	}
+	if mbox.UIDValidity != w.uidValidity {
+		conn.Close()
+		return uidValidityChanged(mbox.Name, w.uidValidity, mbox.UIDValidity)
+	}
 	w.conn = conn
 	return nil
+}
+
+// uidValidityChanged is the critical error of a run whose mailbox changed
+// its UIDVALIDITY under it. The run is aborted rather than listed again:
+// batches other workers still fetch on connections opened before the change
+// are consistent and commit, and the next run does what any run does after
+// a change (lists under the new UIDVALIDITY, downloads what it cannot
+// match, recognises stored mail by Message-ID), with a clean status row
+// and no UIDs of two numberings in one run's accounting.
+func uidValidityChanged(mailbox string, was, now uint32) error {
+	return &errlog.CriticalError{Type: "uidvalidity_changed", Err: fmt.Errorf(
+		"mailbox %s changed its UIDVALIDITY from %d to %d during the run (the server renumbered its messages); "+
+			"stopped fetching by the old UIDs, kept what was committed; run backfill again to continue", mailbox, was, now)}
 }
 
 // fetch downloads and parses a round of batches. A dropped connection is
