@@ -228,10 +228,16 @@ func TestFinishRunLeavesTheNewHoldersRow(t *testing.T) {
 	s := newSink(t)
 	ctx := context.Background()
 	lostRun, newRun := uuid.New(), uuid.New()
-	for _, op := range []uuid.UUID{lostRun, newRun} {
-		if err := s.BeginRun(ctx, "support", op); err != nil {
-			t.Fatal(err)
-		}
+	if abandoned, err := s.BeginRun(ctx, "support", lostRun); err != nil || abandoned != uuid.Nil {
+		t.Fatalf("first BeginRun: abandoned %s, %v; want none", abandoned, err)
+	}
+	// The lock changed hands: the new run records the old one abandoned.
+	if abandoned, err := s.BeginRun(ctx, "support", newRun); err != nil || abandoned != lostRun {
+		t.Fatalf("second BeginRun: abandoned %s, %v; want %s", abandoned, err, lostRun)
+	}
+	// A retried BeginRun of the same run finds nothing abandoned.
+	if abandoned, err := s.BeginRun(ctx, "support", newRun); err != nil || abandoned != uuid.Nil {
+		t.Fatalf("BeginRun again: abandoned %s, %v; want none", abandoned, err)
 	}
 	if err := s.FinishRun(ctx, pgsink.RunResult{Inbox: "support", OperationID: lostRun, Status: "aborted"}); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/google/uuid"
@@ -125,16 +126,34 @@ func (s *Sink) ExistingMessageIDs(ctx context.Context, inbox string, ids []strin
 	return found, nil
 }
 
-// BeginRun marks the inbox as being synced by operation opID.
-func (s *Sink) BeginRun(ctx context.Context, inbox string, opID uuid.UUID) error {
-	q := s.writer().begin
-	if q == "" {
-		return nil // an adopted email_sync_status with no column to say it
+// BeginRun marks the inbox as being synced by operation opID. The caller
+// holds the inbox's run lock, so a row still saying 'running' under another
+// operation id belongs to a run that never recorded how it ended (killed
+// with SIGKILL, out of memory, its machine lost, or stopping after it lost
+// the lock): BeginRun returns that operation id as abandoned, uuid.Nil
+// when there is none (or the table has no column to say it).
+func (s *Sink) BeginRun(ctx context.Context, inbox string, opID uuid.UUID) (abandoned uuid.UUID, err error) {
+	w := s.writer()
+	if w.holder != "" {
+		var prev *string
+		err := s.pool.QueryRow(ctx, w.holder, inbox).Scan(&prev)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return uuid.Nil, fmt.Errorf("record run start: %w", err)
+		}
+		if prev != nil {
+			// An id that is not a UUID (an adopted table's) is no run of ours.
+			if id, perr := uuid.Parse(*prev); perr == nil && id != opID {
+				abandoned = id
+			}
+		}
 	}
-	if _, err := s.pool.Exec(ctx, q, inbox, nil, nil, nil, uuidOrNil(opID), nil); err != nil {
-		return fmt.Errorf("record run start: %w", err)
+	if w.begin == "" {
+		return abandoned, nil // an adopted email_sync_status with no column to say it
 	}
-	return nil
+	if _, err := s.pool.Exec(ctx, w.begin, inbox, nil, nil, nil, uuidOrNil(opID), nil); err != nil {
+		return uuid.Nil, fmt.Errorf("record run start: %w", err)
+	}
+	return abandoned, nil
 }
 
 // beginSQL, finishSQL and holderSQL write and read the tool's own

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/myhibachi/backfill/errlog"
 	"github.com/myhibachi/backfill/imapsrc"
 	"github.com/myhibachi/backfill/message"
@@ -105,10 +106,19 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 	}
 	// The run is recorded before connecting, so that a refused login or a
 	// missing mailbox also leaves "aborted" in email_sync_status.
-	if err := r.retry(ctx, "record run start", func(ctx context.Context) error {
-		return r.sink.BeginRun(ctx, r.cfg.Inbox, r.cfg.OperationID)
+	var abandoned uuid.UUID
+	if err := r.retry(ctx, "record run start", func(ctx context.Context) (err error) {
+		abandoned, err = r.sink.BeginRun(ctx, r.cfg.Inbox, r.cfg.OperationID)
+		return err
 	}); err != nil {
 		return r.res, err
+	}
+	if abandoned != uuid.Nil {
+		// Nothing of it is lost (its committed batches stay and this run
+		// fetches the rest), but its status row said "running" for ever.
+		r.log.Add(errlog.Entry{Severity: errlog.SeverityWarning, Category: errlog.Transient, ErrorType: "previous_run_abandoned",
+			Message: fmt.Sprintf("the previous run (operation %s) never recorded how it ended (killed, or lost its lock); recorded as abandoned", abandoned),
+			Context: map[string]any{"abandoned_operation_id": abandoned.String()}})
 	}
 	var mbox imapsrc.Mailbox
 	err := r.list(ctx, func(conn *imapsrc.Conn, mb imapsrc.Mailbox, todo []uint32) error {
