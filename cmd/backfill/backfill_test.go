@@ -125,14 +125,27 @@ func TestFullRunAndRerun(t *testing.T) {
 
 	// A new UIDVALIDITY (the server rebuilt its index) means every body is
 	// fetched again, but Message-IDs, synthetic ones included, match: no
-	// new rows, no inflated threads.
+	// new rows, no inflated threads. Three new messages come first, so
+	// every old UID names another message now: a re-run that trusted the
+	// old UIDs would download 3 bodies, not 403, and store the wrong 3.
 	f.imap.RecreateMailbox(t, imaptest.Inbox)
+	date := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	for i := range 3 {
+		f.imap.Append(t, []byte(fmt.Sprintf("From: new@example.com\r\nTo: cs@myhibachichef.com\r\n"+
+			"Subject: after the rebuild %d\r\nMessage-ID: <rebuild-%d@example.com>\r\n\r\nnew\r\n", i, i)), date)
+	}
 	f.imap.AppendGenerated(t, 1, 400)
 	out = f.mustRun(0, "--inbox", "demo")
-	f.wantLine(out, "Total synced:  0 ✅")
-	if after := f.snapshot(); after != before {
-		t.Fatal("re-run after UIDVALIDITY change changed email_messages or email_threads")
+	f.wantLine(out, "Downloaded:    403 message bodies")
+	f.wantLine(out, "Total synced:  3 ✅")
+	f.wantLine(out, "Total skipped: 400 ⏭️")
+	if n := f.count(`SELECT count(*) FROM email_messages WHERE message_id LIKE 'rebuild-%'`); n != 3 {
+		t.Fatalf("%d of the 3 new messages stored after the UIDVALIDITY change", n)
 	}
+	if n := f.count(`SELECT count(*) FROM email_messages`); n != unique+3 {
+		t.Fatalf("email_messages has %d rows after the UIDVALIDITY change, want %d", n, unique+3)
+	}
+	checkStoredOnce(f)
 }
 
 // checkCorpus checks every unique message of corpus (mail i at uids[i]) is
