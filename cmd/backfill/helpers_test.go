@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/myhibachi/backfill/internal/imaptest"
 	"github.com/myhibachi/backfill/internal/pgtest"
@@ -98,6 +99,21 @@ func (f *fixture) snapshot() string {
 		rows.Close()
 	}
 	return b.String()
+}
+
+// tableText returns every row of a table, whole, as text in a stable order: to
+// compare contents, not counts.
+func (f *fixture) tableText(table string) string {
+	f.t.Helper()
+	rows, err := f.pool.Query(context.Background(), `SELECT t::text FROM `+pgx.Identifier{table}.Sanitize()+` t ORDER BY 1`)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	lines, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return strings.Join(lines, "\n")
 }
 
 func hasLine(out, prefix string) bool {
