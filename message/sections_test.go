@@ -109,6 +109,7 @@ func TestParseSectionsAgreesWithParse(t *testing.T) {
 			}
 		})
 	}
+	realAccepted := accepted
 	pdf := strings.Repeat("JVBERi0xLjcKJeLjz9MKMSAwIG9iago8PCAvVHlwZSAvQ2F0YWxvZyA+PgplbmRvYmoK", 40)
 	var lines strings.Builder
 	for len(pdf) > 0 {
@@ -126,4 +127,13 @@ func TestParseSectionsAgreesWithParse(t *testing.T) {
 		accepted++
 	}
 	t.Logf("%d of %d messages accepted as sections, each equal to Parse's row", accepted, len(msgs)+2)
+	// realWorldMail sees to the corpus's size; this, to what the test
+	// proves on it. 89% of the real messages were accepted when this was
+	// written (6,015 of 6,728): far fewer means ParseSections turns down
+	// what it used to read, and lean fetching falls back to downloading
+	// those messages whole.
+	const minShare = 0.8
+	if len(msgs) > 0 && float64(realAccepted) < minShare*float64(len(msgs)) {
+		t.Errorf("only %d of %d real messages accepted as sections, want at least %.0f%%", realAccepted, len(msgs), 100*minShare)
+	}
 }
