@@ -104,15 +104,15 @@ func TestStoreIsIdempotentAndCountsThreadsOnce(t *testing.T) {
 	if err != nil || len(seen) != 4 || !seen[4] {
 		t.Fatalf("SeenUIDs = %v, %v; want UIDs 1-4", seen, err)
 	}
-	if seen, _ := s.SeenUIDs(ctx, "support", 8); len(seen) != 0 {
-		t.Fatalf("SeenUIDs for another UIDVALIDITY = %v, want none", seen)
+	if seen, err := s.SeenUIDs(ctx, "support", 8); err != nil || len(seen) != 0 {
+		t.Fatalf("SeenUIDs for another UIDVALIDITY = %v, %v; want none", seen, err)
 	}
 	found, err := s.ExistingMessageIDs(ctx, "support", []string{"a@x", "zzz", "c@x"})
 	if err != nil || len(found) != 2 || !found["a@x"] || !found["c@x"] {
 		t.Fatalf("ExistingMessageIDs = %v, %v", found, err)
 	}
-	if found, _ := s.ExistingMessageIDs(ctx, "other", []string{"a@x"}); len(found) != 0 {
-		t.Fatalf("ExistingMessageIDs looked across inboxes: %v", found)
+	if found, err := s.ExistingMessageIDs(ctx, "other", []string{"a@x"}); err != nil || len(found) != 0 {
+		t.Fatalf("ExistingMessageIDs looked across inboxes: %v, %v", found, err)
 	}
 }
 
@@ -185,7 +185,10 @@ func TestSchemaCheckAndConcurrentMigrations(t *testing.T) {
 		}
 		total += applied[i]
 	}
-	all, _ := migrations.All()
+	all, err := migrations.All()
+	if err != nil {
+		t.Fatal(err)
+	}
 	if total != len(all) {
 		t.Fatalf("concurrent migrations applied %d in total, want %d (each exactly once)", total, len(all))
 	}
