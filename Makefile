@@ -2,7 +2,7 @@
 GO ?= go
 BIN := bin/backfill
 
-.PHONY: build demo test test-short lint deps realmail fuzz clean
+.PHONY: build demo test test-short cover lint deps realmail fuzz clean
 
 # -buildvcs=auto stamps the git revision that `backfill --version` prints,
 # even where GOFLAGS turns stamping off.
@@ -22,6 +22,11 @@ test: deps realmail
 	$(GO) test -race -count=1 -timeout 15m ./...
 	# Under -race the real-world tests take a sample; here all of it.
 	$(GO) test -count=1 -timeout 10m -run 'RealMail' ./message/ ./cmd/backfill/
+
+# The whole suite once more, reporting per package how much of pipeline,
+# imapsrc, pgsink and message it runs (profile in .cover/cover.out).
+cover: deps realmail
+	./scripts/cover.sh
 
 test-short:
 	$(GO) test -short -count=1 ./...
@@ -44,7 +49,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzParse -fuzztime 30s ./message/
 
 clean:
-	rm -rf bin .demo
+	rm -rf bin .demo .cover
 
 # Benchmarks backfill against a raw IMAP fetch and mbsync on 10,000 generated
 # messages (BENCH_N=50000 for the large corpus) and appends the table to
