@@ -4,8 +4,11 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/myhibachi/backfill/internal/imaptest"
 	"github.com/myhibachi/backfill/internal/mailgen"
 )
@@ -87,6 +90,71 @@ func TestUIDValidityChangesMidRun(t *testing.T) {
 		t.Fatalf("after the re-run email_messages has %d rows, want %d", n, uniqueMailgen(corpus))
 	}
 	checkStoredOnce(f)
+}
+
+// renumberOnFirstSelect renumbers the mailbox right after the first SELECT
+// is answered: the run's first connection lists the old numbering, every
+// connection after it (the pre-dials) selects the new one.
+type renumberOnFirstSelect struct {
+	imapserver.SessionIMAP4rev2
+	once *sync.Once
+	do   func()
+}
+
+func (s renumberOnFirstSelect) Select(mailbox string, options *imap.SelectOptions) (*imap.SelectData, error) {
+	data, err := s.SessionIMAP4rev2.Select(mailbox, options)
+	s.once.Do(s.do)
+	return data, err
+}
+
+// TestUIDValidityChangesBeforePredials: the mailbox is renumbered between
+// the first connection's SELECT and the pre-dialled connections'. A pre-dial
+// that finds another UIDVALIDITY must not be handed to a worker, which would
+// fetch the old UIDs in the new numbering: the run stops with exit 2, and
+// every stored row is the message its UID named in the listing.
+func TestUIDValidityChangesBeforePredials(t *testing.T) {
+	t.Parallel()
+	corpus := mailgen.Generate(79, 120)
+	var srv *imaptest.Server
+	var once sync.Once
+	renumber := func() {
+		srv.RecreateMailbox(t, imaptest.Inbox)
+		reversed := slices.Clone(corpus)
+		slices.Reverse(reversed)
+		srv.AppendMails(t, reversed)
+	}
+	f := newFixture(t, imaptest.WithSession(func(s imapserver.SessionIMAP4rev2, _ *imapserver.Conn) imapserver.SessionIMAP4rev2 {
+		return renumberOnFirstSelect{SessionIMAP4rev2: s, once: &once, do: renumber}
+	}))
+	srv = f.imap
+	f.migrate() // before the first SELECT: migrate does not connect to IMAP
+	uids := srv.AppendMails(t, corpus)
+
+	out := f.mustRun(2, "--inbox", "demo", "--workers", "4", "--batch-size", "10", "--fetch", "full")
+	if n := f.count(`SELECT count(*) FROM error_logs WHERE severity = 'critical' AND error_type = 'uidvalidity_changed'`); n != 1 {
+		t.Fatalf("error_logs has %d critical uidvalidity_changed rows, want 1\n%s", n, out)
+	}
+	wantID := map[int64]string{}
+	for i, m := range corpus {
+		wantID[int64(uids[i])] = m.Want.MessageID
+	}
+	rows, err := f.pool.Query(context.Background(), `SELECT imap_uid, message_id FROM email_messages`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var uid int64
+		var id string
+		if err := rows.Scan(&uid, &id); err != nil {
+			t.Fatal(err)
+		}
+		if want := wantID[uid]; want != "" && want != id {
+			t.Errorf("stored UID %d as %q; in the listing's numbering it was %q", uid, id, want)
+		}
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // uniqueMailgen counts the generated messages that are not a redelivered
