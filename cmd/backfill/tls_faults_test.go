@@ -167,3 +167,26 @@ func runPipeline(t *testing.T, f *fixture, cfg imapsrc.Config, workers int) (pip
 	out.finish(res, log.Summary(), opID, workers, err, false)
 	return res, buf.String(), err
 }
+
+// TestSTARTTLSRefusedIsFatal: a server that will not start TLS is not
+// asked again and again: the run stops at once, exit 2, and says so.
+func TestSTARTTLSRefusedIsFatal(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t) // go-imap's test server speaks plaintext only
+	f.imap.AppendGenerated(t, 83, 5)
+	f.migrate()
+	host, portStr, _ := net.SplitHostPort(f.imap.Addr())
+	port, _ := strconv.Atoi(portStr)
+	cfg := imapsrc.Config{Host: host, Port: port, Security: imapsrc.StartTLS, Username: f.imap.Username,
+		Password: f.imap.Password, Mailbox: "INBOX"}
+	_, out, err := runPipeline(t, f, cfg, 2)
+	if code := exitCode(context.Background(), err); code != 2 || !strings.Contains(out, "🛑 BACKFILL ABORTED: STARTTLS with "+f.imap.Addr()) {
+		t.Fatalf("exit %d (%v), want 2 saying STARTTLS failed\n%s", code, err, out)
+	}
+	if strings.Contains(out, "🔁") {
+		t.Fatalf("a refused STARTTLS was retried\n%s", out)
+	}
+	if n := f.count(`SELECT count(*) FROM error_logs WHERE severity = 'critical' AND error_type = 'tls_failed'`); n != 1 {
+		t.Fatalf("error_logs has %d critical tls_failed rows, want 1\n%s", n, out)
+	}
+}
