@@ -57,8 +57,7 @@ type Config struct {
 	// TLSConfig overrides the default (system roots, ServerName = Host).
 	TLSConfig *tls.Config
 	// RootCAs, when set, replaces the system roots in the default TLS
-	// configuration: a private CA (SSL_CERT_FILE given in .env, or a
-	// test's).
+	// configuration (cmd/backfill adds SSL_CERT_FILE's CAs, from .env too).
 	RootCAs *x509.CertPool
 	// Timeout bounds dialling; zero means 30 s.
 	Timeout time.Duration

@@ -152,9 +152,11 @@ func resolveInbox(e env, name string, allowPlaintext bool) (imapsrc.Config, erro
 }
 
 // rootCAs reads SSL_CERT_FILE when it is set, in the environment or in
-// .env: Go reads it from the process environment only, and a private CA is
-// often configured beside the inbox in .env. As in Go, the file replaces
-// the system roots. Unset, the system roots are used (nil).
+// .env: Go reads it only from the process environment, and a private CA is
+// often configured in .env beside its inbox. As with Go's own reading (the
+// file replaces the system bundle, /etc/ssl/certs stays), public CAs stay
+// trusted: the file's certificates are added to the system pool. Unset,
+// the system roots are used as they are (nil).
 func rootCAs(e env) (*x509.CertPool, error) {
 	path := e.get("SSL_CERT_FILE")
 	if path == "" {
@@ -164,7 +166,10 @@ func rootCAs(e env) (*x509.CertPool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("SSL_CERT_FILE: %w", err)
 	}
-	pool := x509.NewCertPool()
+	pool, err := x509.SystemCertPool()
+	if err != nil {
+		pool = x509.NewCertPool() // no system roots here: the file's alone
+	}
 	if !pool.AppendCertsFromPEM(pemData) {
 		return nil, fmt.Errorf("SSL_CERT_FILE %s: no PEM certificate in it", path)
 	}
