@@ -12,7 +12,10 @@ pkgs=(pipeline imapsrc pgsink message)
 module=$(go list -m)
 coverpkg=$(printf "$module/%s," "${pkgs[@]}")
 mkdir -p .cover
-go test -count=1 -timeout 25m -coverpkg="${coverpkg%,}" -coverprofile=.cover/cover.out "$@" ./...
+# A failing test still leaves a profile: the numbers are printed, and the
+# failure is the exit status.
+status=0
+go test -count=1 -timeout 25m -coverpkg="${coverpkg%,}" -coverprofile=.cover/cover.out "$@" ./... || status=$?
 
 # A block run by several test binaries is listed once per binary: it counts
 # as covered if any of them ran it.
@@ -39,3 +42,4 @@ awk -v module="$module/" -v pkgs="${pkgs[*]}" '
 		}
 		printf "  %-10s %5.1f%%  (%d of %d statements)\n", "all four", 100 * allHit / all, allHit, all
 	}' .cover/cover.out
+exit "$status"
