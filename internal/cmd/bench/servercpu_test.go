@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"testing"
@@ -32,15 +33,18 @@ func TestServerCPUCountsEndedChildren(t *testing.T) {
 
 // findMaster finds a process by its arguments, and only that one.
 func TestFindMaster(t *testing.T) {
-	cmd := exec.Command("sleep", "30.0417")
+	// An argument no other process has, so that a concurrent run of this
+	// test elsewhere on the machine is never found instead.
+	arg := fmt.Sprintf("30.%09d", os.Getpid())
+	cmd := exec.Command("sleep", arg)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	if got := findMaster("sleep", "30.0417"); got != cmd.Process.Pid {
+	if got := findMaster("sleep", arg); got != cmd.Process.Pid {
 		t.Errorf("findMaster = %d; want %d", got, cmd.Process.Pid)
 	}
-	if got := findMaster("sleep", "30.0418"); got != 0 {
+	if got := findMaster("sleep", arg+"1"); got != 0 {
 		t.Errorf("findMaster of an argument nobody has = %d; want 0", got)
 	}
 	if got := procParent(cmd.Process.Pid); got != os.Getpid() {
