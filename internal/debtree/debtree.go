@@ -23,6 +23,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/myhibachi/backfill/internal/procgroup"
 	"github.com/myhibachi/backfill/internal/testserver"
 )
 
@@ -249,7 +250,7 @@ func (p *Proc) Stop() error {
 	// The server has exited; what is left of the group is the watcher,
 	// which ignores SIGTERM, and children still winding down.
 	_ = syscall.Kill(-p.pid, syscall.SIGKILL)
-	if err := waitGroupGone(p.pid, 5*time.Second); err != nil {
+	if err := procgroup.WaitGone(p.pid, 5*time.Second, "the server"); err != nil {
 		errs = append(errs, err)
 	}
 	// Daemons that left the group: gone with the namespace's mounts.
@@ -299,46 +300,5 @@ func (p *Proc) Exited() bool {
 	}
 }
 
-// GroupProcesses returns the live (not zombie) processes of process group
-// pgid, read from /proc.
-func GroupProcesses(pgid int) []int {
-	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
-	var pids []int
-	for _, path := range stats {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			continue // the process ended meanwhile
-		}
-		// pid (comm) state ppid pgrp ...; comm may hold spaces and parentheses.
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		fields := strings.Fields(string(b[i+1:]))
-		if len(fields) < 3 || fields[0] == "Z" || fields[0] == "X" {
-			continue
-		}
-		if g, _ := strconv.Atoi(fields[2]); g == pgid {
-			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(path)))
-			pids = append(pids, pid)
-		}
-	}
-	return pids
-}
-
-// waitGroupGone waits until process group pgid has no live process, and
-// kills what is left after timeout.
-func waitGroupGone(pgid int, timeout time.Duration) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		pids := GroupProcesses(pgid)
-		if len(pids) == 0 {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-			return fmt.Errorf("debtree: processes %v still running %v after the server stopped; killed", pids, timeout)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
+// GroupProcesses returns the live processes of process group pgid.
+func GroupProcesses(pgid int) []int { return procgroup.Processes(pgid) }

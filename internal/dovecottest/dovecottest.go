@@ -22,6 +22,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/myhibachi/backfill/internal/procgroup"
 	"github.com/myhibachi/backfill/internal/testserver"
 )
 
@@ -280,7 +281,7 @@ func (s *Server) stop() error {
 			<-s.exited
 		}
 	}
-	if err := waitGroupGone(s.pid, 5*time.Second); err != nil {
+	if err := procgroup.WaitGone(s.pid, 5*time.Second, "Dovecot"); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -17,6 +17,7 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapclient"
+	"github.com/myhibachi/backfill/internal/procgroup"
 )
 
 var (
@@ -233,8 +234,8 @@ func TestStopLeavesNoProcess(t *testing.T) {
 	if _, err := c.Select("INBOX", nil).Wait(); err != nil {
 		t.Fatal(err)
 	}
-	if len(groupProcesses(s.pid)) < 3 {
-		t.Fatalf("expected Dovecot's processes in group %d, found %v", s.pid, groupProcesses(s.pid))
+	if len(procgroup.Processes(s.pid)) < 3 {
+		t.Fatalf("expected Dovecot's processes in group %d, found %v", s.pid, procgroup.Processes(s.pid))
 	}
 
 	start := time.Now()
@@ -242,7 +243,7 @@ func TestStopLeavesNoProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("Stop took %v", time.Since(start))
-	if pids := groupProcesses(s.pid); len(pids) != 0 {
+	if pids := procgroup.Processes(s.pid); len(pids) != 0 {
 		t.Errorf("processes left after Stop: %v", pids)
 	}
 	if conn, err := net.DialTimeout("tcp", s.Addr(), time.Second); err == nil {
@@ -290,7 +291,7 @@ func TestDovecotDiesWithTestProcess(t *testing.T) {
 		t.Fatalf("helper process said %q", out)
 	}
 	deadline := time.Now().Add(10 * time.Second)
-	for len(groupProcesses(pid)) > 0 {
+	for len(procgroup.Processes(pid)) > 0 {
 		if time.Now().After(deadline) {
 			_ = syscall.Kill(-pid, syscall.SIGKILL)
 			t.Fatalf("Dovecot %d still runs 10s after its test process died", pid)

@@ -1,4 +1,7 @@
-package dovecottest
+// Package procgroup finds and waits for the processes of a process group, for
+// the test servers (Dovecot, Cyrus, Courier) that fork workers into the group
+// of the master they were started as.
+package procgroup
 
 import (
 	"bytes"
@@ -11,9 +14,9 @@ import (
 	"time"
 )
 
-// groupProcesses returns the live (not zombie) processes of process group
-// pgid, read from /proc.
-func groupProcesses(pgid int) []int {
+// Processes returns the live (not zombie) processes of process group pgid,
+// read from /proc.
+func Processes(pgid int) []int {
 	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
 	var pids []int
 	for _, path := range stats {
@@ -38,18 +41,19 @@ func groupProcesses(pgid int) []int {
 	return pids
 }
 
-// waitGroupGone waits until process group pgid has no live process, and
-// kills what is left after timeout.
-func waitGroupGone(pgid int, timeout time.Duration) error {
+// WaitGone waits until process group pgid has no live process, and kills
+// what is left after timeout; the error then names server, the program
+// that was stopped.
+func WaitGone(pgid int, timeout time.Duration, server string) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		pids := groupProcesses(pgid)
+		pids := Processes(pgid)
 		if len(pids) == 0 {
 			return nil
 		}
 		if time.Now().After(deadline) {
 			_ = syscall.Kill(-pgid, syscall.SIGKILL)
-			return fmt.Errorf("dovecottest: processes %v still running %v after Dovecot stopped; killed", pids, timeout)
+			return fmt.Errorf("processes %v still running %v after %s stopped; killed", pids, timeout, server)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
