@@ -230,6 +230,7 @@ func (c *Conn) fetchWhole(uids []uint32, maxSize int64, fn func(Fetched) error) 
 		UID:          true,
 		InternalDate: true,
 		RFC822Size:   true,
+		Flags:        true,
 		BodySection:  []*imap.FetchItemBodySection{{Peek: true}},
 	})
 	for {
@@ -273,6 +274,8 @@ func (c *Conn) readMessage(msg *imapclient.FetchMessageData, maxSize int64) (Fet
 			f.InternalDate = item.Time
 		case imapclient.FetchItemDataRFC822Size:
 			f.Size = item.Size
+		case imapclient.FetchItemDataFlags:
+			f.Flags = flagStrings(item.Flags)
 		case imapclient.FetchItemDataBodySection:
 			if item.Literal == nil {
 				continue

@@ -31,6 +31,9 @@ type Fetched struct {
 	// result; any other message is fetched again whole instead.
 	Message   *message.Message
 	Oversized bool // larger than the cap; its content was not kept
+	// Flags are the message's IMAP flags as the fetch found them. Bodies
+	// are fetched with BODY.PEEK, so fetching never sets \Seen.
+	Flags []string
 	// Transferred counts the content bytes the server sent for it,
 	// sections that could not be used included.
 	Transferred int64
@@ -142,7 +145,7 @@ func (f *Fetcher) fetchLean(c *Conn, uids []uint32, fn func(Fetched) error) erro
 		case !ok:
 			// Not returned: reported missing.
 		case f.MaxSize > 0 && o.size > f.MaxSize:
-			if err := fn(Fetched{UID: u, InternalDate: o.internalDate, Size: o.size, Oversized: true}); err != nil {
+			if err := fn(Fetched{UID: u, InternalDate: o.internalDate, Size: o.size, Oversized: true, Flags: o.flags}); err != nil {
 				return err
 			}
 		default:

@@ -50,6 +50,7 @@ type outline struct {
 	internalDate time.Time
 	size         int64
 	structure    imap.BodyStructure
+	flags        []string
 }
 
 // Outlines are the structures of a batch asked for ahead of time, so that
@@ -90,6 +91,7 @@ func (c *Conn) outlineCommand(uids []uint32) *imapclient.FetchCommand {
 		UID:           true,
 		InternalDate:  true,
 		RFC822Size:    true,
+		Flags:         true,
 		BodyStructure: &imap.FetchItemBodyStructure{},
 	})
 }
@@ -104,7 +106,7 @@ func collectOutlines(cmd *imapclient.FetchCommand) (map[uint32]outline, error) {
 		if m.UID == 0 || m.BodyStructure == nil {
 			continue
 		}
-		out[uint32(m.UID)] = outline{uid: uint32(m.UID), internalDate: m.InternalDate, size: m.RFC822Size, structure: m.BodyStructure}
+		out[uint32(m.UID)] = outline{uid: uint32(m.UID), internalDate: m.InternalDate, size: m.RFC822Size, structure: m.BodyStructure, flags: flagStrings(m.Flags)}
 	}
 	return out, err
 }
@@ -309,7 +311,7 @@ func (c *Conn) fetchSections(plans []*leanPart, outlines []outline, uidValidity 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			f := Fetched{UID: o.uid, InternalDate: o.internalDate, Size: o.size}
+			f := Fetched{UID: o.uid, InternalDate: o.internalDate, Size: o.size, Flags: o.flags}
 			got, err := c.readSections(cmd)
 			var imapErr *imap.Error
 			switch {
@@ -347,4 +349,12 @@ func uidSet(uids []uint32) imap.UIDSet {
 		set.AddNum(imap.UID(u))
 	}
 	return set
+}
+
+func flagStrings(flags []imap.Flag) []string {
+	out := make([]string, len(flags))
+	for i, f := range flags {
+		out[i] = string(f)
+	}
+	return out
 }

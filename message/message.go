@@ -2,7 +2,11 @@
 // the row stored in email_messages.
 package message
 
-import "time"
+import (
+	"slices"
+	"strings"
+	"time"
+)
 
 // Message is one email_messages row. Every string in it is valid UTF-8 without
 // NUL bytes, so PostgreSQL accepts it as text, and Parse leaves no slice nil,
@@ -25,10 +29,36 @@ type Message struct {
 	SizeBytes   int64        // RFC822.SIZE as reported by the server, else the raw length
 	UID         uint32
 	UIDValidity uint32
+	// IsRead, IsStarred and Labels are the server's \Seen, \Flagged and
+	// keywords when the message was fetched (see SetFlags); Parse leaves
+	// them false, false and nil (stored as empty), the guide's defaults.
+	IsRead    bool
+	IsStarred bool
+	Labels    []string
 	// Warnings are the parser's complaints about a message that was still
 	// stored (broken boundaries, bad charsets, ...). They become warning rows
 	// in error_logs, never failures.
 	Warnings []string
+}
+
+// SetFlags takes the message's IMAP flags: \Seen is read, \Flagged is
+// starred, and every keyword (a flag not starting with a backslash, such as
+// $Label1) is a label, in the server's order, once. Other system flags
+// (\Answered, \Draft, ...) are not stored.
+func (m *Message) SetFlags(flags []string) {
+	m.IsRead, m.IsStarred = false, false
+	m.Labels = []string{}
+	for _, f := range flags {
+		switch {
+		case strings.EqualFold(f, `\Seen`):
+			m.IsRead = true
+		case strings.EqualFold(f, `\Flagged`):
+			m.IsStarred = true
+		case f == "" || strings.HasPrefix(f, `\`) || slices.Contains(m.Labels, f):
+		default:
+			m.Labels = append(m.Labels, CleanText(f))
+		}
+	}
 }
 
 // Attachment is one element of the attachments jsonb array.

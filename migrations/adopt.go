@@ -103,8 +103,10 @@ var messageFields = []field{
 	{name: "text_body"}, {name: "html_body"}, {name: "received_at", kind: Time}, {name: "sent_at", kind: Time},
 	{name: "attachments", kind: JSON}, {name: "in_reply_to"}, {name: "references", kind: TextArray},
 	{name: "size_bytes", kind: Int}, {name: "imap_uid", kind: Int}, {name: "imap_uidvalidity", kind: Int},
-	{name: "is_read", kind: Bool, fill: "false"}, {name: "is_starred", kind: Bool, fill: "false"},
-	{name: "labels", kind: TextArray, fill: "empty"}, {name: "synced_at", kind: Time, fill: "now"},
+	// The server's flags, written even over a column default (see
+	// message.SetFlags); --no-flags writes the guide's defaults.
+	{name: "is_read", kind: Bool}, {name: "is_starred", kind: Bool},
+	{name: "labels", kind: TextArray}, {name: "synced_at", kind: Time, fill: "now"},
 	{name: "created_at", kind: Time, fill: "now"}, {name: "updated_at", kind: Time, fill: "now"},
 }
 

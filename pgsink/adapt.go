@@ -551,7 +551,7 @@ func (s *Sink) Fit(m *message.Message) []string {
 			}
 		}
 	}
-	for field, list := range map[string][]string{"to_addresses": m.To, "cc_addresses": m.Cc, "references": m.References} {
+	for field, list := range map[string][]string{"to_addresses": m.To, "cc_addresses": m.Cc, "references": m.References, "labels": m.Labels} {
 		if n := w.limits[field]; n > 0 {
 			for i := range list {
 				var was bool

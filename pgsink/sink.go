@@ -55,13 +55,17 @@ const stagingDDL = `CREATE TEMP TABLE IF NOT EXISTS backfill_staging (
 	size_bytes       bigint,
 	imap_uid         bigint,
 	imap_uidvalidity bigint,
+	is_read          boolean,
+	is_starred       boolean,
+	labels           text[],
 	participants     text[]
 ) ON COMMIT DELETE ROWS`
 
 var stagingColumns = []string{
 	"ord", "message_id", "thread_id", "from_address", "from_name", "to_addresses", "cc_addresses",
 	"subject", "text_body", "html_body", "received_at", "sent_at", "attachments", "in_reply_to",
-	"references", "size_bytes", "imap_uid", "imap_uidvalidity", "participants",
+	"references", "size_bytes", "imap_uid", "imap_uidvalidity", "is_read", "is_starred", "labels",
+	"participants",
 }
 
 // Open connects to dsn with at most maxConns connections.
@@ -372,10 +376,11 @@ const insertSQL = "WITH ins AS (\n\t" + ownMessagesInsert + "\n), new AS (\n\tSE
 // tool's own tables; genInsert puts them together with an adopted table's.
 const ownMessagesInsert = `INSERT INTO email_messages (inbox, message_id, thread_id, from_address, from_name,
 		to_addresses, cc_addresses, subject, text_body, html_body, received_at, sent_at,
-		attachments, in_reply_to, "references", size_bytes, imap_uid, imap_uidvalidity)
+		attachments, in_reply_to, "references", size_bytes, imap_uid, imap_uidvalidity,
+		is_read, is_starred, labels)
 	SELECT $1, message_id, thread_id, from_address, from_name, to_addresses, cc_addresses,
 		subject, text_body, html_body, received_at, sent_at, attachments, in_reply_to,
-		"references", size_bytes, imap_uid, imap_uidvalidity
+		"references", size_bytes, imap_uid, imap_uidvalidity, is_read, is_starred, labels
 	FROM backfill_staging ORDER BY ord
 	ON CONFLICT (inbox, md5(message_id)) DO NOTHING
 	RETURNING message_id`
@@ -415,13 +420,14 @@ func (c *copySource) Values() ([]any, error) {
 			c.inbox, m.MessageID, m.ThreadID, m.FromAddress, m.FromName, nonNil(m.To), nonNil(m.Cc),
 			m.Subject, nullable(m.TextBody), nullable(m.HTMLBody), m.ReceivedAt, m.SentAt, attJSON,
 			nullable(m.InReplyTo), nonNil(m.References), m.SizeBytes, int64(m.UID), int64(m.UIDValidity),
+			m.IsRead, m.IsStarred, nonNil(m.Labels),
 		}, nil
 	}
 	return []any{
 		int32(c.pos), m.MessageID, m.ThreadID, m.FromAddress, m.FromName, nonNil(m.To), nonNil(m.Cc),
 		m.Subject, nullable(m.TextBody), nullable(m.HTMLBody), m.ReceivedAt, m.SentAt, attJSON,
 		nullable(m.InReplyTo), nonNil(m.References), m.SizeBytes, int64(m.UID), int64(m.UIDValidity),
-		participants(m),
+		m.IsRead, m.IsStarred, nonNil(m.Labels), participants(m),
 	}, nil
 }
 

@@ -27,6 +27,9 @@ type Config struct {
 	// downloaded whole.
 	Fetch  FetchMode
 	DryRun bool
+	// NoFlags stores the guide's defaults (unread, not starred, no
+	// labels) instead of the server's flags.
+	NoFlags bool
 	// RetryFor bounds how long one operation is retried on transient
 	// errors before the run gives up on it.
 	RetryFor time.Duration

@@ -290,6 +290,9 @@ func (w *worker) accept(b *batch, f imapsrc.Fetched, attempts int) {
 	} else {
 		m = message.Parse(f.Body, message.Meta{UID: f.UID, UIDValidity: w.uidValidity, InternalDate: f.InternalDate, Size: f.Size})
 	}
+	if !w.r.cfg.NoFlags {
+		m.SetFlags(f.Flags)
+	}
 	b.fetched++
 	b.messageBytes += f.Size
 	if len(m.Warnings) > 0 {

@@ -24,6 +24,7 @@ func runFlags() []cli.Flag {
 		&cli.IntFlag{Name: "batch-size", Value: 100, Usage: "`N` messages per batch: one database transaction each; a worker fetches up to four waiting batches per round trip"},
 		&cli.IntFlag{Name: "workers", Value: 4, Usage: "`N` IMAP connections fetching in parallel (providers cap them per account)"},
 		&cli.BoolFlag{Name: "dry-run", Usage: "connect and count what is new; write nothing anywhere"},
+		&cli.BoolFlag{Name: "no-flags", Usage: "store new rows unread, not starred, without labels, instead of with the server's \\Seen, \\Flagged and keywords"},
 		&cli.BoolFlag{Name: "verbose", Usage: "print one line per message"},
 		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "`FORMAT`: text, or json (one JSON object per line)"},
 		&cli.BoolFlag{Name: "allow-plaintext", Usage: "allow imap:// without STARTTLS to a non-loopback host"},
@@ -122,6 +123,7 @@ func (a *appEnv) runBackfill(c *cli.Context) error {
 		MaxMessageSize: c.Int64("max-message-size"),
 		Fetch:          fetchMode(c.String("fetch")),
 		DryRun:         dryRun,
+		NoFlags:        c.Bool("no-flags"),
 		RetryFor:       c.Duration("retry-for"),
 		FallbackPath:   fallback,
 
