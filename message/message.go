@@ -43,8 +43,10 @@ type Message struct {
 
 // SetFlags takes the message's IMAP flags: \Seen is read, \Flagged is
 // starred, and every keyword (a flag not starting with a backslash, such as
-// $Label1) is a label, in the server's order, once. Other system flags
-// (\Answered, \Draft, ...) are not stored.
+// $Label1) is a label, once, sorted: servers list flags in no set order,
+// and the same flags should make the same row. Keywords keep the server's
+// spelling (they are case-insensitive in IMAP; some servers lowercase
+// them). Other system flags (\Answered, \Draft, ...) are not stored.
 func (m *Message) SetFlags(flags []string) {
 	m.IsRead, m.IsStarred = false, false
 	m.Labels = []string{}
@@ -59,6 +61,7 @@ func (m *Message) SetFlags(flags []string) {
 			m.Labels = append(m.Labels, CleanText(f))
 		}
 	}
+	slices.Sort(m.Labels)
 }
 
 // Attachment is one element of the attachments jsonb array.
