@@ -49,8 +49,9 @@ func (e *CriticalError) Error() string { return e.Err.Error() }
 func (e *CriticalError) Unwrap() error { return e.Err }
 
 // Classify decides a failure's category from its type, IMAP response code or
-// SQLSTATE, never from its text. Unknown errors are transient: retrying a
-// bounded number of times is cheaper than losing a run to a hiccup.
+// SQLSTATE, never from its text (throttling answers aside: see Throttled).
+// Unknown errors are transient: retrying a bounded number of times is
+// cheaper than losing a run to a hiccup. Throttling answers are transient.
 func Classify(err error) Category {
 	if err == nil {
 		return ""
@@ -61,6 +62,9 @@ func Classify(err error) Category {
 	}
 	if errors.Is(err, context.Canceled) {
 		return Critical
+	}
+	if _, ok := Throttled(err); ok {
+		return Transient
 	}
 	var imapErr *imap.Error
 	if errors.As(err, &imapErr) {

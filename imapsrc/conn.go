@@ -163,6 +163,9 @@ func refused(err error) bool {
 	if !errors.As(err, &imapErr) || imapErr.Type != imap.StatusResponseTypeNo {
 		return false
 	}
+	if _, ok := errlog.Throttled(err); ok {
+		return false // [THROTTLED], too many connections: try again later
+	}
 	switch imapErr.Code {
 	case imap.ResponseCodeLimit, imap.ResponseCodeUnavailable, imap.ResponseCodeInUse, imap.ResponseCodeServerBug:
 		return false
