@@ -90,13 +90,16 @@ func (c *conns) retire() bool {
 var errRetired = errors.New("worker retired")
 
 // retireAfter is how many refused connection attempts make a worker step
-// aside while others are still working.
+// aside while others are still working. A refusal that names the
+// account's connection limit (errlog.Throttle.TooManyConnections) makes it
+// step aside at the first.
 const retireAfter = 3
 
 // join gets a worker a connection. Providers cap simultaneous connections
 // per account (Gmail, Dovecot's mail_max_userip_connections) and refuse the
-// extra ones with [LIMIT], [UNAVAILABLE] or BYE: a worker refused a few
-// times retires as long as another is still working; the last one retries
+// extra ones with [LIMIT], [UNAVAILABLE], BYE or a NO saying "Too many
+// simultaneous connections": a worker refused a few times, or once for
+// too many connections, retires as long as another is still working; the last one retries
 // for the whole --retry-for. A mailbox found under another UIDVALIDITY than
 // uidValidity, the listing's, stops the run (uidValidityChanged).
 func (c *conns) join(ctx context.Context, uidValidity uint32) (*imapsrc.Conn, error) {
@@ -113,7 +116,7 @@ func (c *conns) join(ctx context.Context, uidValidity uint32) (*imapsrc.Conn, er
 			return uidValidityChanged(mbox.Name, uidValidity, mbox.UIDValidity)
 		}
 		if err != nil && ctx.Err() == nil && errlog.Classify(err) == errlog.Transient &&
-			a.n >= retireAfter && c.retire() {
+			(a.n >= retireAfter || tooManyConnections(err)) && c.retire() {
 			c.log.Add(errlog.Entry{
 				Severity: errlog.SeverityWarning, Category: errlog.Transient, ErrorType: "connection_refused",
 				Message: fmt.Sprintf("server refused another connection; continuing with fewer: %v", err), Attempts: a.n,
@@ -126,6 +129,13 @@ func (c *conns) join(ctx context.Context, uidValidity uint32) (*imapsrc.Conn, er
 		return nil, err
 	}
 	return conn, nil
+}
+
+// tooManyConnections reports a server refusing a connection for the
+// account's connection limit.
+func tooManyConnections(err error) bool {
+	t, ok := errlog.Throttled(err)
+	return ok && t.TooManyConnections
 }
 
 // predial dials other workers' connections as soon as the first one is

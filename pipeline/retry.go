@@ -35,6 +35,7 @@ func (r *runner) retryOp(ctx context.Context, what string, limit time.Duration, 
 	b.MaxInterval = 10 * time.Second
 	b.MaxElapsedTime = limit
 	a := &attempts{b: b}
+	sb := &suggestedBackOff{BackOff: b}
 	gaveUp := false // the last attempt failed transiently
 	err := backoff.RetryNotify(func() error {
 		gaveUp = false
@@ -50,15 +51,36 @@ func (r *runner) retryOp(ctx context.Context, what string, limit time.Duration, 
 		if ctx.Err() != nil || errlog.Classify(err) != errlog.Transient {
 			return backoff.Permanent(err)
 		}
+		if t, ok := errlog.Throttled(err); ok {
+			sb.next = t.Backoff
+		}
 		gaveUp = true // until the next attempt
 		return err
-	}, backoff.WithContext(b, ctx), func(err error, d time.Duration) {
+	}, backoff.WithContext(sb, ctx), func(err error, d time.Duration) {
 		r.obs.Retrying(what, err, a.n, d)
 	})
 	if err != nil && gaveUp && ctx.Err() == nil {
 		return &errlog.CriticalError{Type: "retries_exhausted", Err: fmt.Errorf("gave up after %d attempts: %w", a.n, err)}
 	}
 	return err
+}
+
+// suggestedBackOff waits what a throttling server suggested (Microsoft
+// 365's "Suggested Backoff Time") instead of the exponential backoff's
+// next interval, when that is longer; the exponential backoff still says
+// when to give up.
+type suggestedBackOff struct {
+	backoff.BackOff
+	next time.Duration // the server's suggestion for the coming wait
+}
+
+func (s *suggestedBackOff) NextBackOff() time.Duration {
+	d := s.BackOff.NextBackOff()
+	if d != backoff.Stop && s.next > d {
+		d = s.next
+	}
+	s.next = 0
+	return d
 }
 
 // dbAttemptTimeout bounds one database operation. A statement that takes
