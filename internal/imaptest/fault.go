@@ -45,13 +45,26 @@ func FailFetch(n int) Option {
 	})
 }
 
+// LoginHook runs before the server checks each LOGIN. n counts LOGIN
+// commands over all connections, from 1; active is how many sessions are
+// logged in and still open, this one not included. Returning nil goes on
+// with the login; an error answers NO with its text (an *imap.Error is sent
+// as it is), as a server at its connection limit or throttling does.
+type LoginHook func(n, active int) error
+
+// WithLoginHook calls h before every LOGIN; see LoginHook.
+func WithLoginHook(h LoginHook) Option {
+	return func(c *config) { c.loginHook = h }
+}
+
 // session is imapmemserver's session with the fault hooks in front. It embeds
 // SessionIMAP4rev2, not Session: the server checks for the wider interface
 // when it advertises IMAP4rev2 and panics without it.
 type session struct {
 	imapserver.SessionIMAP4rev2
-	srv  *Server
-	conn *imapserver.Conn
+	srv      *Server
+	conn     *imapserver.Conn
+	loggedIn bool
 }
 
 func (s *session) Login(username, password string) error {
@@ -59,14 +72,36 @@ func (s *session) Login(username, password string) error {
 	if !overTLS {
 		s.srv.plainAttempts.Add(1)
 	}
+	s.srv.loginMu.Lock()
+	defer s.srv.loginMu.Unlock()
+	n := int(s.srv.loginTries.Add(1))
+	if h := s.srv.cfg.loginHook; h != nil {
+		if err := h(n, int(s.srv.loggedIn.Load())); err != nil {
+			var imapErr *imap.Error
+			if errors.As(err, &imapErr) {
+				return err
+			}
+			return &imap.Error{Type: imap.StatusResponseTypeNo, Text: err.Error()}
+		}
+	}
 	if err := s.SessionIMAP4rev2.Login(username, password); err != nil {
 		return err
 	}
+	s.loggedIn = true
+	s.srv.loggedIn.Add(1)
 	s.srv.logins.Add(1)
 	if overTLS {
 		s.srv.tlsLogins.Add(1)
 	}
 	return nil
+}
+
+func (s *session) Close() error {
+	if s.loggedIn {
+		s.loggedIn = false
+		s.srv.loggedIn.Add(-1)
+	}
+	return s.SessionIMAP4rev2.Close()
 }
 
 func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {

@@ -46,6 +46,12 @@ type Server struct {
 	log     *gatedLogger
 	fetches atomic.Int64
 	logins  atomic.Int64
+	// loginTries counts LOGIN commands; loggedIn, sessions logged in and
+	// not yet closed (see LoginHook).
+	loginTries, loggedIn atomic.Int64
+	// loginMu makes a LoginHook's view of loggedIn exact: logins are
+	// checked one at a time.
+	loginMu sync.Mutex
 	// tlsLogins counts accepted logins over TLS; plainAttempts, logins tried
 	// (accepted or not) in plaintext.
 	tlsLogins, plainAttempts atomic.Int64
@@ -66,6 +72,7 @@ type config struct {
 	username, password string
 	caps               imap.CapSet
 	fetchHook          FetchHook
+	loginHook          LoginHook
 	wrap               func(imapserver.SessionIMAP4rev2, *imapserver.Conn) imapserver.SessionIMAP4rev2
 	debug              io.Writer
 	tls                *tls.Config

@@ -1,0 +1,93 @@
+package main
+
+import (
+	"fmt"
+	"testing"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/myhibachi/backfill/internal/imaptest"
+	"github.com/myhibachi/backfill/internal/mailgen"
+)
+
+// throttles answers the first times, then lets through.
+func throttles(times int, answer *imap.Error) func(n int) error {
+	return func(n int) error {
+		if n <= times {
+			return answer
+		}
+		return nil
+	}
+}
+
+// TestThrottledServer: a server answering LOGIN or FETCH with a throttling
+// answer a few times is waited out. The run stores every message and exits
+// 0; the throttles are not message failures and do not trip the breaker,
+// even at --max-consecutive-failures 1.
+func TestThrottledServer(t *testing.T) {
+	t.Parallel()
+	no := func(code imap.ResponseCode, text string) *imap.Error {
+		return &imap.Error{Type: imap.StatusResponseTypeNo, Code: code, Text: text}
+	}
+	microsoft := no("THROTTLED", "Request is throttled. Suggested Backoff Time: 300 milliseconds")
+	gmail := no(imap.ResponseCodeAlert, "Too many simultaneous connections. (Failure)")
+	cases := []struct {
+		name string
+		opt  imaptest.Option
+	}{
+		{"FETCH THROTTLED with suggested backoff", imaptest.WithFetchHook(throttles(3, microsoft))},
+		{"FETCH OVERQUOTA", imaptest.WithFetchHook(throttles(2, no(imap.ResponseCodeOverQuota, "Download quota exceeded")))},
+		{"FETCH LIMIT", imaptest.WithFetchHook(throttles(2, no(imap.ResponseCodeLimit, "Rate limit exceeded")))},
+		{"FETCH too many connections", imaptest.WithFetchHook(throttles(2, gmail))},
+		{"LOGIN THROTTLED", imaptest.WithLoginHook(func(n, _ int) error { return throttles(2, microsoft)(n) })},
+		{"LOGIN too many connections", imaptest.WithLoginHook(func(n, _ int) error { return throttles(2, gmail)(n) })},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			f := newFixture(t, tc.opt)
+			opts := mailgen.DefaultOptions()
+			opts.DuplicateRatio, opts.NoMessageIDRatio = 0, 0
+			f.imap.AppendMails(t, opts.Generate(7, 20))
+			f.migrate()
+			out := f.mustRun(0, "--inbox", "demo", "--workers", "2", "--batch-size", "5", "--max-consecutive-failures", "1")
+			f.wantLine(out, "Total synced:  20 ✅")
+			if n := f.count(`SELECT count(*) FROM email_messages`); n != 20 {
+				t.Fatalf("%d rows stored, want 20\n%s", n, out)
+			}
+			if n := f.count(`SELECT count(*) FROM error_logs WHERE category <> 'transient' OR severity <> 'warning'`); n != 0 {
+				t.Fatalf("error_logs has %d entries beyond transient warnings for a throttled server\n%s\n%s", n, f.tableText("error_logs"), out)
+			}
+		})
+	}
+}
+
+// TestConnectionLimitStepsAside: a server that refuses a third
+// simultaneous connection with Gmail's answer leaves the run with two
+// connections of the four asked for; it stores everything and exits 0.
+func TestConnectionLimitStepsAside(t *testing.T) {
+	t.Parallel()
+	const limit = 2
+	f := newFixture(t, imaptest.WithLoginHook(func(_, active int) error {
+		if active >= limit {
+			return &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeAlert, Text: "Too many simultaneous connections. (Failure)"}
+		}
+		return nil
+	}))
+	opts := mailgen.DefaultOptions()
+	opts.DuplicateRatio, opts.NoMessageIDRatio = 0, 0
+	f.imap.AppendMails(t, opts.Generate(9, 40))
+	f.migrate()
+	out := f.mustRun(0, "--inbox", "demo", "--workers", "4", "--batch-size", "5", "--max-consecutive-failures", "1")
+	f.wantLine(out, "Total synced:  40 ✅")
+	f.wantLine(out, fmt.Sprintf("⚠️  The server refused %d of 4 connections; the run used %d (lower --workers to match).", 4-limit, limit))
+	if n := f.count(`SELECT count(*) FROM email_messages`); n != 40 {
+		t.Fatalf("%d rows stored, want 40\n%s", n, out)
+	}
+	// Refused for too many connections, a worker steps aside at once.
+	if n := f.count(`SELECT count(*) FROM error_logs WHERE error_type = 'connection_refused' AND attempts = 1`); n != 4-limit {
+		t.Fatalf("error_logs has %d connection_refused entries after one attempt, want %d\n%s", n, 4-limit, f.tableText("error_logs"))
+	}
+	if n := f.count(`SELECT count(*) FROM error_logs WHERE category <> 'transient'`); n != 0 {
+		t.Fatalf("error_logs has %d entries beyond transient ones\n%s", n, f.tableText("error_logs"))
+	}
+}
