@@ -12,6 +12,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/mattn/go-isatty"
 	"github.com/myhibachi/backfill/errlog"
+	"github.com/myhibachi/backfill/imapsrc"
 	"github.com/myhibachi/backfill/pgsink"
 	"github.com/myhibachi/backfill/pipeline"
 	"github.com/urfave/cli/v2"
@@ -76,11 +77,17 @@ func (a *appEnv) runBackfill(c *cli.Context) error {
 	out := newReporter(a.stdout, c.String("log-format"), c.Bool("verbose"), isTerminal(a.stdout))
 	out.version = currentVersion()
 	out.start(inbox, opID, dryRun)
+	workers := c.Int("workers")
+	if limit := imapsrc.ConnectionCap(imapCfg.Host); limit > 0 && workers > limit {
+		out.note(fmt.Sprintf("--workers %d lowered to %d: %s admits at most %d simultaneous connections per account",
+			workers, limit, imapCfg.Host, limit))
+		workers = limit
+	}
 
 	ctx := c.Context
 	var sink *pgsink.Sink
 	if dbErr == nil {
-		sink, err = pgsink.Open(ctx, dbURL, c.Int("workers")+4)
+		sink, err = pgsink.Open(ctx, dbURL, workers+4)
 		if err == nil {
 			err = sink.CheckSchema(ctx)
 		}
@@ -119,7 +126,7 @@ func (a *appEnv) runBackfill(c *cli.Context) error {
 		OperationID:    opID,
 		Limit:          c.Int("limit"),
 		BatchSize:      c.Int("batch-size"),
-		Workers:        c.Int("workers"),
+		Workers:        workers,
 		MaxMessageSize: c.Int64("max-message-size"),
 		Fetch:          fetchMode(c.String("fetch")),
 		DryRun:         dryRun,
@@ -131,7 +138,7 @@ func (a *appEnv) runBackfill(c *cli.Context) error {
 		MaxFailureRate:         c.Float64("max-failure-rate"),
 	}, sink, log, out)
 	res.Warnings = log.Summary().Warnings
-	out.finish(res, log.Summary(), opID, c.Int("workers"), runErr, ctx.Err() != nil)
+	out.finish(res, log.Summary(), opID, workers, runErr, ctx.Err() != nil)
 	switch {
 	case ctx.Err() != nil:
 		return &shownError{context.Cause(ctx)}

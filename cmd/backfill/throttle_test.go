@@ -1,7 +1,11 @@
 package main
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"net"
+	"strings"
 	"testing"
 
 	"github.com/emersion/go-imap/v2"
@@ -89,5 +93,49 @@ func TestConnectionLimitStepsAside(t *testing.T) {
 	}
 	if n := f.count(`SELECT count(*) FROM error_logs WHERE category <> 'transient'`); n != 0 {
 		t.Fatalf("error_logs has %d entries beyond transient ones\n%s", n, f.tableText("error_logs"))
+	}
+}
+
+// TestWorkersLoweredToPreset: --workers above a provider's connection cap
+// is lowered, with a notice, before anything connects. The database is
+// unreachable on purpose, so the run stops (exit 2) before it would dial
+// the real Gmail.
+func TestWorkersLoweredToPreset(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closedPort := ln.Addr().String()
+	ln.Close()
+	environ := []string{
+		"DATABASE_URL=postgres://nobody@" + closedPort + "/none?connect_timeout=5",
+		"BACKFILL_INBOX_PAY=imaps://me%40gmail.com@imap.gmail.com:993/INBOX",
+		"BACKFILL_INBOX_PAY_PASSWORD=secret",
+	}
+	for _, tc := range []struct {
+		workers, want string
+	}{
+		{"20", "--workers 20 lowered to 15: imap.gmail.com admits at most 15 simultaneous connections per account"},
+		{"15", ""},
+	} {
+		for _, format := range []string{"text", "json"} {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), []string{"backfill", "--inbox", "pay", "--workers", tc.workers, "--log-format", format},
+				&stdout, &stderr, environ, t.TempDir())
+			out := stdout.String() + stderr.String()
+			if code != exitFatal {
+				t.Fatalf("--workers %s, %s: exit %d, want %d (database unreachable)\n%s", tc.workers, format, code, exitFatal, out)
+			}
+			noted := strings.Contains(out, "lowered to")
+			switch {
+			case tc.want == "" && noted:
+				t.Errorf("--workers %s, %s: a notice for workers within the cap:\n%s", tc.workers, format, out)
+			case tc.want != "" && format == "text" && !hasLine(out, "⚠️  "+tc.want):
+				t.Errorf("--workers %s: no line %q:\n%s", tc.workers, tc.want, out)
+			case tc.want != "" && format == "json" && !strings.Contains(out, `"event":"note"`) || tc.want != "" && format == "json" && !strings.Contains(out, `"message":"`+tc.want+`"`):
+				t.Errorf("--workers %s: no JSON note event %q:\n%s", tc.workers, tc.want, out)
+			}
+		}
 	}
 }
