@@ -57,6 +57,17 @@ func WithLoginHook(h LoginHook) Option {
 	return func(c *config) { c.loginHook = h }
 }
 
+// GreetingHook runs as each connection is accepted, before the greeting.
+// open is how many connections are open, this one not included. Returning
+// nil greets normally; an *imap.Error of type BYE is sent as the greeting
+// and the connection closed, as a server at its connection limit does.
+type GreetingHook func(open int) error
+
+// WithGreetingHook calls h for every new connection; see GreetingHook.
+func WithGreetingHook(h GreetingHook) Option {
+	return func(c *config) { c.greetingHook = h }
+}
+
 // session is imapmemserver's session with the fault hooks in front. It embeds
 // SessionIMAP4rev2, not Session: the server checks for the wider interface
 // when it advertises IMAP4rev2 and panics without it.
@@ -97,6 +108,9 @@ func (s *session) Login(username, password string) error {
 }
 
 func (s *session) Close() error {
+	s.srv.openMu.Lock()
+	s.srv.open--
+	s.srv.openMu.Unlock()
 	if s.loggedIn {
 		s.loggedIn = false
 		s.srv.loggedIn.Add(-1)

@@ -52,6 +52,10 @@ type Server struct {
 	// loginMu makes a LoginHook's view of loggedIn exact: logins are
 	// checked one at a time.
 	loginMu sync.Mutex
+	// open counts sessions greeted and not yet closed; openMu makes a
+	// GreetingHook's view of it exact.
+	open   int
+	openMu sync.Mutex
 	// tlsLogins counts accepted logins over TLS; plainAttempts, logins tried
 	// (accepted or not) in plaintext.
 	tlsLogins, plainAttempts atomic.Int64
@@ -73,6 +77,7 @@ type config struct {
 	caps               imap.CapSet
 	fetchHook          FetchHook
 	loginHook          LoginHook
+	greetingHook       GreetingHook
 	wrap               func(imapserver.SessionIMAP4rev2, *imapserver.Conn) imapserver.SessionIMAP4rev2
 	debug              io.Writer
 	tls                *tls.Config
@@ -365,6 +370,15 @@ func (s *Server) newSession(conn *imapserver.Conn) (imapserver.Session, *imapser
 		// imapmemserver's sessions implement IMAP4rev2; this guards an upgrade.
 		return nil, nil, errors.New("imaptest: imapmemserver session does not implement IMAP4rev2")
 	}
+	s.openMu.Lock()
+	if h := s.cfg.greetingHook; h != nil {
+		if err := h(s.open); err != nil {
+			s.openMu.Unlock()
+			return nil, nil, err
+		}
+	}
+	s.open++
+	s.openMu.Unlock()
 	var sess imapserver.SessionIMAP4rev2 = &session{SessionIMAP4rev2: inner, srv: s, conn: conn}
 	if s.cfg.wrap != nil {
 		sess = s.cfg.wrap(sess, conn)
