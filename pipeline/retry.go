@@ -35,7 +35,7 @@ func (r *runner) retryOp(ctx context.Context, what string, limit time.Duration, 
 	b.MaxInterval = 10 * time.Second
 	b.MaxElapsedTime = limit
 	a := &attempts{b: b}
-	sb := &suggestedBackOff{BackOff: b}
+	sb := &suggestedBackOff{ExponentialBackOff: b}
 	gaveUp := false // the last attempt failed transiently
 	err := backoff.RetryNotify(func() error {
 		gaveUp = false
@@ -67,17 +67,20 @@ func (r *runner) retryOp(ctx context.Context, what string, limit time.Duration, 
 
 // suggestedBackOff waits what a throttling server suggested (Microsoft
 // 365's "Suggested Backoff Time") instead of the exponential backoff's
-// next interval, when that is longer; the exponential backoff still says
-// when to give up.
+// next interval, when that is longer, but never past the retry budget
+// (MaxElapsedTime): the exponential backoff still says when to give up.
 type suggestedBackOff struct {
-	backoff.BackOff
+	*backoff.ExponentialBackOff
 	next time.Duration // the server's suggestion for the coming wait
 }
 
 func (s *suggestedBackOff) NextBackOff() time.Duration {
-	d := s.BackOff.NextBackOff()
+	d := s.ExponentialBackOff.NextBackOff()
 	if d != backoff.Stop && s.next > d {
 		d = s.next
+		if left := s.MaxElapsedTime - s.GetElapsedTime(); s.MaxElapsedTime > 0 && d > left {
+			d = max(left, 0)
+		}
 	}
 	s.next = 0
 	return d

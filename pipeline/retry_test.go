@@ -21,25 +21,28 @@ func (r *retries) Retrying(_ string, _ error, _ int, wait time.Duration) {
 }
 
 // TestRetryOpHonoursSuggestedBackoff: a throttled answer that suggests a
-// wait is retried after that wait, not the (shorter) exponential one, and
-// the operation then succeeds.
+// wait is retried after that wait, not the (shorter) exponential one, but
+// not later than the retry budget allows; the operation then succeeds.
 func TestRetryOpHonoursSuggestedBackoff(t *testing.T) {
 	const suggested = 700 * time.Millisecond // above the first interval, 200 ms ± 50%
 	for _, tc := range []struct {
-		name string
-		text string
-		want func(time.Duration) bool
+		name  string
+		limit time.Duration
+		text  string
+		want  func(time.Duration) bool
 	}{
-		{"suggested", fmt.Sprintf("Request is throttled. Suggested Backoff Time: %d milliseconds", suggested.Milliseconds()),
+		{"suggested", time.Minute, fmt.Sprintf("Request is throttled. Suggested Backoff Time: %d milliseconds", suggested.Milliseconds()),
 			func(d time.Duration) bool { return d == suggested }},
-		{"none suggested", "Request is throttled.",
+		{"past the retry budget", suggested, "Suggested Backoff Time: 60000 milliseconds",
+			func(d time.Duration) bool { return d > 0 && d <= suggested }},
+		{"none suggested", time.Minute, "Request is throttled.",
 			func(d time.Duration) bool { return d > 0 && d < suggested }},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			rec := &retries{}
 			r := &runner{obs: &serialObserver{obs: rec}}
 			calls := 0
-			err := r.retryOp(context.Background(), "IMAP fetch", time.Minute, func(*attempts) error {
+			err := r.retryOp(context.Background(), "IMAP fetch", tc.limit, func(*attempts) error {
 				calls++
 				if calls == 1 {
 					return &imap.Error{Type: imap.StatusResponseTypeNo, Code: "THROTTLED", Text: tc.text}
