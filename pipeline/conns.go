@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/cenkalti/backoff/v4"
+	"github.com/emersion/go-imap/v2"
 	"github.com/myhibachi/backfill/errlog"
 	"github.com/myhibachi/backfill/imapsrc"
 )
@@ -119,7 +120,7 @@ func (c *conns) join(ctx context.Context, uidValidity uint32) (*imapsrc.Conn, er
 			(a.n >= retireAfter || tooManyConnections(err)) && c.retire() {
 			c.log.Add(errlog.Entry{
 				Severity: errlog.SeverityWarning, Category: errlog.Transient, ErrorType: "connection_refused",
-				Message: fmt.Sprintf("server refused another connection; continuing with fewer: %v", err), Attempts: a.n,
+				Message: refusal(err), Attempts: a.n,
 			})
 			return backoff.Permanent(errRetired)
 		}
@@ -129,6 +130,16 @@ func (c *conns) join(ctx context.Context, uidValidity uint32) (*imapsrc.Conn, er
 		return nil, err
 	}
 	return conn, nil
+}
+
+// refusal says why a worker stepped aside, the server's answer first: the
+// closing block shows only the start of it.
+func refusal(err error) string {
+	var imapErr *imap.Error
+	if errors.As(err, &imapErr) {
+		return fmt.Sprintf("server refused another connection (%v); continuing with fewer: %v", imapErr, err)
+	}
+	return fmt.Sprintf("server refused another connection; continuing with fewer: %v", err)
 }
 
 // tooManyConnections reports a server refusing a connection for the
