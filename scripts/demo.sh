@@ -17,7 +17,7 @@ mkdir -p "$demo/bin"
 
 ./scripts/deps.sh postgresql
 echo "🔧 Building backfill and the demo IMAP server..."
-go build -o "$demo/bin/backfill" ./cmd/backfill
+go build -buildvcs=auto -o "$demo/bin/backfill" ./cmd/backfill
 go build -o "$demo/bin/demoimap" ./internal/cmd/demoimap
 
 imap_pid=""
