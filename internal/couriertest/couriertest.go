@@ -16,7 +16,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/myhibachi/backfill/internal/debtree"
@@ -43,31 +42,9 @@ type Server struct {
 // unpacked (run scripts/servers.sh) or does not come up.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
-	if testing.Short() {
-		tb.Skip("couriertest: end-to-end test against Courier-IMAP skipped in -short mode")
-	}
-	if err := debtree.CanRun(); err != nil {
-		tb.Skipf("couriertest: %v", err)
-	}
-	tree, err := debtree.Find("courier")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	s, err := start(ctx, tree, tb.TempDir(), "cs@myhibachichef.com", "courier-pw")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		if tb.Failed() {
-			tb.Logf("end of %s:\n%s", s.LogFile(), testserver.Tail(s.LogFile(), 4000))
-		}
-		if err := s.Stop(); err != nil {
-			tb.Error(err)
-		}
+	return debtree.StartForTest(tb, "courier", func(ctx context.Context, tree debtree.Tree, dir string) (*Server, error) {
+		return start(ctx, tree, dir, "cs@myhibachichef.com", "courier-pw")
 	})
-	return s
 }
 
 // Addr returns the host:port of the plaintext IMAP listener.

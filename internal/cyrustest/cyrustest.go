@@ -13,7 +13,6 @@ import (
 	"strings"
 	"testing"
 	"text/template"
-	"time"
 
 	"github.com/emersion/go-imap/v2/imapclient"
 	"github.com/myhibachi/backfill/internal/debtree"
@@ -38,31 +37,9 @@ type Server struct {
 // come up.
 func Start(tb testing.TB) *Server {
 	tb.Helper()
-	if testing.Short() {
-		tb.Skip("cyrustest: end-to-end test against Cyrus IMAP skipped in -short mode")
-	}
-	if err := debtree.CanRun(); err != nil {
-		tb.Skipf("cyrustest: %v", err)
-	}
-	tree, err := debtree.Find("cyrus")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	s, err := start(ctx, tree, tb.TempDir(), "cs@myhibachichef.com", "cyrus-pw")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() {
-		if tb.Failed() {
-			tb.Logf("end of %s:\n%s", s.LogFile(), testserver.Tail(s.LogFile(), 4000))
-		}
-		if err := s.Stop(); err != nil {
-			tb.Error(err)
-		}
+	return debtree.StartForTest(tb, "cyrus", func(ctx context.Context, tree debtree.Tree, dir string) (*Server, error) {
+		return start(ctx, tree, dir, "cs@myhibachichef.com", "cyrus-pw")
 	})
-	return s
 }
 
 // Addr returns the host:port of the plaintext IMAP listener.

@@ -21,6 +21,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"testing"
 	"time"
 
 	"github.com/myhibachi/backfill/internal/procgroup"
@@ -302,3 +303,43 @@ func (p *Proc) Exited() bool {
 
 // GroupProcesses returns the live processes of process group pgid.
 func GroupProcesses(pgid int) []int { return procgroup.Processes(pgid) }
+
+// Server is what StartForTest needs of a started server.
+type Server interface {
+	LogFile() string
+	Stop() error
+}
+
+// StartForTest starts the server unpacked as name with start, for the test,
+// and stops it when the test ends, showing the end of its log if the test
+// failed. It skips the test in -short mode and where the machine cannot run
+// private servers (not root, no mount namespaces), and fails it when the
+// server is not unpacked (run scripts/servers.sh) or does not come up.
+func StartForTest[S Server](tb testing.TB, name string, start func(ctx context.Context, tree Tree, dir string) (S, error)) S {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skipf("%stest: end-to-end test against %s skipped in -short mode", name, name)
+	}
+	if err := CanRun(); err != nil {
+		tb.Skipf("%stest: %v", name, err)
+	}
+	tree, err := Find(name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	s, err := start(ctx, tree, tb.TempDir())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if tb.Failed() {
+			tb.Logf("end of %s:\n%s", s.LogFile(), testserver.Tail(s.LogFile(), 4000))
+		}
+		if err := s.Stop(); err != nil {
+			tb.Error(err)
+		}
+	})
+	return s
+}
