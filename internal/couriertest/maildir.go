@@ -5,8 +5,9 @@ import (
 	"fmt"
 	"iter"
 	"os"
-	"path/filepath"
 	"time"
+
+	"github.com/myhibachi/backfill/internal/maildir"
 )
 
 // LoadMaildir adds messages to the INBOX by writing them as files straight
@@ -51,29 +52,7 @@ func toLF(b []byte) []byte {
 	return bytes.ReplaceAll(b, []byte("\r\n"), []byte("\n"))
 }
 
-// deliver writes one message the Maildir way: into tmp, then renamed into
-// cur, so imapd never sees half a file. ":2," marks it as having no flags.
+// deliver writes one message into the user's Maildir (see maildir.Deliver).
 func (s *Server) deliver(base string, raw []byte, date time.Time) error {
-	tmp := filepath.Join(s.maildir, "tmp", base)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(raw)
-	if closeErr := f.Close(); err == nil {
-		err = closeErr
-	}
-	if err == nil {
-		err = os.Chown(tmp, s.mailUID, s.mailGID)
-	}
-	if err == nil {
-		err = os.Chtimes(tmp, date, date)
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(s.maildir, "cur", base+":2,"))
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-	}
-	return err
+	return maildir.Deliver(s.maildir, base, raw, date, s.mailUID, s.mailGID)
 }

@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/myhibachi/backfill/internal/maildir"
 )
 
 // LoadMaildir adds messages to a user's INBOX by writing them as files
@@ -145,33 +147,9 @@ func (s *Server) makeMaildir(maildir string) error {
 	return nil
 }
 
-// deliver writes one message the Maildir way: into tmp, then renamed into
-// cur, so a running Dovecot never sees half a file. ":2," marks it as having
-// no flags (unread).
-func (s *Server) deliver(maildir, base string, raw []byte, date time.Time) error {
-	tmp := filepath.Join(maildir, "tmp", base)
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = f.Write(raw)
-	if closeErr := f.Close(); err == nil {
-		err = closeErr
-	}
-	if err == nil {
-		err = os.Chown(tmp, s.mailUID, s.mailGID)
-	}
-	if err == nil {
-		// Dovecot takes a Maildir message's INTERNALDATE from its mtime.
-		err = os.Chtimes(tmp, date, date)
-	}
-	if err == nil {
-		err = os.Rename(tmp, filepath.Join(maildir, "cur", base+":2,"))
-	}
-	if err != nil {
-		_ = os.Remove(tmp)
-	}
-	return err
+// deliver writes one message into the Maildir at dir (see maildir.Deliver).
+func (s *Server) deliver(dir, base string, raw []byte, date time.Time) error {
+	return maildir.Deliver(dir, base, raw, date, s.mailUID, s.mailGID)
 }
 
 // Maildir returns the path of a user's Maildir. Benchmarks replace its files
