@@ -408,9 +408,9 @@ const (
 const ownersTable = "backfill_tables"
 
 func readOrigins(ctx context.Context, db queryRower) (map[string]string, error) {
-	var exists bool
-	if err := db.QueryRow(ctx, `SELECT to_regclass($1) IS NOT NULL`, ownersTable).Scan(&exists); err != nil {
-		return nil, fmt.Errorf("look up %s: %w", ownersTable, err)
+	exists, err := tableExists(ctx, db, ownersTable)
+	if err != nil {
+		return nil, err
 	}
 	origins := map[string]string{}
 	if !exists {
