@@ -77,10 +77,7 @@ func Classify(err error) Category {
 	if tlsRefused(err) {
 		return Critical
 	}
-	if pgconn.Timeout(err) || pgconn.SafeToRetry(err) {
-		return Transient
-	}
-	// Network faults (networkFault) and errors of unknown kind alike.
+	// pgconn timeouts, network faults and errors of unknown kind alike.
 	return Transient
 }
 
