@@ -532,6 +532,15 @@ func cut(s string, n int) (string, bool) {
 	return s, false
 }
 
+// storedID is Message-ID id as an adopted email_messages stores it: cut to
+// the column's limit (see Fit).
+func (w *writer) storedID(id string) string {
+	if n := w.limits["message_id"]; n > 0 {
+		id, _ = cut(id, n)
+	}
+	return id
+}
+
 // Fit cuts m's values to the limits of the adopted email_messages' columns
 // and returns a warning for each value cut: a varchar(n) would otherwise
 // refuse the whole batch. The cut values are what is stored and looked up.

@@ -193,12 +193,8 @@ func (s *Sink) Store(ctx context.Context, b Batch) ([]bool, error) {
 	uids := make([]int64, 0, len(b.Done)+len(b.Messages))
 	ids := make([]string, 0, cap(uids))
 	for _, d := range b.Done {
-		id := d.MessageID
-		if n := w.limits["message_id"]; n > 0 {
-			id, _ = cut(id, n) // as its row has it (see Fit)
-		}
 		uids = append(uids, int64(d.UID))
-		ids = append(ids, id)
+		ids = append(ids, w.storedID(d.MessageID)) // as its row has it
 	}
 	for _, m := range b.Messages {
 		uids = append(uids, int64(m.UID))

@@ -101,11 +101,7 @@ func (s *Sink) ExistingMessageIDs(ctx context.Context, inbox string, ids []strin
 			keys[i] = hex.EncodeToString(sum[:])
 			continue
 		}
-		// As stored: cut to the column's limit (see Fit).
-		keys[i] = id
-		if n := w.limits["message_id"]; n > 0 {
-			keys[i], _ = cut(id, n)
-		}
+		keys[i] = w.storedID(id)
 		original[keys[i]] = id
 	}
 	rows, err := s.pool.Query(ctx, w.existing, inbox, keys)
