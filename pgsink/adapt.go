@@ -233,7 +233,7 @@ func genThreads(thr *migrations.TableMap) string {
 		sets = append(sets, fmt.Sprintf("%s = GREATEST(t.%s, EXCLUDED.%s)", l, l, l))
 	}
 	if c := thr.Table.Column("updated_at"); c != nil && !c.Generated {
-		sets = append(sets, "updated_at = "+conv("now()", migrations.Target{Kind: migrations.Time, Col: *c, Conv: timeConv(*c)}))
+		sets = append(sets, "updated_at = "+nowIn(*c))
 	}
 	action := "DO NOTHING"
 	if len(sets) > 0 {
@@ -245,6 +245,11 @@ func genThreads(thr *migrations.TableMap) string {
 		count(*) AS message_count, min(received_at) AS first_message_at, max(received_at) AS last_message_at
 		FROM new GROUP BY thread_id ORDER BY thread_id) AS x
 	ON CONFLICT (%s) %s`, strings.Join(cols, ", "), strings.Join(exprs, ", "), strings.Join(thr.Key, ", "), action)
+}
+
+// nowIn is now() in column c's time type, for an updated_at no target fills.
+func nowIn(c migrations.Column) string {
+	return conv("now()", migrations.Target{Kind: migrations.Time, Col: c, Conv: timeConv(c)})
 }
 
 func timeConv(c migrations.Column) migrations.Conv {
@@ -306,7 +311,7 @@ func genStatusWrites(st *migrations.TableMap) (begin, finish, holder string) {
 		}
 	}
 	if c := st.Table.Column("updated_at"); c != nil && st.Target("updated_at") == nil && !c.Generated {
-		set := "updated_at = " + conv("now()", migrations.Target{Kind: migrations.Time, Col: *c, Conv: timeConv(*c)})
+		set := "updated_at = " + nowIn(*c)
 		bsets, fsets = append(bsets, set), append(fsets, set)
 	}
 	op, status := st.Target("last_operation_id"), st.Target("last_status")
