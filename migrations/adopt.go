@@ -271,6 +271,13 @@ func mapTable(t *Table, fields []field) (*TableMap, []Problem) {
 var suggested = map[Kind]string{Text: "text", TextArray: "text[] or jsonb", JSON: "jsonb", Time: "timestamptz",
 	Int: "bigint", Bool: "boolean", UUID: "uuid or text"}
 
+// TimeConv is how a time value is written into column c (AsIs when c is
+// no time column).
+func TimeConv(c Column) Conv {
+	conv, _ := convFor(field{kind: Time}, c)
+	return conv
+}
+
 func convFor(f field, c Column) (Conv, bool) {
 	textLike := !c.Array && slices.Contains([]string{"text", "varchar", "bpchar", "citext"}, c.Base)
 	json := !c.Array && (c.Base == "jsonb" || c.Base == "json")

@@ -249,17 +249,7 @@ func genThreads(thr *migrations.TableMap) string {
 
 // nowIn is now() in column c's time type, for an updated_at no target fills.
 func nowIn(c migrations.Column) string {
-	return conv("now()", migrations.Target{Kind: migrations.Time, Col: c, Conv: timeConv(c)})
-}
-
-func timeConv(c migrations.Column) migrations.Conv {
-	switch c.Base {
-	case "timestamp":
-		return migrations.ToTimestamp
-	case "date":
-		return migrations.ToDate
-	}
-	return migrations.AsIs
+	return conv("now()", migrations.Target{Kind: migrations.Time, Col: c, Conv: migrations.TimeConv(c)})
 }
 
 // statusParams names FinishRun's and BeginRun's parameters once, typed, so
