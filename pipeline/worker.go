@@ -160,7 +160,7 @@ func (w *worker) fetch(ctx context.Context, round []*batch, outlines *imapsrc.Ou
 		return n
 	}
 	askedAgain := map[uint32]bool{}
-	fetcher := &imapsrc.Fetcher{MaxSize: w.r.cfg.MaxMessageSize, UIDValidity: w.uidValidity, Lean: w.r.lean(), Outlines: outlines}
+	fetcher := &imapsrc.Fetcher{MaxSize: w.r.cfg.MaxMessageSize, UIDValidity: w.uidValidity, Outlines: outlines}
 	return w.r.retryOp(ctx, "IMAP fetch", w.r.cfg.RetryFor, func(a *attempts) error {
 		for len(remaining) > 0 {
 			if w.conn == nil {
