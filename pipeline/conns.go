@@ -51,7 +51,7 @@ func (c *conns) open(ctx context.Context) (*imapsrc.Conn, imapsrc.Mailbox, error
 		c.cfg.Security = conn.Security()
 		c.mu.Unlock()
 	}
-	mbox, err := conn.SelectReadOnly(ctx, c.cfg.Mailbox)
+	mbox, err := conn.SelectReadOnly(ctx, cfg.Mailbox)
 	if err != nil {
 		conn.Close()
 		return nil, mbox, err
