@@ -205,8 +205,7 @@ func (f *Fetcher) askOutlines(c *Conn, uids []uint32) error {
 	if err == nil {
 		return nil
 	}
-	var imapErr *imap.Error
-	if errors.As(err, &imapErr) && c.c.State() != imap.ConnStateLogout {
+	if c.refusedOnly(err) {
 		for _, u := range uids {
 			if _, ok := f.outlines[u]; !ok {
 				f.whole[u] = true
@@ -229,4 +228,12 @@ func (f *Fetcher) askOutlines(c *Conn, uids []uint32) error {
 	}
 	f.dropAt = suspect
 	return fmt.Errorf("fetch body structures: %w", err)
+}
+
+// refusedOnly reports a command the server answered with NO or BAD on a
+// connection that is still usable: those messages are fetched whole
+// rather than the connection dropped.
+func (c *Conn) refusedOnly(err error) bool {
+	var imapErr *imap.Error
+	return errors.As(err, &imapErr) && c.c.State() != imap.ConnStateLogout
 }

@@ -1,7 +1,6 @@
 package imapsrc
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -313,9 +312,8 @@ func (c *Conn) fetchSections(plans []*leanPart, outlines []outline, uidValidity 
 			defer wg.Done()
 			f := Fetched{UID: o.uid, InternalDate: o.internalDate, Size: o.size, Flags: o.flags}
 			got, err := c.readSections(cmd)
-			var imapErr *imap.Error
 			switch {
-			case errors.As(err, &imapErr) && c.c.State() != imap.ConnStateLogout:
+			case c.refusedOnly(err):
 				// The server refused a section but the connection is
 				// fine: the message is fetched whole.
 				out <- sectionResult{f: f}

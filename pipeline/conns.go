@@ -51,12 +51,29 @@ func (c *conns) open(ctx context.Context) (*imapsrc.Conn, imapsrc.Mailbox, error
 		c.cfg.Security = conn.Security()
 		c.mu.Unlock()
 	}
-	mbox, err := conn.SelectReadOnly(ctx, c.cfg.Mailbox)
+	mbox, err := conn.SelectReadOnly(ctx, cfg.Mailbox)
 	if err != nil {
 		conn.Close()
 		return nil, mbox, err
 	}
 	return conn, mbox, nil
+}
+
+// openAt opens a connection for fetching by the UIDs listed under
+// uidValidity. A mailbox found under another UIDVALIDITY has renumbered
+// its messages: the UIDs this run holds now name other messages, or none,
+// and fetching by them would store the wrong mail under the old
+// numbering. It stops the run (see uidValidityChanged).
+func (c *conns) openAt(ctx context.Context, uidValidity uint32) (*imapsrc.Conn, error) {
+	conn, mbox, err := c.open(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if mbox.UIDValidity != uidValidity {
+		conn.Close()
+		return nil, uidValidityChanged(mbox.Name, uidValidity, mbox.UIDValidity)
+	}
+	return conn, nil
 }
 
 // start sets how many workers the run begins with.
@@ -109,13 +126,8 @@ func (c *conns) join(ctx context.Context, uidValidity uint32) (*imapsrc.Conn, er
 	}
 	var conn *imapsrc.Conn
 	err := c.retry(ctx, "IMAP connection", func(a *attempts) error {
-		var mbox imapsrc.Mailbox
 		var err error
-		conn, mbox, err = c.open(ctx)
-		if err == nil && mbox.UIDValidity != uidValidity {
-			conn.Close()
-			return uidValidityChanged(mbox.Name, uidValidity, mbox.UIDValidity)
-		}
+		conn, err = c.openAt(ctx, uidValidity)
 		if err != nil && ctx.Err() == nil && errlog.Classify(err) == errlog.Transient &&
 			(a.n >= retireAfter || tooManyConnections(err)) && c.retire() {
 			c.log.Add(errlog.Entry{
@@ -158,7 +170,7 @@ func tooManyConnections(err error) bool {
 // never tried more than once. A connection it cannot make is left to the
 // worker, which handles refusals (join), and so is one that finds the
 // mailbox under another UIDVALIDITY than the first connection's, which
-// would fetch by UIDs that name other messages (worker.connect).
+// would fetch by UIDs that name other messages (openAt).
 func (c *conns) predial(ctx context.Context, uidValidity uint32, count func(context.Context) int) {
 	if c.workers < 2 {
 		return
@@ -173,12 +185,7 @@ func (c *conns) predial(ctx context.Context, uidValidity uint32, count func(cont
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
-					conn, mbox, err := c.open(ctx)
-					switch {
-					case err != nil:
-					case mbox.UIDValidity != uidValidity:
-						conn.Close()
-					default:
+					if conn, err := c.openAt(ctx, uidValidity); err == nil {
 						c.spare <- conn
 					}
 				}()

@@ -113,19 +113,12 @@ func (w *worker) join(ctx context.Context) error {
 	return nil
 }
 
-// connect dials, logs in and selects the mailbox read-only. A mailbox
-// found under another UIDVALIDITY than the run listed has renumbered its
-// messages: the UIDs this run holds now name other messages, or none, and
-// fetching by them would store the wrong mail under the old numbering. It
-// stops the run (see uidValidityChanged).
+// connect dials, logs in and selects the mailbox read-only, under the
+// UIDVALIDITY the run listed (see conns.openAt).
 func (w *worker) connect(ctx context.Context) error {
-	conn, mbox, err := w.r.conns.open(ctx)
+	conn, err := w.r.conns.openAt(ctx, w.uidValidity)
 	if err != nil {
 		return err
-	}
-	if mbox.UIDValidity != w.uidValidity {
-		conn.Close()
-		return uidValidityChanged(mbox.Name, w.uidValidity, mbox.UIDValidity)
 	}
 	w.conn = conn
 	return nil
@@ -167,7 +160,7 @@ func (w *worker) fetch(ctx context.Context, round []*batch, outlines *imapsrc.Ou
 		return n
 	}
 	askedAgain := map[uint32]bool{}
-	fetcher := &imapsrc.Fetcher{MaxSize: w.r.cfg.MaxMessageSize, UIDValidity: w.uidValidity, Lean: w.r.lean(), Outlines: outlines}
+	fetcher := &imapsrc.Fetcher{MaxSize: w.r.cfg.MaxMessageSize, UIDValidity: w.uidValidity, Outlines: outlines}
 	return w.r.retryOp(ctx, "IMAP fetch", w.r.cfg.RetryFor, func(a *attempts) error {
 		for len(remaining) > 0 {
 			if w.conn == nil {
