@@ -133,6 +133,10 @@ func resolveInbox(e env, name string, allowPlaintext bool) (imapsrc.Config, erro
 	if err != nil {
 		return imapsrc.Config{}, fmt.Errorf("inbox %s (%s): %w", name, urlVar, err)
 	}
+	// Before the login branches: an OAuth2 login needs the private CA too.
+	if cfg.RootCAs, err = rootCAs(e); err != nil {
+		return imapsrc.Config{}, fmt.Errorf("inbox %s: %w", name, err)
+	}
 	if tokenCommand != "" {
 		argv, err := imapsrc.SplitCommand(tokenCommand)
 		if err != nil {
@@ -145,9 +149,6 @@ func resolveInbox(e env, name string, allowPlaintext bool) (imapsrc.Config, erro
 		return imapsrc.Config{}, fmt.Errorf("inbox %s: no password: set %s, or %s for OAuth2 (in the environment or .env)", name, passVar, tokenVar)
 	}
 	cfg.Password = password
-	if cfg.RootCAs, err = rootCAs(e); err != nil {
-		return imapsrc.Config{}, fmt.Errorf("inbox %s: %w", name, err)
-	}
 	return cfg, nil
 }
 

@@ -144,7 +144,8 @@ backfill errors [--operation ID] [--limit N]
 backfill inboxes [--check]
 backfill --version`,
 		Description: `Inboxes: BACKFILL_INBOX_<NAME>=imaps://user%40example.com@host:993/INBOX plus
-   BACKFILL_INBOX_<NAME>_PASSWORD. customer_support (SMTP_PASSWORD) and payments
+   BACKFILL_INBOX_<NAME>_PASSWORD, or for OAuth2 BACKFILL_INBOX_<NAME>_TOKEN_COMMAND,
+   a command that prints an access token. customer_support (SMTP_PASSWORD) and payments
    (PAYMENT_EMAIL_ADDRESS, PAYMENT_EMAIL_PASSWORD) work from the seed's variables.
    A .env in the working directory is read; the real environment wins.`,
 		CustomAppHelpTemplate: cli.AppHelpTemplate + "\n" + exitCodesHelp + "\n",

@@ -172,7 +172,10 @@ func (r *reporter) finish(res pipeline.Result, sum errlog.Summary, opID uuid.UUI
 	}
 	if res.Status == "dry_run" {
 		fmt.Fprintf(r.w, "🔍 DRY RUN MODE - No emails will be synced\n")
-		fmt.Fprintf(r.w, "   Would process: %d emails\n", res.ToFetch)
+		if runErr == nil || res.ToFetch > 0 {
+			// A run that failed before it listed the mailbox counted nothing.
+			fmt.Fprintf(r.w, "   Would process: %d emails\n", res.ToFetch)
+		}
 		if res.DryRunNew+res.DryRunExisting+res.DryRunUnknown > 0 || res.AlreadySynced > 0 {
 			fmt.Fprintf(r.w, "   New: %d, already stored or duplicates: %d", res.DryRunNew, res.DryRunExisting+res.AlreadySynced)
 			if res.DryRunUnknown > 0 {

@@ -75,10 +75,15 @@ func (a *appEnv) versionCommand() *cli.Command {
 		Name:  "version",
 		Usage: "print the module version, VCS revision and commit time of this build",
 		Action: func(*cli.Context) error {
-			fmt.Fprintf(a.stdout, "backfill %s\n", currentVersion())
+			a.printVersion()
 			return nil
 		},
 	}
+}
+
+// printVersion is what both `backfill version` and --version print.
+func (a *appEnv) printVersion() {
+	fmt.Fprintf(a.stdout, "backfill %s\n", currentVersion())
 }
 
 // withVersion prints the version instead of running action when --version
@@ -87,7 +92,7 @@ func (a *appEnv) versionCommand() *cli.Command {
 func (a *appEnv) withVersion(action cli.ActionFunc) cli.ActionFunc {
 	return func(c *cli.Context) error {
 		if c.Bool("version") {
-			fmt.Fprintf(a.stdout, "backfill %s\n", currentVersion())
+			a.printVersion()
 			return nil
 		}
 		return action(c)
