@@ -1,6 +1,9 @@
 package imapsrc
 
-import "strings"
+import (
+	"strings"
+	"time"
+)
 
 // ConnectionCap is how many simultaneous connections per account the
 // provider at host admits, or 0 when we know of no limit. Going over it
@@ -16,4 +19,16 @@ func ConnectionCap(host string) int {
 	// IONOS (imap.ionos.com, imap.1und1.de) documents no connection limit:
 	// it gets the generic --workers default, like any other server.
 	return 0
+}
+
+// DownloadCap is how many bytes of mail per period the provider at host
+// lets an account download over IMAP, or zero when we know of no cap.
+// Going over it gets the account's IMAP access suspended for up to a day,
+// so a run stays under it unless told otherwise (--max-download).
+func DownloadCap(host string) (bytes int64, period time.Duration) {
+	switch strings.TrimSuffix(strings.ToLower(host), ".") {
+	case "imap.gmail.com", "imap.googlemail.com":
+		return 2500 * 1000 * 1000, 24 * time.Hour // Gmail: "Download via IMAP: 2500 MB per day"
+	}
+	return 0, 0
 }
