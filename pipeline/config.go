@@ -33,6 +33,9 @@ type Config struct {
 	// RetryFor bounds how long one operation is retried on transient
 	// errors before the run gives up on it.
 	RetryFor time.Duration
+	// Budget caps the bytes downloaded from the inbox per period, across
+	// runs; the zero Budget is no cap.
+	Budget Budget
 	// FallbackPath receives error_logs entries the database refuses.
 	FallbackPath string
 	// The circuit breaker aborts the run after MaxConsecutiveFailures
@@ -127,15 +130,23 @@ type Result struct {
 	Oversized      int
 	OversizedBytes int64
 	Created        int
-	Skipped        int // already stored (earlier run or duplicate in this one)
-	Failed         int
-	Warnings       int // parser warnings on stored messages
+	// Left counts the messages the download budget left for a later run:
+	// not fetched, not settled.
+	Left     int
+	Skipped  int // already stored (earlier run or duplicate in this one)
+	Failed   int
+	Warnings int // parser warnings on stored messages
 	// Connections is Config.Workers less the workers that stepped aside
 	// because the server refused their connections. A run with fewer
 	// batches than workers opens fewer connections than this.
 	Connections int
 	Elapsed     time.Duration
-	Status      string // completed, completed_with_errors, aborted, interrupted, dry_run
+	Status      string // completed, completed_with_errors, budget_exhausted, aborted, interrupted, dry_run
+	// Budget is where the download budget stands, nil without one.
+	Budget *BudgetReport
 	// Dry-run answers, valid when Config.DryRun and a database was given.
 	DryRunNew, DryRunExisting, DryRunUnknown int
+	// DryRunBytes is what the messages to fetch weigh (RFC822.SIZE),
+	// asked for only when there is a download budget to compare with.
+	DryRunBytes int64
 }

@@ -10,7 +10,8 @@ import (
 // dryRun says how many of the messages to fetch are new, using only their
 // Message-ID headers: no body is downloaded and nothing is written. Messages
 // without a Message-ID get a synthetic id from their bytes on a real run, so
-// here they count as unknown.
+// here they count as unknown. With a download budget it also adds up their
+// sizes, to say whether the run would fit.
 func (r *runner) dryRun(ctx context.Context, conn *imapsrc.Conn, todo []uint32) error {
 	if r.sink == nil {
 		return nil
@@ -20,6 +21,16 @@ func (r *runner) dryRun(ctx context.Context, conn *imapsrc.Conn, todo []uint32) 
 		ids, err := conn.FetchMessageIDs(ctx, chunk)
 		if err != nil {
 			return err
+		}
+		if r.budget != nil {
+			// A real run downloads every one of them, duplicates included.
+			sizes, err := conn.Sizes(ctx, chunk)
+			if err != nil {
+				return err
+			}
+			for _, n := range sizes {
+				r.res.DryRunBytes += n
+			}
 		}
 		list := make([]string, 0, len(ids))
 		for _, id := range ids {

@@ -23,7 +23,8 @@ func Run(ctx context.Context, cfg Config, sink *pgsink.Sink, log *errlog.Log, ob
 	start := time.Now()
 	cfg = withDefaults(cfg)
 	r := &runner{cfg: cfg, sink: sink, log: log, obs: &serialObserver{obs: obs},
-		breaker: newBreaker(cfg.MaxConsecutiveFailures, cfg.MaxFailureRate, cfg.FailureWindow)}
+		breaker: newBreaker(cfg.MaxConsecutiveFailures, cfg.MaxFailureRate, cfg.FailureWindow),
+		budget:  newBudget(cfg.Budget)}
 	r.conns = &conns{cfg: cfg.IMAP, workers: cfg.Workers, log: log,
 		retry: func(ctx context.Context, what string, op func(*attempts) error) error {
 			return r.retryOp(ctx, what, cfg.RetryFor, op)
@@ -40,6 +41,9 @@ func Run(ctx context.Context, cfg Config, sink *pgsink.Sink, log *errlog.Log, ob
 		res.FetchMode, res.FetchReason = r.choice.outcome()
 	}
 	r.conns.closeSpares()
+	if sink != nil {
+		res.Budget = r.budget.report(time.Now())
+	}
 	res.Elapsed = time.Since(start)
 	return res, err
 }
@@ -82,6 +86,7 @@ type runner struct {
 	breaker           *breaker
 	conns             *conns
 	choice            *chooser // whole or lean
+	budget            *budget  // nil without --max-download
 }
 
 // batch is a unit of work as it moves down the pipeline.
@@ -100,6 +105,9 @@ type batch struct {
 func (r *runner) run(ctx context.Context) (Result, error) {
 	if r.cfg.DryRun {
 		r.res.Status = "dry_run"
+		if err := r.loadBudget(ctx); err != nil {
+			return r.res, err
+		}
 		return r.res, r.list(ctx, func(conn *imapsrc.Conn, _ imapsrc.Mailbox, todo []uint32) error {
 			return r.dryRun(ctx, conn, todo)
 		})
@@ -121,16 +129,26 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 			Context: map[string]any{"abandoned_operation_id": abandoned.String()}})
 	}
 	var mbox imapsrc.Mailbox
-	err := r.list(ctx, func(conn *imapsrc.Conn, mb imapsrc.Mailbox, todo []uint32) error {
-		mbox = mb
-		r.res.Connections = r.cfg.Workers
-		r.accounted = newAccountedSet(todo)
-		if err := r.pipeline(ctx, conn, mb.UIDValidity, todo); err != nil {
-			return err
-		}
-		r.reconcile(todo)
-		return nil
-	})
+	err := r.loadBudget(ctx)
+	if err == nil {
+		err = r.list(ctx, func(conn *imapsrc.Conn, mb imapsrc.Mailbox, todo []uint32) error {
+			mbox = mb
+			r.res.Connections = r.cfg.Workers
+			r.accounted = newAccountedSet(todo)
+			if len(todo) > 0 && r.budget.full() {
+				// Nothing fits: no worker need log in to learn it.
+				r.budget.stop(1)
+				conn.Close()
+				r.leave(todo)
+				return nil
+			}
+			if err := r.pipeline(ctx, conn, mb.UIDValidity, todo); err != nil {
+				return err
+			}
+			r.reconcile(todo)
+			return nil
+		})
+	}
 	if cause := context.Cause(ctx); errors.Is(cause, pgsink.ErrLockLost) {
 		err = cause // not the cancellations it caused in the stages
 	}
@@ -225,6 +243,8 @@ func (r *runner) status(ctx context.Context, err error) string {
 		return "interrupted"
 	case err != nil:
 		return "aborted"
+	case r.budget.exhausted():
+		return "budget_exhausted"
 	case r.res.Failed > 0:
 		return "completed_with_errors"
 	}
@@ -391,7 +411,7 @@ func (r *runner) structureFailed(err error) {
 // fetch logs in once; when there is more work than the count promises,
 // the workers dial their own connections.
 func (r *runner) predialCount(ctx context.Context, mbox imapsrc.Mailbox) int {
-	if r.sink == nil {
+	if r.sink == nil || r.budget.full() {
 		return 0
 	}
 	settled, err := r.sink.SettledCount(ctx, r.cfg.Inbox, mbox.UIDValidity)

@@ -34,6 +34,9 @@ func (w *worker) run(ctx context.Context, in <-chan *batch, out chan<- *batch) e
 	var held []*batch
 	var heldOutlines *imapsrc.Outlines
 	for {
+		if w.r.budget.exhausted() {
+			return w.drain(in, held)
+		}
 		// Connect before taking a batch, so a worker the server will not
 		// admit can step aside without holding work.
 		if w.conn == nil && len(held) == 0 {
@@ -59,6 +62,13 @@ func (w *worker) run(ctx context.Context, in <-chan *batch, out chan<- *batch) e
 				return ctx.Err()
 			}
 		}
+		round, reserved, err := w.ration(ctx, round)
+		if err != nil {
+			return err
+		}
+		if len(round) == 0 {
+			return w.drain(in, held)
+		}
 		if w.conn != nil && w.r.lean() {
 			if held = takeMore(in, nil, batchesPerRound); len(held) > 0 {
 				var uids []uint32
@@ -68,7 +78,11 @@ func (w *worker) run(ctx context.Context, in <-chan *batch, out chan<- *batch) e
 				heldOutlines = w.conn.StartOutlines(uids)
 			}
 		}
-		if err := w.fetch(ctx, round, outlines); err != nil {
+		err = w.fetch(ctx, round, outlines)
+		if rerr := w.r.recordDownload(ctx, round, reserved); err == nil {
+			err = rerr
+		}
+		if err != nil {
 			return err
 		}
 		for _, b := range round {
