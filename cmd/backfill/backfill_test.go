@@ -337,6 +337,10 @@ func TestUsageAndConfigErrorsExit2(t *testing.T) {
 		{args: []string{"--inbox", "demo", "--log-format", "xml"}, want: "--log-format must be text or json"},
 		{args: []string{"--inbox", "demo", "--bogus"}, want: "flag provided but not defined: -bogus"},
 		{args: []string{"--inbox", "demo", "--workers", "many"}, want: "invalid value"},
+		{args: []string{"--inbox", "demo", "--max-download", "2500XB/24h"}, want: `--max-download "2500XB/24h": unknown size unit "XB": write SIZE/PERIOD, like 2500MB/24h`},
+		{args: []string{"--inbox", "demo", "--max-download", "2500MB"}, want: "has no /PERIOD"},
+		{args: []string{"--inbox", "demo"}, environ: []string{"BACKFILL_INBOX_DEMO=imap://u@127.0.0.1/INBOX", "BACKFILL_INBOX_DEMO_PASSWORD=p",
+			"BACKFILL_INBOX_DEMO_MAX_DOWNLOAD=1GB/often", "DATABASE_URL=x"}, want: `BACKFILL_INBOX_DEMO_MAX_DOWNLOAD="1GB/often": period "often" is not a duration`},
 		{args: []string{"--inbox", "nope"}, want: `unknown inbox "nope": set BACKFILL_INBOX_NOPE=`},
 		{args: []string{"--inbox", "customer_support"}, want: "no password: set SMTP_PASSWORD"},
 		{args: []string{"frobnicate"}, want: `unknown command "frobnicate"`},
@@ -594,6 +598,7 @@ func TestHelpListsExitCodes(t *testing.T) {
 	out := f.mustRun(0, "--help")
 	f.wantLine(out, "EXIT CODES:")
 	f.wantLine(out, "143  interrupted by SIGTERM")
+	f.wantLine(out, "75   the download budget (--max-download) is used up")
 	f.wantLine(f.mustRun(0, "errors", "--help"), "backfill errors - list error_logs entries, newest first")
 }
 

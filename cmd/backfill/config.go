@@ -91,7 +91,8 @@ func inboxVar(name string) string {
 func inboxNames(e env) []string {
 	names := []string{"customer_support", "payments"}
 	for _, k := range e.keys() {
-		if rest, ok := strings.CutPrefix(k, "BACKFILL_INBOX_"); ok && !strings.HasSuffix(rest, "_PASSWORD") && !strings.HasSuffix(rest, "_TOKEN_COMMAND") && rest != "" {
+		if rest, ok := strings.CutPrefix(k, "BACKFILL_INBOX_"); ok && !strings.HasSuffix(rest, "_PASSWORD") && !strings.HasSuffix(rest, "_TOKEN_COMMAND") &&
+			!strings.HasSuffix(rest, "_MAX_DOWNLOAD") && rest != "" {
 			names = append(names, strings.ToLower(rest))
 		}
 	}

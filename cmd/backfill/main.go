@@ -21,6 +21,7 @@ const (
 	exitOK          = 0
 	exitPartial     = 1
 	exitFatal       = 2
+	exitBudget      = 75  // EX_TEMPFAIL: the download budget is used up
 	exitInterrupted = 130 // SIGINT
 	exitTerminated  = 143 // SIGTERM
 )
@@ -30,6 +31,8 @@ const exitCodesHelp = `EXIT CODES:
    1    the run finished, but some messages failed (each one is in error_logs)
    2    fatal: bad usage or configuration, could not connect or log in,
         schema missing, or the run was aborted
+   75   the download budget (--max-download) is used up: what was fetched
+        is committed; run again after the time the closing block names
    130  interrupted by SIGINT after committing what was in flight
    143  interrupted by SIGTERM after committing what was in flight`
 

@@ -163,6 +163,9 @@ func (r *reporter) finish(res pipeline.Result, sum errlog.Summary, opID uuid.UUI
 		if sum.FallbackFile != "" {
 			fields["error_log_file"] = sum.FallbackFile
 		}
+		if res.Budget != nil {
+			fields["budget"] = budgetFields(res)
+		}
 		if res.Status == "dry_run" {
 			fields["would_process"] = res.ToFetch
 			fields["new"], fields["already_stored"], fields["unknown"] = res.DryRunNew, res.DryRunExisting+res.AlreadySynced, res.DryRunUnknown
@@ -183,6 +186,15 @@ func (r *reporter) finish(res pipeline.Result, sum errlog.Summary, opID uuid.UUI
 			}
 			fmt.Fprintln(r.w)
 		}
+		if b := res.Budget; b != nil && (runErr == nil || res.ToFetch > 0) {
+			fmt.Fprintf(r.w, "   Download budget: %s of %s per %s left; the %d emails to fetch weigh %s",
+				formatBytes(max(b.Bytes-b.Used, 0)), formatBytes(b.Bytes), formatPeriod(b.Period), res.ToFetch, formatBytes(res.DryRunBytes))
+			if res.DryRunBytes <= b.Bytes-b.Used {
+				fmt.Fprintf(r.w, ": the run fits\n")
+			} else {
+				fmt.Fprintf(r.w, ": the run would stop when it is used up (exit 75) and a later run continue\n")
+			}
+		}
 		if runErr != nil {
 			fmt.Fprintf(r.w, "❌ %v\n", runErr)
 		}
@@ -194,6 +206,8 @@ func (r *reporter) finish(res pipeline.Result, sum errlog.Summary, opID uuid.UUI
 		fmt.Fprintf(r.w, "⏹️  BACKFILL INTERRUPTED (committed batches are kept; re-run to finish)\n")
 	case runErr != nil:
 		fmt.Fprintf(r.w, "🛑 BACKFILL ABORTED: %v\n", runErr)
+	case res.Status == "budget_exhausted":
+		fmt.Fprintf(r.w, "⏸️  DOWNLOAD BUDGET USED UP (committed batches are kept; run again later to continue)\n")
 	default:
 		fmt.Fprintf(r.w, "📊 BACKFILL COMPLETE\n")
 	}
@@ -229,6 +243,14 @@ func (r *reporter) finish(res pipeline.Result, sum errlog.Summary, opID uuid.UUI
 	}
 	if res.FetchMode != "" && res.ToFetch > 0 {
 		fmt.Fprintf(r.w, "   Fetch mode:    %s (%s)\n", res.FetchMode, res.FetchReason)
+	}
+	if b := res.Budget; b != nil {
+		fmt.Fprintf(r.w, "   Budget:        %s of %s per %s downloaded in the window (this run %s)\n",
+			formatBytes(b.Used), formatBytes(b.Bytes), formatPeriod(b.Period), formatBytes(res.Transferred+res.OversizedBytes))
+		if res.Left > 0 {
+			fmt.Fprintf(r.w, "   Left for later: %d emails; the budget frees up enough to continue at %s (in %s): run backfill again then\n",
+				res.Left, b.FreesAt.UTC().Format("2006-01-02 15:04:05 MST"), formatWait(time.Until(b.FreesAt)))
+		}
 	}
 	fmt.Fprintf(r.w, "   Operation ID:  %s\n", opID)
 	fmt.Fprintf(r.w, "   Version:       backfill %s\n", r.version)
@@ -279,4 +301,18 @@ func oneLine(s string) string {
 		return "(no subject)"
 	}
 	return s
+}
+
+// budgetFields is the download budget in the JSON summary.
+func budgetFields(res pipeline.Result) map[string]any {
+	b := res.Budget
+	f := map[string]any{"limit_bytes": b.Bytes, "period_seconds": b.Period.Seconds(), "used_bytes": b.Used,
+		"left_messages": res.Left}
+	if !b.FreesAt.IsZero() {
+		f["frees_at"] = b.FreesAt.UTC().Format(time.RFC3339)
+	}
+	if res.Status == "dry_run" {
+		f["to_fetch_bytes"] = res.DryRunBytes
+	}
+	return f
 }

@@ -35,6 +35,7 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "fetch", Value: "auto", Usage: "`MODE`: lean leaves large attachments on the server (their name, type and size are still stored); full downloads every message whole; auto times the first messages, fetched whole, and goes lean only on a slow link (under 20 MB/s)"},
 		&cli.DurationFlag{Name: "imap-timeout", Value: 60 * time.Second, Usage: "drop an IMAP connection whose server sends nothing for this `DURATION` while an answer is due"},
 		&cli.StringFlag{Name: "cpuprofile", Hidden: true, Usage: "write a CPU profile to `FILE` (for make bench and profiling)"},
+		&cli.StringFlag{Name: "max-download", Usage: "`SIZE/PERIOD`: download at most SIZE from the inbox in any PERIOD, counting earlier runs (e.g. 2500MB/24h; MB = 10^6 bytes, MiB = 2^20); when it is used up the run commits what it fetched and exits 75. imap.gmail.com defaults to 2500MB/24h; none: no cap"},
 		&cli.DurationFlag{Name: "retry-for", Value: 2 * time.Minute, Usage: "how long (a `DURATION` like 2m) one operation is retried on transient errors"},
 	}
 }
@@ -59,6 +60,10 @@ func (a *appEnv) runBackfill(c *cli.Context) error {
 		return usageError("%v", err)
 	}
 	imapCfg.Silence = c.Duration("imap-timeout")
+	budget, budgetNotice, err := resolveBudget(c.String("max-download"), c.IsSet("max-download"), e, inbox, imapCfg.Host)
+	if err != nil {
+		return err
+	}
 	dbURL, dbErr := a.databaseURL(c, e)
 	dryRun := c.Bool("dry-run")
 	if dbErr != nil && !dryRun {
@@ -82,6 +87,9 @@ func (a *appEnv) runBackfill(c *cli.Context) error {
 		out.note(fmt.Sprintf("--workers %d lowered to %d: %s admits at most %d simultaneous connections per account",
 			workers, limit, imapCfg.Host, limit))
 		workers = limit
+	}
+	if budgetNotice != "" {
+		out.note(budgetNotice)
 	}
 
 	ctx := c.Context
@@ -132,6 +140,7 @@ func (a *appEnv) runBackfill(c *cli.Context) error {
 		DryRun:         dryRun,
 		NoFlags:        c.Bool("no-flags"),
 		RetryFor:       c.Duration("retry-for"),
+		Budget:         budget,
 		FallbackPath:   fallback,
 
 		MaxConsecutiveFailures: c.Int("max-consecutive-failures"),
@@ -144,6 +153,8 @@ func (a *appEnv) runBackfill(c *cli.Context) error {
 		return &shownError{context.Cause(ctx)}
 	case runErr != nil:
 		return &shownError{&exitError{code: exitFatal, err: runErr}}
+	case res.Status == "budget_exhausted":
+		return &shownError{&exitError{code: exitBudget, err: fmt.Errorf("download budget used up; %d messages left for a later run", res.Left)}}
 	case res.Failed > 0:
 		return &shownError{&exitError{code: exitPartial, err: fmt.Errorf("%d messages failed", res.Failed)}}
 	}
@@ -196,6 +207,11 @@ func validateRunFlags(c *cli.Context) error {
 		return usageError("--max-message-size must be at least 1024 bytes")
 	case c.String("log-format") != "text" && c.String("log-format") != "json":
 		return usageError("--log-format must be text or json, got %q", c.String("log-format"))
+	}
+	if c.IsSet("max-download") {
+		if _, err := parseMaxDownload(c.String("max-download")); err != nil {
+			return usageError("--max-download %v", err)
+		}
 	}
 	return nil
 }
