@@ -158,7 +158,10 @@ func TestDownloadLedgerCountsBytesMoved(t *testing.T) {
 		opts.DuplicateRatio, opts.NoMessageIDRatio = 0, 0
 		f.imap.AppendMails(t, opts.Generate(5, 12))
 		f.migrate()
-		sum := summary(t, f.mustRun(0, "--inbox", "demo", "--fetch", "lean", "--log-format", "json", "--max-download", "1GB/24h"))
+		// Small batches: a worker asks the next round's structures while
+		// it asks this round's sizes and fetches it.
+		sum := summary(t, f.mustRun(0, "--inbox", "demo", "--fetch", "lean", "--log-format", "json",
+			"--max-download", "1GB/24h", "--workers", "1", "--batch-size", "1"))
 		moved, whole := int(sum["transferred_bytes"].(float64)), int(sum["message_bytes"].(float64))
 		ledger := f.count(`SELECT sum(bytes)::int FROM email_downloads`)
 		if ledger != moved || moved*2 > whole {
