@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/myhibachi/backfill/internal/dovecottest"
 	"github.com/myhibachi/backfill/internal/mailgen"
 	"github.com/myhibachi/backfill/pipeline"
 )
@@ -102,6 +103,50 @@ func TestDownloadBudgetStopsAndResumes(t *testing.T) {
 	}
 }
 
+// TestDownloadBudgetDovecot: against Dovecot, whose RFC822.SIZE the budget
+// goes by, a run stays within the budget and commits all it downloaded;
+// --max-download none then finishes the mailbox.
+func TestDownloadBudgetDovecot(t *testing.T) {
+	t.Parallel()
+	user := dovecottest.User{Name: "budget@myhibachichef.com", Password: "pw"}
+	srv := dovecottest.NewServer(t, []dovecottest.User{user})
+	opts := mailgen.DefaultOptions()
+	opts.DuplicateRatio, opts.NoMessageIDRatio = 0, 0
+	corpus := rawMails(opts.Generate(8, 40))
+	var total int
+	for _, raw := range corpus {
+		total += len(raw)
+	}
+	err := srv.LoadMaildir(user.Name, func(yield func([]byte, time.Time) bool) {
+		for _, raw := range corpus {
+			if !yield(raw, time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)) {
+				return
+			}
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t)
+	f.environ = append(f.environ, "BACKFILL_INBOX_DEMO="+srv.URL(user.Name, "INBOX"), "BACKFILL_INBOX_DEMO_PASSWORD="+user.Password)
+	f.migrate()
+	budget := total / 3
+	out := f.mustRun(exitBudget, "--inbox", "demo", "--fetch", "full", "--batch-size", "3", "--max-download", fmt.Sprintf("%d/24h", budget))
+	stored := f.count(`SELECT count(*) FROM email_messages`)
+	ledger := f.count(`SELECT coalesce(sum(bytes), 0)::int FROM email_downloads`)
+	if settled := f.count(`SELECT count(*) FROM email_sync_uids`); stored == 0 || settled != stored {
+		t.Fatalf("%d rows stored, %d UIDs settled\n%s", stored, settled, out)
+	}
+	if sizes := f.count(`SELECT sum(size_bytes)::int FROM email_messages`); ledger != sizes || ledger > budget {
+		t.Fatalf("ledger %d bytes, stored messages %d bytes, budget %d", ledger, sizes, budget)
+	}
+	f.wantLine(out, fmt.Sprintf("Left for later: %d emails", len(corpus)-stored))
+	f.mustRun(0, "--inbox", "demo", "--fetch", "full", "--max-download", "none")
+	if n := f.count(`SELECT count(*) FROM email_messages`); n != len(corpus) {
+		t.Fatalf("%d rows after the run without a budget, want %d", n, len(corpus))
+	}
+}
+
 // TestDownloadBudgetIsPerInbox: a full window stops its inbox before any
 // worker logs in or anything is fetched, and says so in a dry run; another
 // inbox on the same database has a budget of its own.
@@ -111,7 +156,8 @@ func TestDownloadBudgetIsPerInbox(t *testing.T) {
 	f.appendSized(6, 2000)
 	f.environ = append(f.environ, "BACKFILL_INBOX_OTHER="+f.imap.URL("INBOX"), "BACKFILL_INBOX_OTHER_PASSWORD="+f.imap.Password)
 	f.migrate()
-	f.mustExec(`INSERT INTO email_downloads (inbox, at, bytes) VALUES ('demo', now() - interval '1 hour', 1000000)`)
+	f.mustExec(`INSERT INTO email_downloads (inbox, at, bytes) VALUES ('demo', now() - interval '1 hour', 1000000),
+		('demo', now() - interval '3 days', 5), ('demo', now() - interval '8 days', 7)`)
 
 	out := f.mustRun(0, "--inbox", "demo", "--dry-run", "--max-download", "1MB/24h")
 	f.wantLine(out, "Download budget: 0B of 1MB per 24h left; the 6 emails to fetch weigh 12KB: the run would stop")
@@ -124,6 +170,9 @@ func TestDownloadBudgetIsPerInbox(t *testing.T) {
 		t.Fatalf("a run with no budget left logged in %d times and sent %d FETCH commands, want 1 and 0", l, n)
 	}
 	f.wantLine(out, "Left for later: 6 emails")
+	if n := f.count(`SELECT count(*) FROM email_downloads WHERE bytes IN (5, 7)`); n != 1 {
+		t.Fatalf("%d of the rows 3 and 8 days old are left; want the week-old one pruned, the other kept", n)
+	}
 	if n := f.count(`SELECT count(*) FROM email_messages`); n != 0 {
 		t.Fatalf("%d rows stored with no budget left", n)
 	}
