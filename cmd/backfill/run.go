@@ -35,7 +35,7 @@ func runFlags() []cli.Flag {
 		&cli.StringFlag{Name: "fetch", Value: "auto", Usage: "`MODE`: lean leaves large attachments on the server (their name, type and size are still stored); full downloads every message whole; auto times the first messages, fetched whole, and goes lean only on a slow link (under 20 MB/s)"},
 		&cli.DurationFlag{Name: "imap-timeout", Value: 60 * time.Second, Usage: "drop an IMAP connection whose server sends nothing for this `DURATION` while an answer is due"},
 		&cli.StringFlag{Name: "cpuprofile", Hidden: true, Usage: "write a CPU profile to `FILE` (for make bench and profiling)"},
-		&cli.StringFlag{Name: "max-download", Usage: "`SIZE/PERIOD`: download at most SIZE from the inbox in any PERIOD, counting earlier runs (e.g. 2500MB/24h; MB = 10^6 bytes, MiB = 2^20); when it is used up the run commits what it fetched and exits 75. imap.gmail.com defaults to 2500MB/24h; none: no cap"},
+		&cli.StringFlag{Name: "max-download", Usage: "download at most SIZE from the inbox in any PERIOD, earlier runs included: `SIZE/PERIOD` like 2500MB/24h (MB = 10^6 bytes, MiB = 2^20); when it is used up the run commits what it fetched and exits 75. imap.gmail.com defaults to 2500MB/24h; none: no cap"},
 		&cli.DurationFlag{Name: "retry-for", Value: 2 * time.Minute, Usage: "how long (a `DURATION` like 2m) one operation is retried on transient errors"},
 	}
 }
