@@ -308,3 +308,15 @@ func TestBudgetPrecedence(t *testing.T) {
 		})
 	}
 }
+
+// TestMaxDownloadVariableIsNoInbox: BACKFILL_INBOX_<NAME>_MAX_DOWNLOAD
+// sets an inbox's budget; it does not name an inbox of its own.
+func TestMaxDownloadVariableIsNoInbox(t *testing.T) {
+	e, err := loadEnv([]string{"BACKFILL_INBOX_SALES=imaps://a@b/INBOX", "BACKFILL_INBOX_SALES_MAX_DOWNLOAD=1GB/24h"}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(inboxNames(e), ","); got != "customer_support,payments,sales" {
+		t.Fatalf("inboxes %s, want customer_support,payments,sales", got)
+	}
+}
