@@ -191,11 +191,11 @@ func (r *runner) list(ctx context.Context, next func(*imapsrc.Conn, imapsrc.Mail
 	if r.sink != nil {
 		var seen map[uint32]bool
 		err := r.retry(ctx, "read synced UIDs", func(ctx context.Context) (err error) {
-			l.PreviousUIDValidity, err = r.sink.ForgetOtherUIDValidities(ctx, r.cfg.Inbox, mbox.UIDValidity, r.cfg.DryRun)
+			l.PreviousUIDValidity, err = r.sink.ForgetOtherUIDValidities(ctx, r.cfg.Inbox, mbox.Name, mbox.UIDValidity, r.cfg.DryRun)
 			if err != nil {
 				return err
 			}
-			seen, err = r.sink.SeenUIDs(ctx, r.cfg.Inbox, mbox.UIDValidity)
+			seen, err = r.sink.SeenUIDs(ctx, r.cfg.Inbox, mbox.Name, mbox.UIDValidity)
 			return err
 		})
 		if err != nil {
@@ -394,7 +394,7 @@ func (r *runner) predialCount(ctx context.Context, mbox imapsrc.Mailbox) int {
 	if r.sink == nil {
 		return 0
 	}
-	settled, err := r.sink.SettledCount(ctx, r.cfg.Inbox, mbox.UIDValidity)
+	settled, err := r.sink.SettledCount(ctx, r.cfg.Inbox, mbox.Name, mbox.UIDValidity)
 	if err != nil {
 		return 0 // the listing's own look-up retries and reports it
 	}
