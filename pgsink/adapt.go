@@ -27,9 +27,6 @@ type writer struct {
 	existing string // see existingSQL; hashes: it takes MD5s, not ids
 	hashes   bool
 	ownRows  string // see ownRows; "" when the table has no UID columns
-	// addFolder appends a folder to stored rows (see addFolder); "" for an
-	// adopted email_messages, which is never updated.
-	addFolder string
 	begin    string // $1 inbox, $2 operation id; "" when nothing to record
 	finish   string // see FinishRun
 	holder   string // the running operation's id; $1 inbox; "" when unknown
@@ -40,6 +37,10 @@ type writer struct {
 	// limits are the character limits of email_messages' text columns, by
 	// field.
 	limits map[string]int
+
+	// addFolder appends a folder to stored rows (see addFolder); "" for an
+	// adopted email_messages, which is never updated.
+	addFolder string
 }
 
 // ownWriter writes the tool's own tables.
