@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
 	"github.com/myhibachi/backfill/internal/dovecottest"
 	"github.com/myhibachi/backfill/internal/imaptest"
 	"github.com/myhibachi/backfill/pgsink"
@@ -270,5 +271,50 @@ func TestFoldersDovecot(t *testing.T) {
 	out = f.mustRun(2, "--inbox", "demo", "--folders", "INBOX,Projekte/Uber")
 	if !strings.Contains(out, `no folder "Projekte/Uber"`) || !strings.Contains(out, `"Projekte/Über"`) {
 		t.Errorf("unknown folder: want the name and the server's folders in the message:\n%s", out)
+	}
+}
+
+// refuseSelect answers NO to SELECT and EXAMINE of one mailbox, as a server
+// does for a folder deleted or renamed after the run listed it.
+type refuseSelect struct {
+	imapserver.SessionIMAP4rev2
+	mailbox string
+}
+
+func (s refuseSelect) Select(mailbox string, options *imap.SelectOptions) (*imap.SelectData, error) {
+	if mailbox == s.mailbox {
+		return nil, &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeNonExistent, Text: "Mailbox doesn't exist: " + mailbox}
+	}
+	return s.SessionIMAP4rev2.Select(mailbox, options)
+}
+
+// A folder that vanishes between the listing of folders and its turn is a
+// critical error naming it: the other folders are still read, and the run
+// exits 2.
+func TestFolderMissingMidRun(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, imaptest.WithCaps(imap.CapSet{imap.CapIMAP4rev1: {}, imap.CapIMAP4rev2: {}, imap.CapSpecialUse: {}}),
+		imaptest.WithSession(func(s imapserver.SessionIMAP4rev2, _ *imapserver.Conn) imapserver.SessionIMAP4rev2 {
+			return refuseSelect{SessionIMAP4rev2: s, mailbox: "Archiv"}
+		}))
+	f.imap.CreateMailbox(t, "Archiv")
+	f.imap.CreateSpecialMailbox(t, "Gesendet", imap.MailboxAttrSent)
+	date := time.Date(2025, 11, 3, 10, 0, 0, 0, time.UTC)
+	for box, id := range map[string]string{"INBOX": "a@x", "Archiv": "b@x", "Gesendet": "c@x"} {
+		if _, err := f.imap.AppendRaw(box, folderMail(id, "alice@example.com", "cs@example.com", "Hello "+id), date); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.migrate()
+	out := f.mustRun(2, "--inbox", "demo", "--all-folders")
+	f.wantLine(out, `📁 Folders: INBOX, Archiv, Gesendet (\Sent)`)
+	f.wantLine(out, `🛑 BACKFILL ABORTED: select mailbox "Archiv"`)
+	f.wantLine(out, `📁 Folder Gesendet (\Sent): 1 emails, 1 new`)
+	f.wantFolders(map[string][]string{"a@x": {"INBOX"}, "c@x": {"Gesendet"}})
+	if n := f.count(`SELECT count(*) FROM error_logs WHERE severity = 'critical' AND error_type = 'mailbox_missing'`); n != 1 {
+		t.Errorf("error_logs has %d critical mailbox_missing rows, want 1", n)
+	}
+	if n := f.count(`SELECT count(*) FROM email_sync_folders WHERE folder = 'Archiv' AND last_status = 'aborted'`); n != 1 {
+		t.Errorf("email_sync_folders does not record Archiv as aborted")
 	}
 }
