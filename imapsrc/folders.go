@@ -159,8 +159,8 @@ func findFolder(list []Folder, name string) (Folder, error) {
 		if i := slices.IndexFunc(list, func(f Folder) bool { return f.SpecialUse == imap.MailboxAttrSent && !f.NoSelect }); i >= 0 {
 			return list[i], nil
 		}
-		// A server without special uses: the folder of that very name.
-		if i := slices.IndexFunc(list, match); i >= 0 && !list[i].NoSelect {
+		// A server without special uses: the folder named Sent, in any case.
+		if i := slices.IndexFunc(list, func(f Folder) bool { return strings.EqualFold(f.Name, name) }); i >= 0 && !list[i].NoSelect {
 			return list[i], nil
 		}
 		return Folder{}, &errlog.CriticalError{Type: "folder_unknown", Err: fmt.Errorf(

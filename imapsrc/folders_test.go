@@ -46,7 +46,7 @@ func TestSelectFolders(t *testing.T) {
 		{name: "all with trash named", list: dovecot, all: true, named: []string{"Trash"},
 			want: []string{"INBOX", "Trash", "Archiv", "Gesendet", "Projekte/Über"}},
 		{name: "slash for another separator", list: dotted, named: []string{"INBOX/Projekte/Über"}, want: []string{"INBOX.Projekte.Über"}},
-		{name: "sent by name without special use", list: dotted, named: []string{"Sent"}, want: []string{"Sent"}},
+		{name: "sent by name without special use", list: dotted, named: []string{"sent"}, want: []string{"Sent"}},
 		{name: "gmail all mail once", list: gmail, all: true, gmail: true, want: []string{"[Gmail]/All Mail"}},
 		{name: "gmail spam when named", list: gmail, all: true, gmail: true, named: []string{"[Gmail]/Spam", "Payments"},
 			want: []string{"[Gmail]/All Mail", "[Gmail]/Spam"}},
