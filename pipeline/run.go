@@ -76,7 +76,7 @@ type runner struct {
 
 	mu      sync.Mutex // guards res, accounted and breaker
 	res     Result
-	listing Listing // the folder's being read
+	listing Listing // of the folder being read
 	lastUID uint32  // highest UID selected in the folder being read
 	// announced is set once the observer was told how the run connects.
 	announced bool
