@@ -111,3 +111,46 @@ func TestLegacyDatabaseKeepsItsTables(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A database from before folders: its settled UIDs become INBOX's, its
+// rows list INBOX as their folder, and new rows default to none.
+func TestFoldersMigrationKeepsEarlierRowsAsInbox(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := newPool(t)
+	all, err := migrations.All()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range all[:2] {
+		if _, err := p.Exec(ctx, m.SQL); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := p.Exec(ctx, `CREATE TABLE backfill_schema_migrations (version integer PRIMARY KEY, name text NOT NULL,
+		applied_at timestamptz NOT NULL DEFAULT now());
+		INSERT INTO backfill_schema_migrations (version, name) VALUES (1, 'email_storage'), (2, 'sync_uid_message_ids');
+		INSERT INTO email_messages (inbox, message_id, thread_id, received_at) VALUES ('i', 'old@x', 't', now());
+		INSERT INTO email_sync_uids (inbox, uidvalidity, uid, message_id) VALUES ('i', 7, 1, 'old@x')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := migrations.Migrate(ctx, p, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Exec(ctx, `INSERT INTO email_messages (inbox, message_id, thread_id, received_at) VALUES ('i', 'new@x', 't', now());
+		INSERT INTO email_sync_uids (inbox, folder, uidvalidity, uid, message_id) VALUES ('i', 'Sent', 7, 1, 'new@x')`); err != nil {
+		t.Fatalf("UID 1 of another folder at the same UIDVALIDITY: %v", err)
+	}
+	var oldFolders, newFolders []string
+	if err := p.QueryRow(ctx, `SELECT (SELECT folders FROM email_messages WHERE message_id = 'old@x'),
+		(SELECT folders FROM email_messages WHERE message_id = 'new@x')`).Scan(&oldFolders, &newFolders); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(oldFolders, []string{"INBOX"}) || len(newFolders) != 0 {
+		t.Fatalf("folders: earlier row %v, new row %v; want [INBOX] and []", oldFolders, newFolders)
+	}
+	var folder string
+	if err := p.QueryRow(ctx, `SELECT folder FROM email_sync_uids WHERE message_id = 'old@x'`).Scan(&folder); err != nil || folder != "INBOX" {
+		t.Fatalf("earlier settled UID's folder = %q, %v; want INBOX", folder, err)
+	}
+}

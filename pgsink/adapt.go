@@ -37,11 +37,15 @@ type writer struct {
 	// limits are the character limits of email_messages' text columns, by
 	// field.
 	limits map[string]int
+
+	// addFolder appends a folder to stored rows (see addFolder); "" for an
+	// adopted email_messages, which is never updated.
+	addFolder string
 }
 
 // ownWriter writes the tool's own tables.
 func ownWriter() *writer {
-	return &writer{direct: true, insert: insertSQL, seen: seenSQL, existing: existingSQL, hashes: true,
+	return &writer{direct: true, insert: insertSQL, seen: seenSQL, existing: existingSQL, hashes: true, addFolder: addFolderSQL,
 		ownRows: ownRowsSQL, begin: beginSQL, finish: finishSQL, holder: holderSQL, statuses: statusesSQL, errors: errorsSQL}
 }
 
@@ -59,8 +63,9 @@ func newWriter(m *migrations.Mapping) *writer {
 	if !msgs.Table.Owned {
 		w.seen = `SELECT u.uid FROM email_sync_uids u
 	CROSS JOIN LATERAL (SELECT 1 FROM email_messages m WHERE ` + probe(msgs, "u.message_id", "$1") + ` LIMIT 1) AS m
-	WHERE u.inbox = $1 AND u.uidvalidity = $2`
+	WHERE u.inbox = $1 AND u.folder = $3 AND u.uidvalidity = $2`
 		w.hashes = false
+		w.addFolder = ""
 		w.existing = `SELECT h.id FROM unnest($2::text[]) AS h(id), (SELECT $1::text AS inbox) AS p
 	CROSS JOIN LATERAL (SELECT 1 FROM email_messages m WHERE ` + probe(msgs, "h.id", "p.inbox") + ` LIMIT 1) AS m`
 		w.ownRows = ""

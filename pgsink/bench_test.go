@@ -32,7 +32,7 @@ func BenchmarkSeenUIDs(b *testing.B) {
 	}
 	b.Run("checked", func(b *testing.B) {
 		for b.Loop() {
-			seen, err := s.SeenUIDs(ctx, "support", 7)
+			seen, err := s.SeenUIDs(ctx, "support", "", 7)
 			if err != nil || len(seen) != n {
 				b.Fatalf("SeenUIDs: %d UIDs, %v; want %d", len(seen), err, n)
 			}

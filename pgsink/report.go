@@ -23,6 +23,24 @@ type InboxStatus struct {
 	Messages        int64           `json:"messages"`
 	Threads         int64           `json:"threads"`
 	LastRunErrors   int64           `json:"last_run_errors"`
+	// Folders are the inbox's folders as their last runs left them
+	// (email_sync_folders), INBOX first.
+	Folders []FolderStatus `json:"folders"`
+}
+
+// FolderStatus is one email_sync_folders row.
+type FolderStatus struct {
+	Folder          string     `json:"folder"`
+	SpecialUse      *string    `json:"special_use"`
+	UIDValidity     *int64     `json:"uidvalidity"`
+	LastUID         *int64     `json:"last_uid"`
+	Found           int64      `json:"found"`
+	Stored          int64      `json:"stored"`
+	Skipped         int64      `json:"skipped"`
+	Failed          int64      `json:"failed"`
+	LastSyncAt      *time.Time `json:"last_sync_at"`
+	LastOperationID *string    `json:"last_operation_id"`
+	LastStatus      *string    `json:"last_status"`
 }
 
 // Statuses returns every inbox's status, or one inbox's when inbox is set.
@@ -39,6 +57,38 @@ func (s *Sink) Statuses(ctx context.Context, inbox string) ([]InboxStatus, error
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read sync status: %w", err)
+	}
+	folders, err := s.folderStatuses(ctx, inbox)
+	if err != nil {
+		return nil, err
+	}
+	for i := range out {
+		out[i].Folders = folders[out[i].Inbox]
+		if out[i].Folders == nil {
+			out[i].Folders = []FolderStatus{}
+		}
+	}
+	return out, nil
+}
+
+// folderStatuses reads email_sync_folders, by inbox.
+func (s *Sink) folderStatuses(ctx context.Context, inbox string) (map[string][]FolderStatus, error) {
+	rows, err := s.pool.Query(ctx, `SELECT inbox, folder, special_use, uidvalidity, last_uid, found, stored, skipped, failed,
+		last_sync_at, last_operation_id::text, last_status
+	FROM email_sync_folders WHERE $1 = '' OR inbox = $1 ORDER BY inbox, folder <> 'INBOX', folder`, inbox)
+	if err != nil {
+		return nil, fmt.Errorf("read folder status: %w", err)
+	}
+	out := map[string][]FolderStatus{}
+	var in string
+	var f FolderStatus
+	_, err = pgx.ForEachRow(rows, []any{&in, &f.Folder, &f.SpecialUse, &f.UIDValidity, &f.LastUID, &f.Found, &f.Stored,
+		&f.Skipped, &f.Failed, &f.LastSyncAt, &f.LastOperationID, &f.LastStatus}, func() error {
+		out[in] = append(out[in], f)
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read folder status: %w", err)
 	}
 	return out, nil
 }

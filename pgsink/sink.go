@@ -58,6 +58,7 @@ const stagingDDL = `CREATE TEMP TABLE IF NOT EXISTS backfill_staging (
 	is_read          boolean,
 	is_starred       boolean,
 	labels           text[],
+	folders          text[],
 	participants     text[]
 ) ON COMMIT DELETE ROWS`
 
@@ -65,7 +66,7 @@ var stagingColumns = []string{
 	"ord", "message_id", "thread_id", "from_address", "from_name", "to_addresses", "cc_addresses",
 	"subject", "text_body", "html_body", "received_at", "sent_at", "attachments", "in_reply_to",
 	"references", "size_bytes", "imap_uid", "imap_uidvalidity", "is_read", "is_starred", "labels",
-	"participants",
+	"folders", "participants",
 }
 
 // Open connects to dsn with at most maxConns connections.
@@ -121,7 +122,11 @@ func (s *Sink) CheckSchema(ctx context.Context) error {
 
 // Batch is one unit of work: messages to insert and the UIDs it settles.
 type Batch struct {
-	Inbox       string
+	Inbox string
+	// Folder is the mailbox the batch was read from ("" means INBOX): its
+	// UIDs are settled under it, new rows list it in folders, and a stored
+	// row a message of the batch turned out to be gains it.
+	Folder      string
 	UIDValidity uint32
 	Messages    []*message.Message
 	// Done are UIDs settled without a row to store (duplicates of a
@@ -155,6 +160,7 @@ func (s *Sink) Store(ctx context.Context, b Batch) ([]bool, error) {
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
 
 	w := s.writer()
+	b.Folder = folderName(b.Folder)
 	inserted := make([]bool, len(b.Messages))
 	direct := false
 	if len(b.Messages) > 0 && !b.Retry && w.direct {
@@ -167,7 +173,7 @@ func (s *Sink) Store(ctx context.Context, b Batch) ([]bool, error) {
 			inserted[i] = true
 		}
 	} else if len(b.Messages) > 0 {
-		src := &copySource{msgs: b.Messages, pos: -1}
+		src := &copySource{msgs: b.Messages, pos: -1, folders: []string{b.Folder}}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"backfill_staging"}, stagingColumns, src); err != nil {
 			return nil, fmt.Errorf("copy %d messages: %w", len(b.Messages), err)
 		}
@@ -203,18 +209,66 @@ func (s *Sink) Store(ctx context.Context, b Batch) ([]bool, error) {
 	if len(uids) > 0 {
 		// A UID settled before (its row deleted since, or recorded before
 		// Message-IDs were) takes the Message-ID it has now.
-		if _, err := tx.Exec(ctx, `INSERT INTO email_sync_uids (inbox, uidvalidity, uid, message_id)
-			SELECT $1, $2, u, id FROM unnest($3::bigint[], $4::text[]) AS x(u, id)
-			ON CONFLICT (inbox, uidvalidity, uid) DO UPDATE SET message_id = EXCLUDED.message_id
+		if _, err := tx.Exec(ctx, `INSERT INTO email_sync_uids (inbox, folder, uidvalidity, uid, message_id)
+			SELECT $1, $2, $3, u, id FROM unnest($4::bigint[], $5::text[]) AS x(u, id)
+			ON CONFLICT (inbox, folder, uidvalidity, uid) DO UPDATE SET message_id = EXCLUDED.message_id
 			WHERE email_sync_uids.message_id IS DISTINCT FROM EXCLUDED.message_id`,
-			b.Inbox, int64(b.UIDValidity), uids, ids); err != nil {
+			b.Inbox, b.Folder, int64(b.UIDValidity), uids, ids); err != nil {
 			return nil, fmt.Errorf("record done UIDs: %w", err)
 		}
+	}
+	if err := addFolder(ctx, tx, w, b, inserted); err != nil {
+		return nil, err
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("commit batch: %w", err)
 	}
 	return inserted, nil
+}
+
+// addFolder adds the batch's folder to the stored rows its messages turned
+// out to be (a message seen before in another folder, or stored by an
+// earlier run), in the batch's transaction, so that a message present in
+// several folders is one row listing them all. Rows that list the folder
+// already are left alone. An adopted email_messages is never updated (see
+// migrations.BackendTables): there only new rows carry their folder.
+func addFolder(ctx context.Context, tx pgx.Tx, w *writer, b Batch, inserted []bool) error {
+	if w.addFolder == "" {
+		return nil
+	}
+	var ids []string
+	for i, m := range b.Messages {
+		if !inserted[i] {
+			ids = append(ids, m.MessageID)
+		}
+	}
+	for _, d := range b.Done {
+		ids = append(ids, d.MessageID)
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, w.addFolder, b.Inbox, b.Folder, ids); err != nil {
+		return fmt.Errorf("add folder %s to stored messages: %w", b.Folder, err)
+	}
+	return nil
+}
+
+// addFolderSQL finds each row by one probe of the unique index (see
+// ExistingMessageIDs) and updates it by its physical address.
+const addFolderSQL = `UPDATE email_messages AS m SET folders = array_append(m.folders, $2::text)
+	WHERE m.ctid = ANY(ARRAY(SELECT e.ctid FROM unnest($3::text[]) AS x(id)
+		CROSS JOIN LATERAL (SELECT ctid FROM email_messages
+			WHERE inbox = $1 AND md5(message_id) = md5(x.id) LIMIT 1) AS e))
+		AND NOT ($2::text = ANY(m.folders))`
+
+// folderName is the folder a batch or settlement is recorded under: INBOX
+// when none is named, as for rows from before folders were recorded.
+func folderName(f string) string {
+	if f == "" || strings.EqualFold(f, "INBOX") {
+		return "INBOX"
+	}
+	return f
 }
 
 // storeDirect copies a batch straight into email_messages and folds it into
@@ -229,7 +283,7 @@ func storeDirect(ctx context.Context, tx pgx.Tx, b Batch) (ok bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("savepoint: %w", err)
 	}
-	src := &copySource{msgs: b.Messages, pos: -1, inbox: b.Inbox}
+	src := &copySource{msgs: b.Messages, pos: -1, inbox: b.Inbox, folders: []string{b.Folder}}
 	if _, err := sp.CopyFrom(ctx, pgx.Identifier{"email_messages"}, messageColumns, src); err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
@@ -373,10 +427,10 @@ const insertSQL = "WITH ins AS (\n\t" + ownMessagesInsert + "\n), new AS (\n\tSE
 const ownMessagesInsert = `INSERT INTO email_messages (inbox, message_id, thread_id, from_address, from_name,
 		to_addresses, cc_addresses, subject, text_body, html_body, received_at, sent_at,
 		attachments, in_reply_to, "references", size_bytes, imap_uid, imap_uidvalidity,
-		is_read, is_starred, labels)
+		is_read, is_starred, labels, folders)
 	SELECT $1, message_id, thread_id, from_address, from_name, to_addresses, cc_addresses,
 		subject, text_body, html_body, received_at, sent_at, attachments, in_reply_to,
-		"references", size_bytes, imap_uid, imap_uidvalidity, is_read, is_starred, labels
+		"references", size_bytes, imap_uid, imap_uidvalidity, is_read, is_starred, labels, folders
 	FROM backfill_staging ORDER BY ord
 	ON CONFLICT (inbox, md5(message_id)) DO NOTHING
 	RETURNING message_id`
@@ -391,9 +445,10 @@ const ownThreadsInsert = `INSERT INTO email_threads AS t (inbox, thread_id, subj
 // copySource streams a batch into COPY without building a second slice:
 // into backfill_staging, or with inbox set, straight into email_messages.
 type copySource struct {
-	msgs  []*message.Message
-	pos   int
-	inbox string
+	msgs    []*message.Message
+	pos     int
+	inbox   string
+	folders []string // every row's: the batch's folder
 }
 
 func (c *copySource) Next() bool {
@@ -416,14 +471,14 @@ func (c *copySource) Values() ([]any, error) {
 			c.inbox, m.MessageID, m.ThreadID, m.FromAddress, m.FromName, nonNil(m.To), nonNil(m.Cc),
 			m.Subject, nullable(m.TextBody), nullable(m.HTMLBody), m.ReceivedAt, m.SentAt, attJSON,
 			nullable(m.InReplyTo), nonNil(m.References), m.SizeBytes, int64(m.UID), int64(m.UIDValidity),
-			m.IsRead, m.IsStarred, nonNil(m.Labels),
+			m.IsRead, m.IsStarred, nonNil(m.Labels), nonNil(c.folders),
 		}, nil
 	}
 	return []any{
 		int32(c.pos), m.MessageID, m.ThreadID, m.FromAddress, m.FromName, nonNil(m.To), nonNil(m.Cc),
 		m.Subject, nullable(m.TextBody), nullable(m.HTMLBody), m.ReceivedAt, m.SentAt, attJSON,
 		nullable(m.InReplyTo), nonNil(m.References), m.SizeBytes, int64(m.UID), int64(m.UIDValidity),
-		m.IsRead, m.IsStarred, nonNil(m.Labels), participants(m),
+		m.IsRead, m.IsStarred, nonNil(m.Labels), nonNil(c.folders), participants(m),
 	}, nil
 }
 

@@ -100,11 +100,11 @@ func TestStoreIsIdempotentAndCountsThreadsOnce(t *testing.T) {
 	if want := `[{"size": 3, "filename": "a.pdf", "content_type": "application/pdf"}]`; atts != want {
 		t.Fatalf("attachments = %s, want %s", atts, want)
 	}
-	seen, err := s.SeenUIDs(ctx, "support", 7)
+	seen, err := s.SeenUIDs(ctx, "support", "", 7)
 	if err != nil || len(seen) != 4 || !seen[4] {
 		t.Fatalf("SeenUIDs = %v, %v; want UIDs 1-4", seen, err)
 	}
-	if seen, err := s.SeenUIDs(ctx, "support", 8); err != nil || len(seen) != 0 {
+	if seen, err := s.SeenUIDs(ctx, "support", "", 8); err != nil || len(seen) != 0 {
 		t.Fatalf("SeenUIDs for another UIDVALIDITY = %v, %v; want none", seen, err)
 	}
 	found, err := s.ExistingMessageIDs(ctx, "support", []string{"a@x", "zzz", "c@x"})

@@ -13,23 +13,24 @@ import (
 	"github.com/myhibachi/backfill/errlog"
 )
 
-// SettledCount returns how many UIDs earlier runs finished for this
-// UIDVALIDITY (some may have been expunged since).
-func (s *Sink) SettledCount(ctx context.Context, inbox string, uidValidity uint32) (int, error) {
+// SettledCount returns how many UIDs of folder ("" means INBOX) earlier
+// runs finished for this UIDVALIDITY (some may have been expunged since).
+func (s *Sink) SettledCount(ctx context.Context, inbox, folder string, uidValidity uint32) (int, error) {
 	var n int
-	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM email_sync_uids WHERE inbox = $1 AND uidvalidity = $2`, inbox, int64(uidValidity)).Scan(&n)
+	err := s.pool.QueryRow(ctx, `SELECT count(*) FROM email_sync_uids WHERE inbox = $1 AND folder = $2 AND uidvalidity = $3`,
+		inbox, folderName(folder), int64(uidValidity)).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count synced UIDs: %w", err)
 	}
 	return n, nil
 }
 
-// SeenUIDs returns the UIDs earlier runs finished for this UIDVALIDITY whose
-// rows are still stored. A settled UID whose row was deleted (by hand, by a
+// SeenUIDs returns the UIDs of folder ("" means INBOX) earlier runs finished
+// for this UIDVALIDITY whose rows are still stored. A settled UID whose row was deleted (by hand, by a
 // cleanup job, by TRUNCATE) is left out, so the run fetches and stores it
 // again, as the guide promises: what is not in the database is synced.
-func (s *Sink) SeenUIDs(ctx context.Context, inbox string, uidValidity uint32) (map[uint32]bool, error) {
-	rows, err := s.pool.Query(ctx, s.writer().seen, inbox, int64(uidValidity))
+func (s *Sink) SeenUIDs(ctx context.Context, inbox, folder string, uidValidity uint32) (map[uint32]bool, error) {
+	rows, err := s.pool.Query(ctx, s.writer().seen, inbox, int64(uidValidity), folderName(folder))
 	if err != nil {
 		return nil, fmt.Errorf("read synced UIDs: %w", err)
 	}
@@ -51,22 +52,22 @@ func (s *Sink) SeenUIDs(ctx context.Context, inbox string, uidValidity uint32) (
 const seenSQL = `SELECT u.uid FROM email_sync_uids u
 	CROSS JOIN LATERAL (SELECT 1 FROM email_messages m
 		WHERE m.inbox = $1 AND md5(m.message_id) = md5(u.message_id) LIMIT 1) AS m
-	WHERE u.inbox = $1 AND u.uidvalidity = $2`
+	WHERE u.inbox = $1 AND u.folder = $3 AND u.uidvalidity = $2`
 
-// ForgetOtherUIDValidities deletes the UIDs settled under any UIDVALIDITY of
-// the inbox but uidValidity: once the server has handed out a new one, the
-// old UIDs name nothing, and a server that changes it on every session would
-// otherwise grow email_sync_uids by the mailbox's size on every run (issue
-// 14). It returns the highest UIDVALIDITY it found besides uidValidity, 0
+// ForgetOtherUIDValidities deletes the UIDs of folder ("" means INBOX)
+// settled under any UIDVALIDITY but uidValidity; other folders' stay. Once
+// the server has handed out a new one, the old UIDs name nothing, and a
+// server that changes it on every session would otherwise grow
+// email_sync_uids by the mailbox's size on every run (issue 14). It returns the highest UIDVALIDITY it found besides uidValidity, 0
 // when there was none. With keep set (a dry run) it only looks.
-func (s *Sink) ForgetOtherUIDValidities(ctx context.Context, inbox string, uidValidity uint32, keep bool) (uint32, error) {
-	q := `WITH d AS (DELETE FROM email_sync_uids WHERE inbox = $1 AND uidvalidity <> $2 RETURNING uidvalidity)
+func (s *Sink) ForgetOtherUIDValidities(ctx context.Context, inbox, folder string, uidValidity uint32, keep bool) (uint32, error) {
+	q := `WITH d AS (DELETE FROM email_sync_uids WHERE inbox = $1 AND folder = $3 AND uidvalidity <> $2 RETURNING uidvalidity)
 		SELECT coalesce(max(uidvalidity), 0) FROM d`
 	if keep {
-		q = `SELECT coalesce(max(uidvalidity), 0) FROM email_sync_uids WHERE inbox = $1 AND uidvalidity <> $2`
+		q = `SELECT coalesce(max(uidvalidity), 0) FROM email_sync_uids WHERE inbox = $1 AND folder = $3 AND uidvalidity <> $2`
 	}
 	var prev int64
-	if err := s.pool.QueryRow(ctx, q, inbox, int64(uidValidity)).Scan(&prev); err != nil {
+	if err := s.pool.QueryRow(ctx, q, inbox, int64(uidValidity), folderName(folder)).Scan(&prev); err != nil {
 		return 0, fmt.Errorf("forget UIDs of earlier UIDVALIDITYs: %w", err)
 	}
 	return uint32(prev), nil
@@ -211,4 +212,37 @@ func zeroAsNull(v uint32) *int64 {
 	}
 	n := int64(v)
 	return &n
+}
+
+// FolderResult is what FinishFolder records about one folder of a run.
+type FolderResult struct {
+	Inbox       string
+	Folder      string // "" means INBOX
+	SpecialUse  string // \Sent, \All, ...; "" when none
+	OperationID uuid.UUID
+	UIDValidity uint32
+	LastUID     uint32
+	// Found is how many messages the folder held; Stored, Skipped and
+	// Failed what became of those the run selected.
+	Found, Stored, Skipped, Failed int
+	Status                         string // as RunResult's
+}
+
+// FinishFolder records what a run did in one folder, in
+// email_sync_folders, for `backfill status`.
+func (s *Sink) FinishFolder(ctx context.Context, r FolderResult) error {
+	_, err := s.pool.Exec(ctx, `INSERT INTO email_sync_folders AS f (inbox, folder, special_use, uidvalidity, last_uid,
+		found, stored, skipped, failed, last_sync_at, last_operation_id, last_status)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, now(), $10, $11)
+	ON CONFLICT (inbox, folder) DO UPDATE SET special_use = EXCLUDED.special_use,
+		uidvalidity = coalesce(EXCLUDED.uidvalidity, f.uidvalidity), last_uid = coalesce(EXCLUDED.last_uid, f.last_uid),
+		found = EXCLUDED.found, stored = EXCLUDED.stored, skipped = EXCLUDED.skipped, failed = EXCLUDED.failed,
+		last_sync_at = EXCLUDED.last_sync_at, last_operation_id = EXCLUDED.last_operation_id,
+		last_status = EXCLUDED.last_status`,
+		r.Inbox, folderName(r.Folder), nullable(r.SpecialUse), zeroAsNull(r.UIDValidity), zeroAsNull(r.LastUID),
+		r.Found, r.Stored, r.Skipped, r.Failed, uuidOrNil(r.OperationID), r.Status)
+	if err != nil {
+		return fmt.Errorf("record folder %s result: %w", folderName(r.Folder), err)
+	}
+	return nil
 }

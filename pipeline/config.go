@@ -44,6 +44,14 @@ type Config struct {
 	MaxConsecutiveFailures int
 	MaxFailureRate         float64
 	FailureWindow          int
+
+	// Folders names the folders to read, one after another, as users see
+	// them (imapsrc.SentKeyword is the \Sent folder); AllFolders reads
+	// every selectable folder but \Junk and \Trash ones not named (see
+	// imapsrc.SelectFolders). With neither, the run reads IMAP.Mailbox
+	// alone, without listing the account's folders.
+	Folders    []string
+	AllFolders bool
 }
 
 // FetchMode is how a run downloads messages.
@@ -149,4 +157,32 @@ type Result struct {
 	// DryRunBytes is what the messages to fetch weigh (RFC822.SIZE),
 	// asked for only when there is a download budget to compare with.
 	DryRunBytes int64
+	// Folders says what the run did in each folder, in the order read; the
+	// fields above are their totals (Listing's counts too). FolderNote
+	// says what the folder selection left out and why (Gmail's labels).
+	Folders    []FolderResult
+	FolderNote string
+}
+
+// FolderResult is what a run did in one folder.
+type FolderResult struct {
+	Name       string
+	SpecialUse string // \Sent, \All, ...; "" when none or not listed
+	Listing    Listing
+	// Created, Skipped (already synced or stored, from this folder or
+	// another) and Failed count the folder's selected messages.
+	Created, Skipped, Failed                 int
+	DryRunNew, DryRunExisting, DryRunUnknown int
+	Status                                   string // as Result's
+	// Err is what stopped reading the folder; nil when it was read to the
+	// end.
+	Err error
+}
+
+// FolderObserver is an Observer that also hears about folders, when the
+// run was given Config.Folders or Config.AllFolders: which it reads (once,
+// before the first), and what it did in each.
+type FolderObserver interface {
+	FoldersSelected(imapsrc.Selection)
+	FolderDone(FolderResult)
 }

@@ -34,15 +34,20 @@ type conns struct {
 	stopPredial context.CancelFunc
 }
 
-// open dials, logs in and selects the mailbox read-only: every connection
-// of a run starts so.
-func (c *conns) open(ctx context.Context) (*imapsrc.Conn, imapsrc.Mailbox, error) {
+// config is the configuration connections are made with, its Security
+// settled once the first connection found whether STARTTLS is offered.
+func (c *conns) config() imapsrc.Config {
 	c.mu.Lock()
-	cfg := c.cfg
-	c.mu.Unlock()
+	defer c.mu.Unlock()
+	return c.cfg
+}
+
+// dial dials and logs in.
+func (c *conns) dial(ctx context.Context) (*imapsrc.Conn, error) {
+	cfg := c.config()
 	conn, err := imapsrc.Dial(ctx, cfg)
 	if err != nil {
-		return nil, imapsrc.Mailbox{}, err
+		return nil, err
 	}
 	if cfg.Security == imapsrc.StartTLSIfOffered {
 		// What the first connection found holds for the rest: later ones
@@ -51,7 +56,17 @@ func (c *conns) open(ctx context.Context) (*imapsrc.Conn, imapsrc.Mailbox, error
 		c.cfg.Security = conn.Security()
 		c.mu.Unlock()
 	}
-	mbox, err := conn.SelectReadOnly(ctx, cfg.Mailbox)
+	return conn, nil
+}
+
+// open dials, logs in and selects the mailbox read-only: every connection
+// of a run starts so.
+func (c *conns) open(ctx context.Context) (*imapsrc.Conn, imapsrc.Mailbox, error) {
+	conn, err := c.dial(ctx)
+	if err != nil {
+		return nil, imapsrc.Mailbox{}, err
+	}
+	mbox, err := conn.SelectReadOnly(ctx, c.config().Mailbox)
 	if err != nil {
 		conn.Close()
 		return nil, mbox, err

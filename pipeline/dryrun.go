@@ -16,7 +16,10 @@ func (r *runner) dryRun(ctx context.Context, conn *imapsrc.Conn, todo []uint32) 
 	if r.sink == nil {
 		return nil
 	}
-	seen := map[string]bool{} // duplicates within the mailbox are stored once
+	if r.dryRunSeen == nil {
+		r.dryRunSeen = map[string]bool{}
+	}
+	seen := r.dryRunSeen // duplicates within the mailbox, or in other folders, are stored once
 	for chunk := range slices.Chunk(todo, max(r.cfg.BatchSize, 500)) {
 		ids, err := conn.FetchMessageIDs(ctx, chunk)
 		if err != nil {

@@ -24,10 +24,28 @@ func (s *serialObserver) Connecting(cfg imapsrc.Config) {
 	s.obs.Connecting(cfg)
 }
 
+// Listed starts a folder's listing: its batches are numbered from 1.
 func (s *serialObserver) Listed(l Listing) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.done = 0
 	s.obs.Listed(l)
+}
+
+func (s *serialObserver) FoldersSelected(sel imapsrc.Selection) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if fo, ok := s.obs.(FolderObserver); ok {
+		fo.FoldersSelected(sel)
+	}
+}
+
+func (s *serialObserver) FolderDone(f FolderResult) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if fo, ok := s.obs.(FolderObserver); ok {
+		fo.FolderDone(f)
+	}
 }
 
 // BatchDone reports rep with Number set to its place in completion order.

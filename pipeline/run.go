@@ -25,10 +25,7 @@ func Run(ctx context.Context, cfg Config, sink *pgsink.Sink, log *errlog.Log, ob
 	r := &runner{cfg: cfg, sink: sink, log: log, obs: &serialObserver{obs: obs},
 		breaker: newBreaker(cfg.MaxConsecutiveFailures, cfg.MaxFailureRate, cfg.FailureWindow),
 		budget:  newBudget(cfg.Budget)}
-	r.conns = &conns{cfg: cfg.IMAP, workers: cfg.Workers, log: log,
-		retry: func(ctx context.Context, what string, op func(*attempts) error) error {
-			return r.retryOp(ctx, what, cfg.RetryFor, op)
-		}}
+	r.conns = r.newConns(cfg.IMAP)
 	r.choice = newChooser(cfg.Fetch)
 	if sink != nil && !cfg.DryRun {
 		// A run that lost its lock to another must stop: they would race.
@@ -46,6 +43,14 @@ func Run(ctx context.Context, cfg Config, sink *pgsink.Sink, log *errlog.Log, ob
 	}
 	res.Elapsed = time.Since(start)
 	return res, err
+}
+
+// newConns makes the connections of one folder.
+func (r *runner) newConns(cfg imapsrc.Config) *conns {
+	return &conns{cfg: cfg, workers: r.cfg.Workers, log: r.log,
+		retry: func(ctx context.Context, what string, op func(*attempts) error) error {
+			return r.retryOp(ctx, what, r.cfg.RetryFor, op)
+		}}
 }
 
 func withDefaults(cfg Config) Config {
@@ -75,8 +80,13 @@ type runner struct {
 
 	mu      sync.Mutex // guards res, accounted and breaker
 	res     Result
-	listing Listing
-	lastUID uint32 // highest UID selected
+	listing Listing // of the folder being read
+	lastUID uint32  // highest UID selected in the folder being read
+	// announced is set once the observer was told how the run connects.
+	announced bool
+	// dryRunSeen holds the Message-IDs a dry run counted, across folders:
+	// a message in two folders is stored once.
+	dryRunSeen map[string]bool
 	// accounted holds every UID a committed batch reported on, for the
 	// end-of-run reconciliation.
 	accounted accountedSet
@@ -108,9 +118,12 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 		if err := r.loadBudget(ctx); err != nil {
 			return r.res, err
 		}
-		return r.res, r.list(ctx, func(conn *imapsrc.Conn, _ imapsrc.Mailbox, todo []uint32) error {
-			return r.dryRun(ctx, conn, todo)
+		err := r.eachFolder(ctx, func(ctx context.Context) error {
+			return r.list(ctx, func(conn *imapsrc.Conn, _ imapsrc.Mailbox, todo []uint32) error {
+				return r.dryRun(ctx, conn, todo)
+			})
 		})
+		return r.res, err
 	}
 	// The run is recorded before connecting, so that a refused login or a
 	// missing mailbox also leaves "aborted" in email_sync_status.
@@ -128,25 +141,34 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 			Message: fmt.Sprintf("the previous run (operation %s) never recorded how it ended (killed, or lost its lock); recorded as abandoned", abandoned),
 			Context: map[string]any{"abandoned_operation_id": abandoned.String()}})
 	}
+	// email_sync_status keeps the first folder's UIDVALIDITY and last UID:
+	// INBOX's, unless the run was told otherwise.
 	var mbox imapsrc.Mailbox
+	var lastUID uint32
 	err := r.loadBudget(ctx)
 	if err == nil {
-		err = r.list(ctx, func(conn *imapsrc.Conn, mb imapsrc.Mailbox, todo []uint32) error {
-			mbox = mb
-			r.res.Connections = r.cfg.Workers
-			r.accounted = newAccountedSet(todo)
-			if len(todo) > 0 && r.budget.full() {
-				// Nothing fits: no worker need log in to learn it.
-				r.budget.stop(1)
-				conn.Close()
-				r.leave(todo)
+		err = r.eachFolder(ctx, func(ctx context.Context) error {
+			return r.list(ctx, func(conn *imapsrc.Conn, mb imapsrc.Mailbox, todo []uint32) error {
+				if mbox.Name == "" {
+					mbox, lastUID = mb, r.lastUID
+				}
+				if r.res.Connections == 0 {
+					r.res.Connections = r.cfg.Workers
+				}
+				r.accounted = newAccountedSet(todo)
+				if len(todo) > 0 && r.budget.full() {
+					// Nothing fits: no worker need log in to learn it.
+					r.budget.stop(1)
+					conn.Close()
+					r.leave(todo)
+					return nil
+				}
+				if err := r.pipeline(ctx, conn, mb.UIDValidity, todo); err != nil {
+					return err
+				}
+				r.reconcile(todo)
 				return nil
-			}
-			if err := r.pipeline(ctx, conn, mb.UIDValidity, todo); err != nil {
-				return err
-			}
-			r.reconcile(todo)
-			return nil
+			})
 		})
 	}
 	if cause := context.Cause(ctx); errors.Is(cause, pgsink.ErrLockLost) {
@@ -165,7 +187,7 @@ func (r *runner) run(ctx context.Context) (Result, error) {
 	finishErr := r.retry(fctx, "record run result", func(fctx context.Context) error {
 		return r.sink.FinishRun(fctx, pgsink.RunResult{
 			Inbox: r.cfg.Inbox, OperationID: r.cfg.OperationID, UIDValidity: mbox.UIDValidity,
-			LastUID: r.lastUID, Status: r.res.Status, Errors: r.log.Summary().Groups,
+			LastUID: lastUID, Status: r.res.Status, Errors: r.log.Summary().Groups,
 		})
 	})
 	return r.res, errors.Join(err, flushErr, finishErr)
@@ -180,7 +202,7 @@ func (r *runner) list(ctx context.Context, next func(*imapsrc.Conn, imapsrc.Mail
 	// that says how the run connects waits for it, so as to stay true.
 	settle := r.cfg.IMAP.Security == imapsrc.StartTLSIfOffered
 	if !settle {
-		r.obs.Connecting(r.cfg.IMAP)
+		r.announce(r.cfg.IMAP)
 	}
 	conn, mbox, uids, err := r.connectAndList(ctx)
 	if err != nil {
@@ -189,7 +211,7 @@ func (r *runner) list(ctx context.Context, next func(*imapsrc.Conn, imapsrc.Mail
 	if settle {
 		cfg := r.cfg.IMAP
 		cfg.Security = conn.Security()
-		r.obs.Connecting(cfg)
+		r.announce(cfg)
 	}
 	handedOff := false
 	defer func() {
@@ -209,11 +231,11 @@ func (r *runner) list(ctx context.Context, next func(*imapsrc.Conn, imapsrc.Mail
 	if r.sink != nil {
 		var seen map[uint32]bool
 		err := r.retry(ctx, "read synced UIDs", func(ctx context.Context) (err error) {
-			l.PreviousUIDValidity, err = r.sink.ForgetOtherUIDValidities(ctx, r.cfg.Inbox, mbox.UIDValidity, r.cfg.DryRun)
+			l.PreviousUIDValidity, err = r.sink.ForgetOtherUIDValidities(ctx, r.cfg.Inbox, mbox.Name, mbox.UIDValidity, r.cfg.DryRun)
 			if err != nil {
 				return err
 			}
-			seen, err = r.sink.SeenUIDs(ctx, r.cfg.Inbox, mbox.UIDValidity)
+			seen, err = r.sink.SeenUIDs(ctx, r.cfg.Inbox, mbox.Name, mbox.UIDValidity)
 			return err
 		})
 		if err != nil {
@@ -225,8 +247,18 @@ func (r *runner) list(ctx context.Context, next func(*imapsrc.Conn, imapsrc.Mail
 	l.ToFetch = len(todo)
 	l.Batches = (len(todo) + r.cfg.BatchSize - 1) / r.cfg.BatchSize
 	r.listing = l
-	r.res.Listing = l
-	r.res.Skipped = l.AlreadySynced
+	r.mu.Lock()
+	if r.res.Mailbox == "" {
+		r.res.Listing = l
+	} else {
+		r.res.Total += l.Total
+		r.res.Selected += l.Selected
+		r.res.AlreadySynced += l.AlreadySynced
+		r.res.ToFetch += l.ToFetch
+		r.res.Batches += l.Batches
+	}
+	r.res.Skipped += l.AlreadySynced
+	r.mu.Unlock()
 	r.obs.Listed(l)
 	// A real run's pipeline makes the connection a worker's, which closes it.
 	handedOff = !r.cfg.DryRun
@@ -302,7 +334,7 @@ func (r *runner) pipeline(ctx context.Context, first *imapsrc.Conn, uidValidity 
 	}
 	defer func() {
 		r.mu.Lock()
-		r.res.Connections = r.cfg.Workers - r.conns.retirements()
+		r.res.Connections = min(r.res.Connections, r.cfg.Workers-r.conns.retirements())
 		r.mu.Unlock()
 	}()
 	g.Go(func() error {
@@ -414,7 +446,7 @@ func (r *runner) predialCount(ctx context.Context, mbox imapsrc.Mailbox) int {
 	if r.sink == nil || r.budget.full() {
 		return 0
 	}
-	settled, err := r.sink.SettledCount(ctx, r.cfg.Inbox, mbox.UIDValidity)
+	settled, err := r.sink.SettledCount(ctx, r.cfg.Inbox, mbox.Name, mbox.UIDValidity)
 	if err != nil {
 		return 0 // the listing's own look-up retries and reports it
 	}

@@ -63,7 +63,7 @@ func (r *runner) store(ctx context.Context, uidValidity uint32, b *batch) error 
 }
 
 func (r *runner) storeSplit(ctx context.Context, uidValidity uint32, b *batch, msgs []*message.Message, done []pgsink.Settled) error {
-	inserted, attempts, err := r.storeRetry(ctx, pgsink.Batch{Inbox: r.cfg.Inbox, UIDValidity: uidValidity, Messages: msgs, Done: done})
+	inserted, attempts, err := r.storeRetry(ctx, pgsink.Batch{Inbox: r.cfg.Inbox, Folder: r.cfg.IMAP.Mailbox, UIDValidity: uidValidity, Messages: msgs, Done: done})
 	if err == nil {
 		for i, m := range msgs {
 			if inserted[i] {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -126,9 +127,37 @@ func (a *appEnv) statusCommand() *cli.Command {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", s.Inbox, fmtTime(s.LastSyncAt), deref(s.LastStatus),
 					s.TotalSynced, s.Messages, s.Threads, s.LastRunErrors, deref(s.LastOperationID))
 			}
-			return tw.Flush()
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			return printFolderStatuses(a.stdout, sts)
 		},
 	}
+}
+
+// printFolderStatuses lists each inbox's folders as their last runs left
+// them; nothing when no run has recorded one.
+func printFolderStatuses(w io.Writer, sts []pgsink.InboxStatus) error {
+	if !slices.ContainsFunc(sts, func(s pgsink.InboxStatus) bool { return len(s.Folders) > 0 }) {
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "INBOX\tFOLDER\tLAST SYNC\tSTATUS\tFOUND\tNEW\tALREADY STORED\tERRORS\tUIDVALIDITY")
+	for _, s := range sts {
+		for _, f := range s.Folders {
+			uv, use := "-", ""
+			if f.UIDValidity != nil {
+				uv = fmt.Sprint(*f.UIDValidity)
+			}
+			if f.SpecialUse != nil {
+				use = *f.SpecialUse
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%d\t%d\t%s\n", s.Inbox, folderLabel(f.Folder, use),
+				fmtTime(f.LastSyncAt), deref(f.LastStatus), f.Found, f.Stored, f.Skipped, f.Failed, uv)
+		}
+	}
+	return tw.Flush()
 }
 
 func (a *appEnv) errorsCommand() *cli.Command {

@@ -87,17 +87,37 @@ func inboxVar(name string) string {
 }
 
 // inboxNames lists the configured inboxes: the built-ins and every
-// BACKFILL_INBOX_<NAME> URL.
+// BACKFILL_INBOX_<NAME> URL. BACKFILL_INBOX_X_FOLDERS is inbox x's folder
+// list, unless it holds an IMAP URL: then it is inbox x_folders.
 func inboxNames(e env) []string {
 	names := []string{"customer_support", "payments"}
 	for _, k := range e.keys() {
-		if rest, ok := strings.CutPrefix(k, "BACKFILL_INBOX_"); ok && !strings.HasSuffix(rest, "_PASSWORD") && !strings.HasSuffix(rest, "_TOKEN_COMMAND") &&
-			!strings.HasSuffix(rest, "_MAX_DOWNLOAD") && rest != "" {
-			names = append(names, strings.ToLower(rest))
+		rest, ok := strings.CutPrefix(k, "BACKFILL_INBOX_")
+		if !ok || rest == "" || strings.HasSuffix(rest, "_PASSWORD") || strings.HasSuffix(rest, "_TOKEN_COMMAND") ||
+			strings.HasSuffix(rest, "_MAX_DOWNLOAD") || strings.HasSuffix(rest, "_FOLDERS") && !isIMAPURL(e.get(k)) {
+			continue
 		}
+		names = append(names, strings.ToLower(rest))
 	}
 	slices.Sort(names)
 	return slices.Compact(names)
+}
+
+// inboxFolders is an inbox's default folder list, from
+// BACKFILL_INBOX_<NAME>_FOLDERS; nil when unset (INBOX). A URL there is
+// another inbox's (see inboxNames), not a folder list.
+func inboxFolders(e env, name string) []string {
+	v := e.get(inboxVar(name) + "_FOLDERS")
+	if isIMAPURL(v) {
+		return nil
+	}
+	return splitFolders(v)
+}
+
+// isIMAPURL reports whether s is an inbox URL rather than a folder list.
+func isIMAPURL(s string) bool {
+	s = strings.ToLower(strings.TrimSpace(s))
+	return strings.HasPrefix(s, "imap://") || strings.HasPrefix(s, "imaps://")
 }
 
 // resolveInbox turns an inbox name into an IMAP configuration, with errors

@@ -3,6 +3,7 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -65,5 +66,27 @@ func TestResolveInbox(t *testing.T) {
 				t.Fatalf("got %+v (password %q), want user %s host %s password %s", cfg, cfg.Password, tt.wantUser, tt.wantHost, tt.wantPass)
 			}
 		})
+	}
+}
+
+// BACKFILL_INBOX_<NAME>_FOLDERS is an inbox's folder list, not an inbox of
+// its own, unless it holds a URL: then it is inbox <name>_folders's.
+func TestInboxFoldersVariable(t *testing.T) {
+	e, err := loadEnv([]string{
+		"BACKFILL_INBOX_SALES=imaps://s%40x.com@mail.x.com:993/INBOX", "BACKFILL_INBOX_SALES_FOLDERS= INBOX, sent ,Projekte/Über,",
+		"BACKFILL_INBOX_X_FOLDERS=imaps://x%40x.com@mail.x.com:993/INBOX",
+	}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := inboxNames(e)
+	if !slices.Contains(names, "sales") || slices.Contains(names, "sales_folders") || !slices.Contains(names, "x_folders") {
+		t.Errorf("inboxNames = %v, want sales and x_folders, not sales_folders", names)
+	}
+	if got := inboxFolders(e, "sales"); !slices.Equal(got, []string{"INBOX", "sent", "Projekte/Über"}) {
+		t.Errorf("sales's folders = %q", got)
+	}
+	if got := inboxFolders(e, "x"); got != nil {
+		t.Errorf("x's folders = %q, want none: the variable is inbox x_folders's URL", got)
 	}
 }

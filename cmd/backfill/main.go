@@ -140,7 +140,7 @@ func newApp(stdout, stderr io.Writer, environ []string, dir string) *cli.App {
 	app := &cli.App{
 		Name:  "backfill",
 		Usage: "copy the mail already in an IMAP mailbox into PostgreSQL, without duplicates",
-		UsageText: `backfill --inbox NAME [--limit N] [--batch-size N] [--workers N] [--dry-run] [--verbose]
+		UsageText: `backfill --inbox NAME [--folders LIST | --all-folders] [--limit N] [--batch-size N] [--workers N] [--dry-run] [--verbose]
 backfill migrate [--dry-run]
 backfill status [--inbox NAME] [--json]
 backfill errors [--operation ID] [--limit N]
@@ -148,7 +148,8 @@ backfill inboxes [--check]
 backfill --version`,
 		Description: `Inboxes: BACKFILL_INBOX_<NAME>=imaps://user%40example.com@host:993/INBOX plus
    BACKFILL_INBOX_<NAME>_PASSWORD, or for OAuth2 BACKFILL_INBOX_<NAME>_TOKEN_COMMAND,
-   a command that prints an access token. customer_support (SMTP_PASSWORD) and payments
+   a command that prints an access token. BACKFILL_INBOX_<NAME>_FOLDERS=INBOX,sent sets the
+   folders an inbox reads by default (--folders wins). customer_support (SMTP_PASSWORD) and payments
    (PAYMENT_EMAIL_ADDRESS, PAYMENT_EMAIL_PASSWORD) work from the seed's variables.
    A .env in the working directory is read; the real environment wins.`,
 		CustomAppHelpTemplate: cli.AppHelpTemplate + "\n" + exitCodesHelp + "\n",

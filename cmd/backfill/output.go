@@ -23,6 +23,9 @@ type reporter struct {
 	tty     bool
 	bar     *progressbar.ProgressBar
 	version buildVersion // which build ran, in the start event and the closing block
+	// folders is set for a run given --folders, --all-folders or an
+	// inbox's folder list: it says per folder what it found and stored.
+	folders bool
 }
 
 func newReporter(w io.Writer, format string, verbose, tty bool) *reporter {
@@ -78,6 +81,9 @@ func (r *reporter) Listed(l pipeline.Listing) {
 			"previous_uidvalidity": l.PreviousUIDValidity})
 		return
 	}
+	if r.folders {
+		fmt.Fprintf(r.w, "📁 Folder %s\n", l.Mailbox)
+	}
 	fmt.Fprintf(r.w, "📬 Found %d total emails in IMAP\n", l.Total)
 	if l.PreviousUIDValidity != 0 {
 		fmt.Fprintf(r.w, "   ⚠️  UIDVALIDITY changed since the last run (%d → %d): the server renumbered the mailbox, "+
@@ -97,6 +103,93 @@ func (r *reporter) Listed(l pipeline.Listing) {
 			progressbar.OptionShowIts(), progressbar.OptionSetItsString("msg"),
 			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionClearOnFinish())
 	}
+}
+
+// FoldersSelected says which folders the run reads, and why it leaves
+// some out.
+func (r *reporter) FoldersSelected(sel imapsrc.Selection) {
+	if r.json {
+		var list []map[string]any
+		for _, f := range sel.Folders {
+			list = append(list, map[string]any{"folder": f.Name, "special_use": string(f.SpecialUse)})
+		}
+		r.event("folders", map[string]any{"folders": list, "note": sel.Note})
+		return
+	}
+	names := make([]string, len(sel.Folders))
+	for i, f := range sel.Folders {
+		names[i] = folderLabel(f.Name, string(f.SpecialUse))
+	}
+	fmt.Fprintf(r.w, "📁 Folders: %s\n", strings.Join(names, ", "))
+	if sel.Note != "" {
+		fmt.Fprintf(r.w, "   %s\n", sel.Note)
+	}
+}
+
+// FolderDone says what the run found and stored in one folder.
+func (r *reporter) FolderDone(f pipeline.FolderResult) {
+	if !r.folders {
+		return
+	}
+	if r.json {
+		fields := folderFields(f)
+		r.event("folder", fields)
+		return
+	}
+	if r.bar != nil {
+		_ = r.bar.Finish()
+		r.bar = nil
+	}
+	fmt.Fprintf(r.w, "%s\n", folderLine(f))
+}
+
+// folderLine is a folder's line: "📁 Folder Sent: 120 emails, 118 new".
+func folderLine(f pipeline.FolderResult) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "📁 Folder %s: %d emails", folderLabel(f.Name, f.SpecialUse), f.Listing.Total)
+	if f.Status == "dry_run" {
+		fmt.Fprintf(&b, ", would process %d", f.Listing.ToFetch)
+		if f.DryRunNew+f.DryRunExisting+f.DryRunUnknown > 0 || f.Listing.AlreadySynced > 0 {
+			fmt.Fprintf(&b, " (new %d, already stored or duplicates %d", f.DryRunNew, f.DryRunExisting+f.Listing.AlreadySynced)
+			if f.DryRunUnknown > 0 {
+				fmt.Fprintf(&b, ", without Message-ID %d", f.DryRunUnknown)
+			}
+			b.WriteString(")")
+		}
+	} else {
+		fmt.Fprintf(&b, ", %d new", f.Created)
+		if f.Skipped > 0 {
+			fmt.Fprintf(&b, ", %d already stored", f.Skipped)
+		}
+		if f.Failed > 0 {
+			fmt.Fprintf(&b, ", %d errors", f.Failed)
+		}
+	}
+	if f.Err != nil {
+		fmt.Fprintf(&b, " (stopped: %v)", f.Err)
+	}
+	return b.String()
+}
+
+// folderLabel is a folder's name with its special use: Gesendet (\Sent).
+func folderLabel(name, use string) string {
+	if use == "" {
+		return name
+	}
+	return name + " (" + use + ")"
+}
+
+func folderFields(f pipeline.FolderResult) map[string]any {
+	fields := map[string]any{"folder": f.Name, "special_use": f.SpecialUse, "uidvalidity": f.Listing.UIDValidity,
+		"total": f.Listing.Total, "selected": f.Listing.Selected, "already_synced": f.Listing.AlreadySynced,
+		"to_fetch": f.Listing.ToFetch, "synced": f.Created, "skipped": f.Skipped, "errors": f.Failed, "status": f.Status}
+	if f.Status == "dry_run" {
+		fields["new"], fields["already_stored"], fields["unknown"] = f.DryRunNew, f.DryRunExisting+f.Listing.AlreadySynced, f.DryRunUnknown
+	}
+	if f.Err != nil {
+		fields["error"] = f.Err.Error()
+	}
+	return fields
 }
 
 func (r *reporter) BatchDone(b pipeline.BatchReport) {
@@ -165,6 +258,13 @@ func (r *reporter) finish(res pipeline.Result, sum errlog.Summary, opID uuid.UUI
 		}
 		if res.Budget != nil {
 			fields["budget"] = budgetFields(res)
+		}
+		if r.folders {
+			folders := []map[string]any{}
+			for _, f := range res.Folders {
+				folders = append(folders, folderFields(f))
+			}
+			fields["folders"] = folders
 		}
 		if res.Status == "dry_run" {
 			fields["would_process"] = res.ToFetch

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -24,6 +25,8 @@ func runFlags() []cli.Flag {
 		&cli.IntFlag{Name: "limit", Usage: "sync only the `N` most recent messages (highest UIDs); 0 means all"},
 		&cli.IntFlag{Name: "batch-size", Value: 100, Usage: "`N` messages per batch: one database transaction each; a worker fetches up to four waiting batches per round trip"},
 		&cli.IntFlag{Name: "workers", Value: 4, Usage: "`N` IMAP connections fetching in parallel (providers cap them per account)"},
+		&cli.StringFlag{Name: "folders", Usage: "`LIST` of folders to read, comma-separated, named as mail programs show them (Projekte/Über); sent means the folder marked \\Sent, whatever its name. Default: INBOX, or BACKFILL_INBOX_<NAME>_FOLDERS"},
+		&cli.BoolFlag{Name: "all-folders", Usage: "read every folder but those marked \\Junk or \\Trash (unless named in --folders); on Gmail, [Gmail]/All Mail alone, once, as every label is a view on it"},
 		&cli.BoolFlag{Name: "dry-run", Usage: "connect and count what is new; write nothing anywhere"},
 		&cli.BoolFlag{Name: "no-flags", Usage: "store new rows unread, not starred, without labels, instead of with the server's \\Seen, \\Flagged and keywords"},
 		&cli.BoolFlag{Name: "verbose", Usage: "print one line per message"},
@@ -64,6 +67,10 @@ func (a *appEnv) runBackfill(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	folders, err := runFolders(c, e, inbox)
+	if err != nil {
+		return err
+	}
 	dbURL, dbErr := a.databaseURL(c, e)
 	dryRun := c.Bool("dry-run")
 	if dbErr != nil && !dryRun {
@@ -80,6 +87,7 @@ func (a *appEnv) runBackfill(c *cli.Context) error {
 
 	opID := uuid.New()
 	out := newReporter(a.stdout, c.String("log-format"), c.Bool("verbose"), isTerminal(a.stdout))
+	out.folders = len(folders) > 0 || c.Bool("all-folders")
 	out.version = currentVersion()
 	out.start(inbox, opID, dryRun)
 	workers := c.Int("workers")
@@ -131,6 +139,8 @@ func (a *appEnv) runBackfill(c *cli.Context) error {
 	res, runErr := pipeline.Run(ctx, pipeline.Config{
 		Inbox:          inbox,
 		IMAP:           imapCfg,
+		Folders:        folders,
+		AllFolders:     c.Bool("all-folders"),
 		OperationID:    opID,
 		Limit:          c.Int("limit"),
 		BatchSize:      c.Int("batch-size"),
@@ -159,6 +169,35 @@ func (a *appEnv) runBackfill(c *cli.Context) error {
 		return &shownError{&exitError{code: exitPartial, err: fmt.Errorf("%d messages failed", res.Failed)}}
 	}
 	return nil
+}
+
+// runFolders is the run's folder list: --folders, else (unless
+// --all-folders) BACKFILL_INBOX_<NAME>_FOLDERS; nil means the inbox URL's
+// mailbox, INBOX.
+func runFolders(c *cli.Context, e env, inbox string) ([]string, error) {
+	if c.IsSet("folders") {
+		list := splitFolders(c.String("folders"))
+		if len(list) == 0 {
+			return nil, usageError("--folders names no folder: give a comma-separated list, e.g. --folders INBOX,sent")
+		}
+		return list, nil
+	}
+	if c.Bool("all-folders") {
+		return nil, nil
+	}
+	return inboxFolders(e, inbox), nil
+}
+
+// splitFolders reads a comma-separated folder list; spaces around a name
+// are not part of it.
+func splitFolders(s string) []string {
+	var list []string
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f != "" {
+			list = append(list, f)
+		}
+	}
+	return list
 }
 
 // fetchMode reads --fetch, which validateRunFlags checked.

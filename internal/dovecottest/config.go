@@ -1,9 +1,11 @@
 package dovecottest
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"text/template"
 )
 
@@ -42,7 +44,7 @@ mail_fsync = never
 
 namespace inbox {
   inbox = yes
-}
+{{.Namespace}}}
 
 {{if .OAuth2}}# Tokens are checked by the test's introspection endpoint; passwords
 # still work through the passwd-file passdb below.
@@ -108,6 +110,17 @@ func (s *Server) writeConfig() error {
 			return err
 		}
 	}
+	var ns strings.Builder
+	if len(s.set.folders) > 0 {
+		ns.WriteString("  separator = /\n")
+	}
+	for _, f := range s.set.folders {
+		fmt.Fprintf(&ns, "  mailbox %s {\n    auto = create\n", strconv.Quote(f.Name))
+		if f.SpecialUse != "" {
+			fmt.Fprintf(&ns, "    special_use = %s\n", f.SpecialUse)
+		}
+		ns.WriteString("  }\n")
+	}
 	f, err := os.Create(s.conf)
 	if err != nil {
 		return err
@@ -123,6 +136,7 @@ func (s *Server) writeConfig() error {
 		"OAuth2":               oauth2,
 		"TLS":                  tlsOn,
 		"TLSPort":              strconv.Itoa(s.tlsPort),
+		"Namespace":            ns.String(),
 	})
 	if closeErr := f.Close(); err == nil {
 		err = closeErr

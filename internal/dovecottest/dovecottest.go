@@ -39,6 +39,7 @@ type User struct {
 type Option func(*settings)
 
 type settings struct {
+	folders              []Folder
 	maxUserIPConnections int
 	extra                string
 	introspectionURL     string
@@ -67,6 +68,25 @@ func WithTLS(certPEM, keyPEM []byte) Option {
 // this; a low value lets a test see the refusal.
 func WithMaxUserIPConnections(n int) Option {
 	return func(s *settings) { s.maxUserIPConnections = n }
+}
+
+// Folder is a mailbox besides INBOX, for WithFolders.
+type Folder struct {
+	// Name is as users see it, in UTF-8, levels separated by /
+	// ("Projekte/Über"). On disk it is a Maildir++ folder, its name in
+	// modified UTF-7, as Dovecot keeps it by default.
+	Name string
+	// SpecialUse is its RFC 6154 use, `\Sent`, `\Trash`, `\All`, ...; ""
+	// for none.
+	SpecialUse string
+}
+
+// WithFolders makes / the hierarchy separator and creates folders for
+// every user at login (mailbox blocks with auto = create in the inbox
+// namespace), with their special uses, which Dovecot shows in LIST.
+// LoadFolder puts mail in them.
+func WithFolders(folders ...Folder) Option {
+	return func(s *settings) { s.folders = append(s.folders, folders...) }
 }
 
 // WithConfig appends lines to the generated dovecot.conf, where later settings

@@ -2,14 +2,17 @@ package dovecottest
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"iter"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
 
 	"github.com/myhibachi/backfill/internal/maildir"
 )
@@ -22,12 +25,26 @@ import (
 // Dovecot keeps lines as they are: messages should use CRLF line ends, as
 // IMAP does, if a test compares fetched bodies byte for byte.
 func (s *Server) LoadMaildir(user string, mails iter.Seq2[[]byte, time.Time]) error {
-	maildir, err := s.maildir(user)
+	return s.LoadFolder(user, "INBOX", "", mails)
+}
+
+// LoadFolder is LoadMaildir for any folder: INBOX, or a Maildir++ folder
+// named as users see it ("Projekte/Über", with WithFolders' separator /).
+// flags are Maildir flag letters every message gets, in ASCII order: "S"
+// is \Seen, "F" \Flagged, "FS" both; "" none.
+func (s *Server) LoadFolder(user, folder, flags string, mails iter.Seq2[[]byte, time.Time]) error {
+	root, err := s.maildir(user)
 	if err != nil {
 		return err
 	}
-	if err := s.makeMaildir(maildir); err != nil {
-		return fmt.Errorf("dovecottest: %w", err)
+	dir, err := s.folderDir(user, folder)
+	if err != nil {
+		return err
+	}
+	for _, d := range []string{root, dir} {
+		if err := s.makeMaildir(d); err != nil {
+			return fmt.Errorf("dovecottest: %w", err)
+		}
 	}
 	// Dovecot gives new files UIDs in the order of the time and then the
 	// microseconds in their names (<secs>.M<usecs>P<pid>...); a counter in
@@ -35,9 +52,69 @@ func (s *Server) LoadMaildir(user string, mails iter.Seq2[[]byte, time.Time]) er
 	secs := time.Now().Unix()
 	for raw, date := range mails {
 		base := fmt.Sprintf("%d.M%dP%d.dovecottest,S=%d", secs, s.seq.Add(1), os.Getpid(), len(raw))
-		if err := s.deliver(maildir, base, raw, date); err != nil {
+		if err := maildir.DeliverFlagged(dir, base, flags, raw, date, s.mailUID, s.mailGID); err != nil {
 			return fmt.Errorf("dovecottest: load %s: %w", user, err)
 		}
+	}
+	return nil
+}
+
+// folderDir is where a folder's Maildir is: the user's Maildir for
+// INBOX, else Maildir++'s .Level1.Level2 beside it, in modified UTF-7.
+func (s *Server) folderDir(user, folder string) (string, error) {
+	root, err := s.maildir(user)
+	if err != nil || strings.EqualFold(folder, "INBOX") {
+		return root, err
+	}
+	return filepath.Join(root, "."+modifiedUTF7(strings.ReplaceAll(folder, "/", "."))), nil
+}
+
+// modifiedUTF7 encodes a mailbox name as IMAP and Dovecot's Maildir++
+// store it (RFC 3501 5.1.3): printable ASCII as it is, & as &-, other
+// characters as &, their UTF-16 in base64 with , for /, and -.
+func modifiedUTF7(name string) string {
+	var b strings.Builder
+	var run []rune
+	flush := func() {
+		if len(run) == 0 {
+			return
+		}
+		var buf []byte
+		for _, u := range utf16.Encode(run) {
+			buf = append(buf, byte(u>>8), byte(u))
+		}
+		b.WriteString("&" + strings.ReplaceAll(base64.RawStdEncoding.EncodeToString(buf), "/", ",") + "-")
+		run = run[:0]
+	}
+	for _, r := range name {
+		if r < 0x20 || r > 0x7e {
+			run = append(run, r)
+			continue
+		}
+		flush()
+		if r == '&' {
+			b.WriteString("&-")
+		} else {
+			b.WriteRune(r)
+		}
+	}
+	flush()
+	return b.String()
+}
+
+// SetUIDValidity gives a folder a new UIDVALIDITY (doveadm mailbox
+// update), as a server does when it rebuilds a mailbox: clients must
+// forget the UIDs they knew. The user's sessions are cut first, so none
+// keeps the old one.
+func (s *Server) SetUIDValidity(user, folder string, uidValidity uint32) error {
+	if err := s.Kick(user); err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := s.doveadm(ctx, "mailbox", "update", "-u", user, "--uid-validity", strconv.FormatUint(uint64(uidValidity), 10), folder)
+	if err != nil {
+		return fmt.Errorf("dovecottest: doveadm mailbox update %s %s: %w: %s", user, folder, err, out)
 	}
 	return nil
 }
@@ -145,11 +222,6 @@ func (s *Server) makeMaildir(maildir string) error {
 		}
 	}
 	return nil
-}
-
-// deliver writes one message into the Maildir at dir (see maildir.Deliver).
-func (s *Server) deliver(dir, base string, raw []byte, date time.Time) error {
-	return maildir.Deliver(dir, base, raw, date, s.mailUID, s.mailGID)
 }
 
 // Maildir returns the path of a user's Maildir. Benchmarks replace its files

@@ -4,7 +4,9 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"maps"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -77,6 +79,42 @@ type session struct {
 	conn     *imapserver.Conn
 	loggedIn bool
 }
+
+// List answers from the test's own record of mailboxes once one has a
+// special use, which imapmemserver would not show (see
+// CreateSpecialMailbox); otherwise as imapmemserver does.
+func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, options *imap.ListOptions) error {
+	s.srv.namesMu.Lock()
+	names, uses := slices.Clone(s.srv.names), maps.Clone(s.srv.uses)
+	s.srv.namesMu.Unlock()
+	if len(uses) == 0 {
+		return s.SessionIMAP4rev2.List(w, ref, patterns, options)
+	}
+	if options == nil {
+		options = &imap.ListOptions{}
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if !slices.ContainsFunc(patterns, func(p string) bool { return imapserver.MatchList(name, mailboxDelim, ref, p) }) {
+			continue
+		}
+		data := &imap.ListData{Mailbox: name, Delim: mailboxDelim}
+		use, ok := uses[name]
+		if options.SelectSpecialUse && !ok {
+			continue
+		}
+		if ok && (options.ReturnSpecialUse || options.SelectSpecialUse) {
+			data.Attrs = append(data.Attrs, use)
+		}
+		if err := w.WriteList(data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mailboxDelim is imapmemserver's hierarchy separator.
+const mailboxDelim = '/'
 
 func (s *session) Login(username, password string) error {
 	_, overTLS := s.conn.NetConn().(*tls.Conn)

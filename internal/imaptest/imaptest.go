@@ -14,6 +14,7 @@ import (
 	"log"
 	"net"
 	"net/url"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -36,6 +37,12 @@ const Inbox = "INBOX"
 type Server struct {
 	Username string
 	Password string
+
+	// namesMu guards names, the mailboxes made through CreateMailbox and
+	// CreateSpecialMailbox (INBOX too), and uses, their special uses.
+	namesMu sync.Mutex
+	names   []string
+	uses    map[string]imap.MailboxAttr
 
 	cfg     config
 	mem     *imapmemserver.Server
@@ -179,6 +186,7 @@ func start(addr string, cfg config, logf func(string, ...any)) (*Server, error) 
 		user:     imapmemserver.NewUser(cfg.username, cfg.password),
 		served:   make(chan struct{}),
 		log:      &gatedLogger{printf: logf},
+		names:    []string{Inbox},
 	}
 	if err := s.user.Create(Inbox, nil); err != nil {
 		return nil, fmt.Errorf("create %s: %w", Inbox, err)
@@ -338,6 +346,28 @@ func (s *Server) CreateMailbox(tb testing.TB, name string) {
 	if err := s.user.Create(name, nil); err != nil {
 		tb.Fatalf("imaptest: create %s: %v", name, err)
 	}
+	s.namesMu.Lock()
+	defer s.namesMu.Unlock()
+	if !slices.Contains(s.names, name) {
+		s.names = append(s.names, name)
+	}
+}
+
+// CreateSpecialMailbox adds an empty mailbox with an RFC 6154 special use
+// (\Sent, \Trash, \All, ...). LIST shows the use to clients that ask for
+// it (RETURN (SPECIAL-USE)), which needs imap.CapSpecialUse in WithCaps.
+// imapmemserver drops the use given to CREATE, so once a test has made a
+// special-use mailbox, LIST is answered from the mailboxes the test made
+// with this package (see session.List).
+func (s *Server) CreateSpecialMailbox(tb testing.TB, name string, use imap.MailboxAttr) {
+	tb.Helper()
+	s.CreateMailbox(tb, name)
+	s.namesMu.Lock()
+	defer s.namesMu.Unlock()
+	if s.uses == nil {
+		s.uses = map[string]imap.MailboxAttr{}
+	}
+	s.uses[name] = use
 }
 
 // RecreateMailbox deletes mailbox and creates it again, empty, which is the

@@ -13,6 +13,12 @@ import (
 // half a file. The file is owned by uid:gid, and its mtime is date, which
 // Dovecot and Courier take as the message's INTERNALDATE.
 func Deliver(dir, base string, raw []byte, date time.Time, uid, gid int) error {
+	return DeliverFlagged(dir, base, "", raw, date, uid, gid)
+}
+
+// DeliverFlagged is Deliver with Maildir flags: the letters after ":2,"
+// in the file name, in ASCII order (S seen, F flagged, R replied).
+func DeliverFlagged(dir, base, flags string, raw []byte, date time.Time, uid, gid int) error {
 	tmp := filepath.Join(dir, "tmp", base)
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
@@ -29,7 +35,7 @@ func Deliver(dir, base string, raw []byte, date time.Time, uid, gid int) error {
 		err = os.Chtimes(tmp, date, date)
 	}
 	if err == nil {
-		err = os.Rename(tmp, filepath.Join(dir, "cur", base+":2,"))
+		err = os.Rename(tmp, filepath.Join(dir, "cur", base+":2,"+flags))
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
