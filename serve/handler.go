@@ -35,9 +35,9 @@ const healthTimeout = 2 * time.Second
 //	/api/v1/admin/emails/{inbox}     the inbox's newest emails, JSON (?limit=N, default 50, at most 500)
 //	/api/v1/admin/emails/stats       per inbox: messages, threads, unread, last sync, errors of the last run
 //
-// health may be nil. The emails endpoints read the tool's own tables; when
-// `backfill migrate` adopted the backend's tables instead, they answer 501:
-// the backend serves these endpoints over its own tables itself.
+// health may be nil. The emails endpoints read the tool's own tables, or
+// the backend's that `backfill migrate` adopted, through the same mapping
+// a run writes them with.
 func NewHandler(pool *pgxpool.Pool, health func(ctx context.Context) error, gatherer prometheus.Gatherer) http.Handler {
 	h := &handler{pool: pool, health: health}
 	mux := http.NewServeMux()
@@ -53,8 +53,8 @@ type handler struct {
 	pool   *pgxpool.Pool
 	health func(ctx context.Context) error
 
-	mu     sync.Mutex
-	schema *schema // nil until read successfully once
+	mu      sync.Mutex
+	queries *queries // nil until the tables' shape was read once
 }
 
 func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
@@ -77,37 +77,18 @@ func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
 	fmt.Fprintln(w, "ok")
 }
 
-// Email is one row of the emails endpoint. Bodies are left out: the
-// endpoint is for checking what was stored, and a page of bodies can weigh
-// megabytes.
-type Email struct {
-	ID              int64      `json:"id"`
-	MessageID       string     `json:"message_id"`
-	ThreadID        string     `json:"thread_id"`
-	FromAddress     string     `json:"from_address"`
-	FromName        string     `json:"from_name"`
-	To              []string   `json:"to_addresses"`
-	Cc              []string   `json:"cc_addresses"`
-	Subject         string     `json:"subject"`
-	ReceivedAt      time.Time  `json:"received_at"`
-	SentAt          *time.Time `json:"sent_at"`
-	IsRead          bool       `json:"is_read"`
-	IsStarred       bool       `json:"is_starred"`
-	Labels          []string   `json:"labels"`
-	AttachmentCount int        `json:"attachment_count"`
-	SizeBytes       int64      `json:"size_bytes"`
-	SyncedAt        time.Time  `json:"synced_at"`
-	// Folders and DeletedAt are shown once the table has the columns.
-	Folders   []string   `json:"folders,omitempty"`
-	DeletedAt *time.Time `json:"deleted_at,omitempty"`
-}
-
-// EmailList is the emails endpoint's answer.
+// EmailList is the emails endpoint's answer. Each email has the keys id,
+// message_id, thread_id, from_address, from_name, to_addresses,
+// cc_addresses, subject, received_at, sent_at, is_read, is_starred, labels,
+// size_bytes, synced_at and attachment_count (null where the table has no
+// such column), and folders and deleted_at where it has them. Bodies are
+// left out: the endpoint is for checking what was stored, and a page of
+// bodies can weigh megabytes.
 type EmailList struct {
-	Inbox  string  `json:"inbox"`
-	Limit  int     `json:"limit"`
-	Count  int     `json:"count"`
-	Emails []Email `json:"emails"`
+	Inbox  string            `json:"inbox"`
+	Limit  int               `json:"limit"`
+	Count  int               `json:"count"`
+	Emails []json.RawMessage `json:"emails"`
 }
 
 func (h *handler) emails(w http.ResponseWriter, r *http.Request) {
@@ -123,54 +104,55 @@ func (h *handler) emails(w http.ResponseWriter, r *http.Request) {
 		limit = n
 	}
 	ctx := r.Context()
-	sc, ok := h.readSchema(ctx, w)
+	q, ok := h.readSchema(ctx, w)
 	if !ok {
 		return
 	}
-	list := EmailList{Inbox: inbox, Limit: limit, Emails: []Email{}}
-	rows, err := h.pool.Query(ctx, sc.emailsSQL, inbox, limit)
-	if err != nil {
+	list := EmailList{Inbox: inbox, Limit: limit}
+	known := true
+	err := h.read(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, q.emails, inbox, limit)
+		if err != nil {
+			return err
+		}
+		if list.Emails, err = pgx.CollectRows(rows, pgx.RowTo[json.RawMessage]); err != nil {
+			return err
+		}
+		if len(list.Emails) == 0 {
+			// An inbox with no rows may still be a known one, synced
+			// while empty: only a name never seen is unknown.
+			return tx.QueryRow(ctx, q.known, inbox).Scan(&known)
+		}
+		return nil
+	})
+	switch {
+	case err != nil:
 		writeError(w, http.StatusInternalServerError, fmt.Sprintf("read emails: %v", err))
+		return
+	case !known:
+		writeError(w, http.StatusNotFound, fmt.Sprintf("unknown inbox %q: no stored emails and no sync status", inbox))
 		return
 	}
-	list.Emails, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (Email, error) {
-		var e Email
-		dst := []any{&e.ID, &e.MessageID, &e.ThreadID, &e.FromAddress, &e.FromName, &e.To, &e.Cc, &e.Subject,
-			&e.ReceivedAt, &e.SentAt, &e.IsRead, &e.IsStarred, &e.Labels, &e.AttachmentCount, &e.SizeBytes, &e.SyncedAt}
-		if sc.folders {
-			dst = append(dst, &e.Folders)
-		}
-		if sc.deletedAt {
-			dst = append(dst, &e.DeletedAt)
-		}
-		return e, row.Scan(dst...)
-	})
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, fmt.Sprintf("read emails: %v", err))
-		return
+	if list.Emails == nil {
+		list.Emails = []json.RawMessage{}
 	}
 	list.Count = len(list.Emails)
-	if list.Count == 0 {
-		// An inbox with no rows may still be a known one, synced while
-		// empty: only a name the tables have never seen is unknown.
-		var known bool
-		if err := h.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM email_sync_status WHERE inbox = $1)`, inbox).Scan(&known); err != nil {
-			writeError(w, http.StatusInternalServerError, fmt.Sprintf("look up inbox: %v", err))
-			return
-		}
-		if !known {
-			writeError(w, http.StatusNotFound, fmt.Sprintf("unknown inbox %q: no stored emails and no sync status", inbox))
-			return
-		}
-	}
 	writeJSON(w, http.StatusOK, list)
 }
 
-// emailsSQL lists an inbox's newest rows by the (inbox, received_at DESC)
-// index; optional columns are appended by readSchema.
-const emailsSQL = `SELECT id, message_id, thread_id, from_address, from_name, to_addresses, cc_addresses, subject,
-	received_at, sent_at, is_read, is_starred, labels, jsonb_array_length(attachments), size_bytes, synced_at%s
-	FROM email_messages WHERE inbox = $1 ORDER BY received_at DESC, id DESC LIMIT $2`
+// read runs fn in a read-only snapshot, so that numbers read by several
+// queries agree while batches commit, with times written in UTC.
+func (h *handler) read(ctx context.Context, fn func(pgx.Tx) error) error {
+	tx, err := h.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return err
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // read-only: nothing to keep
+	if _, err := tx.Exec(ctx, "SET LOCAL TimeZone = 'UTC'"); err != nil {
+		return err
+	}
+	return fn(tx)
+}
 
 // Stats is the stats endpoint's answer.
 type Stats struct {
@@ -208,10 +190,15 @@ type LastRun struct {
 
 func (h *handler) stats(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
-	if _, ok := h.readSchema(ctx, w); !ok {
+	q, ok := h.readSchema(ctx, w)
+	if !ok {
 		return
 	}
-	st, err := h.readStats(ctx)
+	var st *Stats
+	err := h.read(ctx, func(tx pgx.Tx) (err error) {
+		st, err = readStats(ctx, tx, q)
+		return err
+	})
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, err.Error())
 		return
@@ -219,58 +206,50 @@ func (h *handler) stats(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, st)
 }
 
-// readStats reads every count in one read-only snapshot, so that the
-// numbers agree with each other while batches commit.
-func (h *handler) readStats(ctx context.Context) (*Stats, error) {
-	tx, err := h.pool.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
-	if err != nil {
-		return nil, fmt.Errorf("read stats: %w", err)
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // read-only: nothing to keep
+func readStats(ctx context.Context, tx pgx.Tx, q *queries) (*Stats, error) {
 	byInbox := map[string]*InboxStats{}
-	var order []string
 	get := func(inbox string) *InboxStats {
 		s := byInbox[inbox]
 		if s == nil {
 			s = &InboxStats{Inbox: inbox}
 			byInbox[inbox] = s
-			order = append(order, inbox)
 		}
 		return s
 	}
-	queries := []struct {
+	steps := []struct {
 		what, sql string
 		scan      func(pgx.Rows) error
 	}{
-		{"sync status", `SELECT inbox, last_sync_at, total_synced, last_operation_id::text, coalesce(last_status, '')
-			FROM email_sync_status ORDER BY inbox`, func(rows pgx.Rows) error {
-			var inbox string
+		{"sync status", q.status, func(rows pgx.Rows) error {
+			var inbox, status string
 			var at *time.Time
-			var total int64
+			var total *int64
 			var op *string
-			var status string
 			if err := rows.Scan(&inbox, &at, &total, &op, &status); err != nil {
 				return err
 			}
 			s := get(inbox)
-			s.LastSyncAt, s.TotalSynced = at, &total
+			s.LastSyncAt, s.TotalSynced = at, total
 			if op != nil {
 				s.LastRun = &LastRun{OperationID: *op, Status: status, BySeverity: map[string]int64{}, ByType: map[string]int64{}}
 			}
 			return nil
 		}},
-		{"message counts", `SELECT inbox, count(*), count(*) FILTER (WHERE NOT is_read)
-			FROM email_messages GROUP BY inbox ORDER BY inbox`, func(rows pgx.Rows) error {
+		{"message counts", q.messages, func(rows pgx.Rows) error {
 			var inbox string
-			var n, unread int64
+			var n int64
+			var unread *int64
 			if err := rows.Scan(&inbox, &n, &unread); err != nil {
 				return err
 			}
 			s := get(inbox)
-			s.Messages, s.Unread = n, unread
+			s.Messages = n
+			if unread != nil {
+				s.Unread = *unread
+			}
 			return nil
 		}},
-		{"thread counts", `SELECT inbox, count(*) FROM email_threads GROUP BY inbox ORDER BY inbox`, func(rows pgx.Rows) error {
+		{"thread counts", q.threads, func(rows pgx.Rows) error {
 			var inbox string
 			var n int64
 			if err := rows.Scan(&inbox, &n); err != nil {
@@ -279,9 +258,7 @@ func (h *handler) readStats(ctx context.Context) (*Stats, error) {
 			get(inbox).Threads = n
 			return nil
 		}},
-		{"errors of the last runs", `SELECT s.inbox, e.severity, e.error_type, count(*)
-			FROM email_sync_status s JOIN error_logs e ON e.operation_id = s.last_operation_id
-			GROUP BY 1, 2, 3`, func(rows pgx.Rows) error {
+		{"errors of the last runs", q.errors, func(rows pgx.Rows) error {
 			var inbox, severity, typ string
 			var n int64
 			if err := rows.Scan(&inbox, &severity, &typ, &n); err != nil {
@@ -297,24 +274,26 @@ func (h *handler) readStats(ctx context.Context) (*Stats, error) {
 			return nil
 		}},
 	}
-	for _, q := range queries {
-		rows, err := tx.Query(ctx, q.sql)
+	for _, step := range steps {
+		if step.sql == "" {
+			continue
+		}
+		rows, err := tx.Query(ctx, step.sql)
 		if err != nil {
-			return nil, fmt.Errorf("read %s: %w", q.what, err)
+			return nil, fmt.Errorf("read %s: %w", step.what, err)
 		}
 		for rows.Next() {
-			if err := q.scan(rows); err != nil {
+			if err := step.scan(rows); err != nil {
 				rows.Close()
-				return nil, fmt.Errorf("read %s: %w", q.what, err)
+				return nil, fmt.Errorf("read %s: %w", step.what, err)
 			}
 		}
 		if err := rows.Err(); err != nil {
-			return nil, fmt.Errorf("read %s: %w", q.what, err)
+			return nil, fmt.Errorf("read %s: %w", step.what, err)
 		}
 	}
-	st := &Stats{Inboxes: make([]InboxStats, 0, len(order))}
-	for _, inbox := range order {
-		s := byInbox[inbox]
+	st := &Stats{Inboxes: make([]InboxStats, 0, len(byInbox))}
+	for _, s := range byInbox {
 		st.Total.Messages += s.Messages
 		st.Total.Threads += s.Threads
 		st.Total.Unread += s.Unread
@@ -324,21 +303,15 @@ func (h *handler) readStats(ctx context.Context) (*Stats, error) {
 	return st, nil
 }
 
-// schema is what the endpoints need to know of the tables.
-type schema struct {
-	emailsSQL          string
-	folders, deletedAt bool
-}
-
 // readSchema answers for the caller (and returns false) when the tables
-// cannot be served: not migrated (503), or the backend's own, adopted
-// (501). The shape is read once; a failure is not remembered.
-func (h *handler) readSchema(ctx context.Context, w http.ResponseWriter) (*schema, bool) {
+// cannot be read: not migrated (503), or adopted tables this build cannot
+// map (501). The shape is read once; a failure is not remembered.
+func (h *handler) readSchema(ctx context.Context, w http.ResponseWriter) (*queries, bool) {
 	h.mu.Lock()
-	sc := h.schema
+	q := h.queries
 	h.mu.Unlock()
-	if sc != nil {
-		return sc, true
+	if q != nil {
+		return q, true
 	}
 	m, err := migrations.Inspect(ctx, h.pool)
 	switch {
@@ -346,32 +319,17 @@ func (h *handler) readSchema(ctx context.Context, w http.ResponseWriter) (*schem
 		writeError(w, http.StatusServiceUnavailable, "the tables are missing: run backfill migrate")
 		return nil, false
 	case errors.Is(err, migrations.ErrIncompatible):
-		writeError(w, http.StatusNotImplemented, "the backend's own email tables are in use; its API serves this endpoint")
+		writeError(w, http.StatusNotImplemented, fmt.Sprintf("the backend's tables cannot be read: %v", err))
 		return nil, false
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, fmt.Sprintf("read the tables' shape: %v", err))
 		return nil, false
 	}
-	for _, tm := range []*migrations.TableMap{m.Messages, m.Threads, m.Status, m.Errors} {
-		if !tm.Table.Owned {
-			writeError(w, http.StatusNotImplemented, fmt.Sprintf(
-				"%s is the backend's own table (adopted by backfill migrate): the backend's API serves this endpoint", tm.Table.Name))
-			return nil, false
-		}
-	}
-	sc = &schema{folders: m.Messages.Table.Column("folders") != nil, deletedAt: m.Messages.Table.Column("deleted_at") != nil}
-	var extra string
-	if sc.folders {
-		extra += ", folders"
-	}
-	if sc.deletedAt {
-		extra += ", deleted_at"
-	}
-	sc.emailsSQL = fmt.Sprintf(emailsSQL, extra)
+	q = newQueries(m)
 	h.mu.Lock()
-	h.schema = sc
+	h.queries = q
 	h.mu.Unlock()
-	return sc, true
+	return q, true
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

@@ -54,6 +54,13 @@ func day(i int) time.Time { return time.Date(2025, 11, i, 9, 0, 0, 0, time.UTC) 
 // with the metrics' observer, and serves the database.
 func newWorld(t *testing.T, health func(context.Context) error) *world {
 	t.Helper()
+	return newWorldOver(t, "", health)
+}
+
+// newWorldOver is newWorld over tables the backend made first (ddl), which
+// migrate adopts.
+func newWorldOver(t *testing.T, ddl string, health func(context.Context) error) *world {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	srv := imaptest.Start(t)
@@ -75,6 +82,11 @@ func newWorld(t *testing.T, health func(context.Context) error) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(sink.Close)
+	if ddl != "" {
+		if _, err := sink.Pool().Exec(ctx, ddl); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if _, err := migrations.Apply(ctx, sink.Pool()); err != nil {
 		t.Fatal(err)
 	}
@@ -164,12 +176,15 @@ func TestEmailsNewestFirst(t *testing.T) {
 		n := 5 - i // newest first
 		want := map[string]any{"message_id": fmt.Sprintf("q%d@example.com", n), "subject": fmt.Sprintf("Question %d", n),
 			"from_address": fmt.Sprintf("c%d@example.com", n), "from_name": fmt.Sprintf("Customer %d", n),
-			"received_at": day(n).Format(time.RFC3339), "is_read": n == 3, "is_starred": n == 4,
+			"is_read": n == 3, "is_starred": n == 4,
 			"attachment_count": 0.0}
 		for k, v := range want {
 			if e[k] != v {
 				t.Errorf("email %d: %s = %v, want %v", i, k, e[k], v)
 			}
+		}
+		if at, err := time.Parse(time.RFC3339, fmt.Sprint(e["received_at"])); err != nil || !at.Equal(day(n)) {
+			t.Errorf("email %d: received_at %v, want %v", i, e["received_at"], day(n))
 		}
 		for _, k := range []string{"id", "thread_id", "labels", "to_addresses", "sent_at", "size_bytes"} {
 			if _, ok := e[k]; !ok {
@@ -403,44 +418,92 @@ func TestNotMigrated(t *testing.T) {
 	}
 }
 
-// backendMessages is an email_messages the backend's own migration made:
-// uuid ids, varchar columns, no thread or status columns of the tool's.
-const backendMessages = `CREATE TABLE email_messages (
+// backendTables are tables the backend's own migration made, unlike the
+// tool's: uuid ids, JSON address and label lists, a timestamp without time
+// zone, no is_starred, threads without an inbox, a status and an error_logs
+// with other column names.
+const backendTables = `
+CREATE TABLE email_messages (
 	id           uuid PRIMARY KEY DEFAULT gen_random_uuid(),
 	inbox        varchar(50)  NOT NULL,
 	message_id   varchar(255) NOT NULL UNIQUE,
 	thread_id    varchar(100) NOT NULL,
-	from_address varchar(255) NOT NULL DEFAULT '',
+	from_address varchar(255) NOT NULL,
+	from_name    varchar(255),
+	to_addresses jsonb NOT NULL DEFAULT '[]',
 	subject      varchar(500),
-	received_at  timestamptz NOT NULL,
-	is_read      boolean NOT NULL DEFAULT false)`
+	text_body    text,
+	received_at  timestamp NOT NULL,
+	attachments  text,
+	labels       jsonb NOT NULL DEFAULT '[]',
+	is_read      boolean NOT NULL DEFAULT false,
+	created_at   timestamptz NOT NULL DEFAULT now());
+CREATE TABLE email_threads (
+	id            uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+	thread_id     varchar(100) NOT NULL UNIQUE,
+	subject       varchar(500),
+	message_count integer NOT NULL DEFAULT 0);
+CREATE TABLE email_sync_status (
+	inbox          varchar(50) PRIMARY KEY,
+	last_synced_at timestamp,
+	total_synced   integer NOT NULL DEFAULT 0,
+	status         varchar(30),
+	operation_id   uuid);
+CREATE TABLE error_logs (
+	id         uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+	level      varchar(20) NOT NULL,
+	message    text NOT NULL,
+	details    jsonb,
+	created_at timestamptz NOT NULL DEFAULT now());`
 
-// TestAdoptedTablesAreNotServed: over the backend's own tables the
-// endpoints say so (501) rather than guess at their columns.
-func TestAdoptedTablesAreNotServed(t *testing.T) {
+// TestAdoptedTables: over the backend's own tables the endpoints read the
+// same things, through the mapping the run wrote them with.
+func TestAdoptedTables(t *testing.T) {
 	t.Parallel()
-	ctx := context.Background()
-	pool, err := pgxpool.New(ctx, pgtest.NewDatabase(t))
-	if err != nil {
+	w := newWorldOver(t, backendTables, nil)
+	var list struct {
+		Count  int              `json:"count"`
+		Emails []map[string]any `json:"emails"`
+	}
+	getJSON(t, w.srv.URL+"/api/v1/admin/emails/"+inbox+"?limit=2", http.StatusOK, &list)
+	if list.Count != 2 {
+		t.Fatalf("%d emails, want 2: %+v", list.Count, list)
+	}
+	var id string
+	if err := w.pool.QueryRow(context.Background(), `SELECT id::text FROM email_messages WHERE message_id = 'q5@example.com'`).Scan(&id); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(pool.Close)
-	if _, err := pool.Exec(ctx, backendMessages); err != nil {
-		t.Fatal(err)
+	e := list.Emails[0]
+	at, _ := time.Parse(time.RFC3339, fmt.Sprint(e["received_at"]))
+	if e["id"] != id || e["message_id"] != "q5@example.com" || !at.Equal(day(5)) || e["is_read"] != false ||
+		e["is_starred"] != nil || fmt.Sprint(e["to_addresses"]) != "[cs@myhibachichef.com]" || fmt.Sprint(e["labels"]) != "[]" ||
+		e["attachment_count"] != 0.0 {
+		t.Errorf("newest email %v", e)
 	}
-	if _, err := migrations.Migrate(ctx, pool, false); err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(serve.NewHandler(pool, nil, prometheus.NewRegistry()))
-	t.Cleanup(srv.Close)
-	for _, path := range []string{"/api/v1/admin/emails/stats", "/api/v1/admin/emails/" + inbox} {
-		var e struct{ Error string }
-		getJSON(t, srv.URL+path, http.StatusNotImplemented, &e)
-		if !strings.Contains(e.Error, "email_messages is the backend's own table") {
-			t.Errorf("%s: %q, want it to name the adopted table", path, e.Error)
+
+	var st struct {
+		Inboxes []struct {
+			Inbox                     string
+			Messages, Threads, Unread int64
+			LastSyncAt                *time.Time `json:"last_sync_at"`
+			LastRun                   *struct {
+				OperationID string           `json:"operation_id"`
+				Status      string           `json:"status"`
+				Errors      int64            `json:"errors"`
+				ByType      map[string]int64 `json:"by_type"`
+			} `json:"last_run"`
 		}
 	}
-	if code, _, body := get(t, http.MethodGet, srv.URL+"/healthz"); code != http.StatusOK {
-		t.Errorf("healthz over adopted tables: %d %q, want 200", code, body)
+	getJSON(t, w.srv.URL+"/api/v1/admin/emails/stats", http.StatusOK, &st)
+	if len(st.Inboxes) != 1 {
+		t.Fatalf("stats %+v, want one inbox", st)
+	}
+	s := st.Inboxes[0]
+	if s.Inbox != inbox || s.Messages != 5 || s.Threads != 5 || s.Unread != 4 || s.LastSyncAt == nil || time.Since(*s.LastSyncAt) > time.Minute {
+		t.Errorf("stats %+v, want 5 messages in 5 threads, 4 unread, synced just now", s)
+	}
+	if s.LastRun == nil || s.LastRun.OperationID != w.opID.String() || s.LastRun.Status != "completed_with_errors" ||
+		s.LastRun.Errors != 1 || s.LastRun.ByType["oversized"] != 1 {
+		t.Errorf("last run %+v, want operation %s with its one oversized error", s.LastRun, w.opID)
 	}
 }
