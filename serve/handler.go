@@ -37,7 +37,10 @@ const healthTimeout = 2 * time.Second
 //
 // health may be nil. The emails endpoints read the tool's own tables, or
 // the backend's that `backfill migrate` adopted, through the same mapping
-// a run writes them with.
+// a run writes them with. Give the handler a pool with connections to
+// spare, or one of its own of two: /healthz waits at most 2 s for a
+// connection, and a pool whose connections all store batches would make
+// it report the database unreachable.
 func NewHandler(pool *pgxpool.Pool, health func(ctx context.Context) error, gatherer prometheus.Gatherer) http.Handler {
 	h := &handler{pool: pool, health: health}
 	mux := http.NewServeMux()
