@@ -507,3 +507,27 @@ func TestAdoptedTables(t *testing.T) {
 		t.Errorf("last run %+v, want operation %s with its one oversized error", s.LastRun, w.opID)
 	}
 }
+
+// TestEmailsShowDeletedAtOnceTheColumnExists: the columns watch adds
+// (folders, deleted_at) are shown when the table has them.
+func TestEmailsShowDeletedAtOnceTheColumnExists(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, nil)
+	if _, err := w.pool.Exec(context.Background(), `ALTER TABLE email_messages
+		ADD COLUMN folders text[] NOT NULL DEFAULT '{INBOX}', ADD COLUMN deleted_at timestamptz;
+		UPDATE email_messages SET deleted_at = '2025-12-01 10:00Z' WHERE message_id = 'q5@example.com'`); err != nil {
+		t.Fatal(err)
+	}
+	var list struct{ Emails []map[string]any }
+	getJSON(t, w.srv.URL+"/api/v1/admin/emails/"+inbox+"?limit=2", http.StatusOK, &list)
+	if len(list.Emails) != 2 {
+		t.Fatalf("%d emails, want 2", len(list.Emails))
+	}
+	at, _ := time.Parse(time.RFC3339, fmt.Sprint(list.Emails[0]["deleted_at"]))
+	if !at.Equal(time.Date(2025, 12, 1, 10, 0, 0, 0, time.UTC)) || fmt.Sprint(list.Emails[0]["folders"]) != "[INBOX]" {
+		t.Errorf("expunged email %v, want its deleted_at and folders", list.Emails[0])
+	}
+	if v, ok := list.Emails[1]["deleted_at"]; !ok || v != nil {
+		t.Errorf("email still on the server: deleted_at %v (present %v), want null", v, ok)
+	}
+}
