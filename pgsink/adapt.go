@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -23,6 +24,7 @@ type writer struct {
 	// batch may be copied straight in (storeDirect).
 	direct   bool
 	insert   string // backfill_staging → email_messages, email_threads; $1 inbox
+	notify   string // see notifySQL
 	seen     string // see seenSQL
 	existing string // see existingSQL; hashes: it takes MD5s, not ids
 	hashes   bool
@@ -45,7 +47,7 @@ type writer struct {
 
 // ownWriter writes the tool's own tables.
 func ownWriter() *writer {
-	return &writer{direct: true, insert: insertSQL, seen: seenSQL, existing: existingSQL, hashes: true, addFolder: addFolderSQL,
+	return &writer{direct: true, insert: insertSQL, notify: notifySQL, seen: seenSQL, existing: existingSQL, hashes: true, addFolder: addFolderSQL,
 		ownRows: ownRowsSQL, begin: beginSQL, finish: finishSQL, holder: holderSQL, statuses: statusesSQL, errors: errorsSQL}
 }
 
@@ -68,6 +70,7 @@ func newWriter(m *migrations.Mapping) *writer {
 		w.addFolder = ""
 		w.existing = `SELECT h.id FROM unnest($2::text[]) AS h(id), (SELECT $1::text AS inbox) AS p
 	CROSS JOIN LATERAL (SELECT 1 FROM email_messages m WHERE ` + probe(msgs, "h.id", "p.inbox") + ` LIMIT 1) AS m`
+		w.notify = genNotify(msgs)
 		w.ownRows = ""
 		uid, uv, id := msgs.Target("imap_uid"), msgs.Target("imap_uidvalidity"), msgs.Target("message_id")
 		if uid != nil && uv != nil && id != nil {
@@ -111,6 +114,21 @@ func probe(tm *migrations.TableMap, id, inbox string) string {
 		cond = "m.inbox = " + inbox + " AND " + cond
 	}
 	return cond
+}
+
+// genNotify is notifySQL for an adopted email_messages: its ids, whatever
+// their type, and their range only when they are integers; without an id
+// column, the count of new rows.
+func genNotify(msgs *migrations.TableMap) string {
+	id := msgs.Table.Column("id")
+	if id == nil || id.Array {
+		return `SELECT pg_notify('` + NotifyChannel + `', jsonb_build_object('inbox', $1::text, 'count', cardinality($2::text[]))::text)`
+	}
+	summary := ""
+	if slices.Contains([]string{"int2", "int4", "int8", "numeric"}, id.Base) {
+		summary = ", 'min_id', min(new.id), 'max_id', max(new.id)"
+	}
+	return notifyStatement(probe(msgs, "x.message_id", "p.inbox"), summary)
 }
 
 // conv turns expr, a value of t's kind, into t's column type.
