@@ -514,7 +514,7 @@ func TestEmailsShowDeletedAtOnceTheColumnExists(t *testing.T) {
 	t.Parallel()
 	w := newWorld(t, nil)
 	if _, err := w.pool.Exec(context.Background(), `ALTER TABLE email_messages
-		ADD COLUMN folders text[] NOT NULL DEFAULT '{INBOX}', ADD COLUMN deleted_at timestamptz;
+		ADD COLUMN IF NOT EXISTS folders text[] NOT NULL DEFAULT '{INBOX}', ADD COLUMN IF NOT EXISTS deleted_at timestamptz;
 		UPDATE email_messages SET deleted_at = '2025-12-01 10:00Z' WHERE message_id = 'q5@example.com'`); err != nil {
 		t.Fatal(err)
 	}
