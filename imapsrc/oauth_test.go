@@ -125,7 +125,9 @@ func TestTokenCommandFailures(t *testing.T) {
 		{name: "silent failure", extra: "exit 4\n", token: "never-shown", want: "exit status 4 (it wrote nothing to stderr)"},
 		{name: "prints nothing", token: "", want: "printed no token"},
 		{name: "prints two words", token: "never-shown and-more", want: "printed more than one token"},
-		{name: "hangs", extra: "sleep 5\n", token: "never-shown", timeout: 200 * time.Millisecond, want: "no token within 200ms"},
+		// The command sleeps far longer than Token may take on any
+		// machine, so only a timeout that works can end it in time.
+		{name: "hangs", extra: "sleep 30\n", token: "never-shown", timeout: 200 * time.Millisecond, want: "no token within 200ms"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newTokenScript(t, tt.token, "")
@@ -139,7 +141,9 @@ func TestTokenCommandFailures(t *testing.T) {
 			if strings.Contains(err.Error(), "never-shown") {
 				t.Fatalf("the error shows what the command printed on stdout: %v", err)
 			}
-			if time.Since(start) > 4*time.Second {
+			// Timeout, kill and WaitDelay take about 1.2 s; a loaded CI
+			// machine may stretch that, never to the command's 30 s.
+			if time.Since(start) > 20*time.Second {
 				t.Fatalf("Token() took %v: the timeout did not stop the command", time.Since(start))
 			}
 		})
