@@ -27,6 +27,7 @@ type watchdogConn struct {
 
 	mu      sync.Mutex
 	libDead time.Time // the read deadline go-imap asked for, zero for none
+	readErr error     // the first failed read's error, returned from then on
 }
 
 func (c *watchdogConn) SetReadDeadline(t time.Time) error {
@@ -43,12 +44,28 @@ func (c *watchdogConn) SetDeadline(t time.Time) error {
 	return c.Conn.SetWriteDeadline(t)
 }
 
+// Read fails for good once a read has failed. bufio hands a read error out
+// only once, and go-imap's decoder then reads again, up to four times in one
+// response: a silent server would otherwise hold a command for four times
+// the silence (each read waits it anew), and a timed-out read could be
+// followed by bytes from the middle of a response.
 func (c *watchdogConn) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	failed := c.readErr
+	c.mu.Unlock()
+	if failed != nil {
+		return 0, failed
+	}
 	if err := c.Conn.SetReadDeadline(c.deadline()); err != nil {
 		return 0, err
 	}
 	n, err := c.Conn.Read(p)
 	if err != nil {
+		c.mu.Lock()
+		if c.readErr == nil {
+			c.readErr = err
+		}
+		c.mu.Unlock()
 		c.readFailed.Store(true)
 	}
 	return n, err
