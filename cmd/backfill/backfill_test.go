@@ -635,17 +635,27 @@ func TestCircuitBreakerAborts(t *testing.T) {
 // fetched again on a new connection.
 func TestSilentServerIsDroppedAndResumed(t *testing.T) {
 	t.Parallel()
+	// The first FETCH is answered only once the test is over, so only the
+	// client's timeout can end it, however slow the machine. The timeout
+	// is well above the gaps a loaded CI machine leaves between a live
+	// server's answers (-race, two cores), which at 1 s could trip it a
+	// second time.
+	silent := make(chan struct{})
 	f := newFixture(t, imaptest.WithFetchHook(func(n int) error {
 		if n == 1 {
-			time.Sleep(4 * time.Second)
+			select {
+			case <-silent:
+			case <-time.After(time.Minute):
+			}
 		}
 		return nil
 	}))
+	t.Cleanup(func() { close(silent) }) // before the server closes: cleanups run last first
 	opts := mailgen.DefaultOptions()
 	opts.DuplicateRatio = 0
 	f.imap.AppendMails(t, opts.Generate(14, 40))
 	f.migrate()
-	out := f.mustRun(0, "--inbox", "demo", "--workers", "1", "--batch-size", "20", "--imap-timeout", "1s")
+	out := f.mustRun(0, "--inbox", "demo", "--workers", "1", "--batch-size", "20", "--imap-timeout", "5s")
 	f.wantLine(out, "🔁 IMAP fetch failed (attempt 1)")
 	if n := f.count(`SELECT count(*) FROM email_messages`); n != 40 {
 		t.Fatalf("email_messages has %d rows, want 40", n)
