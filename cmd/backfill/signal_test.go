@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -24,12 +26,12 @@ func TestSignalStopsAfterCommitting(t *testing.T) {
 	}{{syscall.SIGTERM, 143}, {syscall.SIGINT, 130}} {
 		t.Run(tt.sig.String(), func(t *testing.T) {
 			t.Parallel()
-			// A slow server: each FETCH waits, so the run is still going
-			// when the signal arrives.
-			f := newFixture(t, imaptest.WithFetchHook(func(int) error {
-				time.Sleep(150 * time.Millisecond)
-				return nil
-			}))
+			// A slow server that holds back all but the first FETCHes
+			// until the signal is sent, so the run is still going when it
+			// arrives, however late this test gets to send it.
+			g := newFetchGate(150 * time.Millisecond)
+			f := newFixture(t, imaptest.WithFetchHook(g.hook))
+			g.watch(t, f.imap)
 			mails := f.imap.AppendGenerated(t, 21, 300)
 			f.migrate()
 
@@ -38,6 +40,7 @@ func TestSignalStopsAfterCommitting(t *testing.T) {
 				if err := cmd.Process.Signal(tt.sig); err != nil {
 					t.Error(err)
 				}
+				g.open()
 			}, "--inbox", "demo", "--workers", "2", "--batch-size", "10")
 			if code != tt.code {
 				t.Fatalf("exit %d, want %d\n%s", code, tt.code, out)
@@ -77,10 +80,9 @@ func TestSignalStopsAfterCommitting(t *testing.T) {
 func TestKilledRunIsRecordedAbandoned(t *testing.T) {
 	t.Parallel()
 	bin := buildBinary(t)
-	f := newFixture(t, imaptest.WithFetchHook(func(int) error {
-		time.Sleep(150 * time.Millisecond)
-		return nil
-	}))
+	g := newFetchGate(150 * time.Millisecond)
+	f := newFixture(t, imaptest.WithFetchHook(g.hook))
+	g.watch(t, f.imap)
 	mails := f.imap.AppendGenerated(t, 23, 200)
 	f.migrate()
 
@@ -89,6 +91,7 @@ func TestKilledRunIsRecordedAbandoned(t *testing.T) {
 		if err := cmd.Process.Kill(); err != nil {
 			t.Error(err)
 		}
+		g.open()
 	}, "--inbox", "demo", "--workers", "2", "--batch-size", "10")
 	if !killed || code != -1 {
 		t.Fatalf("exit %d (killed: %v), want killed by SIGKILL\n%s", code, killed, out)
@@ -123,4 +126,51 @@ func TestKilledRunIsRecordedAbandoned(t *testing.T) {
 	if n := f.count(`SELECT count(*) FROM error_logs WHERE error_type = 'previous_run_abandoned'`); n != 1 {
 		t.Fatalf("%d previous_run_abandoned warnings after a third run, want 1", n)
 	}
+}
+
+// fetchGate is a slow IMAP server's FETCH hook that lets through the
+// FETCHes of the first few batches and holds back the rest until the test
+// opens it. A test that signals or kills a run mid-way opens it once it has:
+// the run cannot have finished first, however slow the test process is to
+// read the run's output.
+type fetchGate struct {
+	pause time.Duration
+	srv   atomic.Pointer[imaptest.Server]
+	ch    chan struct{}
+	once  sync.Once
+}
+
+// gateAfter is how many message bodies the server sends before it holds
+// FETCHes back: two rounds of four 10-message batches, so the first two
+// FETCHes, each of one batch at least, always get through.
+const gateAfter = 80
+
+func newFetchGate(pause time.Duration) *fetchGate {
+	return &fetchGate{pause: pause, ch: make(chan struct{})}
+}
+
+// watch starts gating srv's FETCHes, and opens the gate when the test ends
+// (before the server closes), so that a failed test leaves none waiting.
+func (g *fetchGate) watch(t *testing.T, srv *imaptest.Server) {
+	g.srv.Store(srv)
+	t.Cleanup(g.open)
+}
+
+// open lets every FETCH through from now on.
+func (g *fetchGate) open() { g.once.Do(func() { close(g.ch) }) }
+
+// hook delays every FETCH by the pause, and holds one that takes the
+// bodies asked for past gateAfter until the gate opens (or a minute has
+// passed, as a safety net).
+func (g *fetchGate) hook(int) error {
+	time.Sleep(g.pause)
+	if srv := g.srv.Load(); srv != nil {
+		if whole, pieces := srv.BodiesAsked(); whole+pieces > gateAfter {
+			select {
+			case <-g.ch:
+			case <-time.After(time.Minute):
+			}
+		}
+	}
+	return nil
 }
