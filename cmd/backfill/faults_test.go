@@ -37,13 +37,33 @@ func TestDatabaseRestartMidRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer pool.Close()
-	// Every insert takes a while, so that the inserters are always inside
-	// a transaction: the restart cuts one, which must be retried, rather
-	// than falling between batches where the pool alone hides it.
+	// Every insert takes a while, and once two batches are in (the two
+	// that let "Processing batch 2/" be printed), every insert waits, inside
+	// its transaction, for a lock this test holds until PostgreSQL
+	// restarts: the restart cuts a transaction, which must be retried,
+	// rather than falling between batches where the pool alone hides it,
+	// or after the end of a run that finished before a slow test process
+	// got to restart the server.
 	if _, err := pool.Exec(context.Background(), `
 		CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS $$
-		BEGIN PERFORM pg_sleep(0.3); RETURN NULL; END $$;
+		BEGIN
+			PERFORM pg_sleep(0.3);
+			IF (SELECT count(*) FROM email_messages) > 40 THEN
+				PERFORM set_config('lock_timeout', '60s', true);
+				PERFORM pg_advisory_xact_lock_shared(hashtextextended('test: restart first', 0));
+			END IF;
+			RETURN NULL;
+		END $$;
 		CREATE TRIGGER slow_insert AFTER INSERT ON email_messages FOR EACH STATEMENT EXECUTE FUNCTION slow_insert();`); err != nil {
+		t.Fatal(err)
+	}
+	gate, err := pool.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gate.Release()
+	// The restart ends this session, and with it the lock.
+	if _, err := gate.Exec(context.Background(), `SELECT pg_advisory_lock(hashtextextended('test: restart first', 0))`); err != nil {
 		t.Fatal(err)
 	}
 
