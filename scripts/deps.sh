@@ -23,6 +23,19 @@ die() {
   exit 1
 }
 
+# retry runs a command up to three times, 10 s and then 30 s apart: on a
+# fresh machine the first downloads can meet a mirror mid-sync or a dropped
+# connection, and one failure would fail the whole CI run.
+retry() {
+  local attempt=1 pause=10
+  until "$@"; do
+    ((attempt < 3)) || return 1
+    echo "deps.sh: '$*' failed; trying again in ${pause}s" >&2
+    sleep "$pause"
+    attempt=$((attempt + 1)) pause=$((pause * 3))
+  done
+}
+
 have_postgresql() {
   if command -v pg_ctl >/dev/null 2>&1 && command -v initdb >/dev/null 2>&1; then
     return 0
@@ -115,8 +128,12 @@ install() {
 
   echo "deps.sh: installing ${packages[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
+  # A fresh machine may be running unattended-upgrades: wait for its dpkg
+  # lock instead of failing at once.
+  local lock=(-o DPkg::Lock::Timeout=600)
+  retry apt-get "${lock[@]}" update -qq || die "apt-get update failed three times"
+  retry apt-get "${lock[@]}" install -y -qq --no-install-recommends "${packages[@]}" >/dev/null ||
+    die "apt-get install ${packages[*]} failed three times"
 
   local service
   for service in "${services[@]}"; do

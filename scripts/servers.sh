@@ -23,6 +23,19 @@ die() {
 }
 say() { echo "servers.sh: $*"; }
 
+# retry runs a command up to three times, 10 s and then 30 s apart: a
+# download on a fresh machine can meet a mirror mid-sync or a dropped
+# connection.
+retry() {
+  local attempt=1 pause=10
+  until "$@"; do
+    ((attempt < 3)) || return 1
+    echo "servers.sh: '$*' failed; trying again in ${pause}s" >&2
+    sleep "$pause"
+    attempt=$((attempt + 1)) pause=$((pause * 3))
+  done
+}
+
 # Packages per server. The libraries are those that the programs the tests
 # run link to and a Debian 12 machine with Dovecot lacks; ldd below checks
 # that nothing else is missing.
@@ -72,7 +85,7 @@ prepare() {
   if grep -qE '=\(?none\)?$' <<<"$want" && [[ ! -f $stamp ]]; then
     # A fresh machine may have no package lists yet.
     say "$name: apt-get update"
-    apt-get update -qq >/dev/null 2>&1 || true
+    retry apt-get -o DPkg::Lock::Timeout=600 update -qq >/dev/null 2>&1 || true
     want=$(candidates "${packages[@]}")
   fi
   if grep -qE '=\(?none\)?$' <<<"$want"; then
@@ -90,7 +103,7 @@ prepare() {
   # apt-get download writes into the current folder; _apt must be able to.
   chmod 755 "$debs"
   # shellcheck disable=SC2046
-  (cd "$debs" && apt-get download -q $(tr '\n' ' ' <<<"$want") >/dev/null 2>"$debs/err") ||
+  (cd "$debs" && retry apt-get download -q $(tr '\n' ' ' <<<"$want") >/dev/null 2>"$debs/err") ||
     die "$name: apt-get download failed: $(grep -v unsandboxed "$debs/err" | tail -3)"
   rm -rf "$root.new"
   mkdir -p "$root.new"
