@@ -180,7 +180,13 @@ func Start(ctx context.Context, dir string, users []User, opts ...Option) (*Serv
 		if err := s.writeConfig(); err != nil {
 			return err
 		}
-		return s.launch(ctx)
+		err := s.launch(ctx)
+		if err != nil && s.tlsPort != 0 && !testserver.PortFree(s.tlsPort) {
+			// Taken between the probe and Dovecot's bind, like the
+			// plaintext port OnFreePort watches: try other ports.
+			return fmt.Errorf("%w (imaps port %d): %w", testserver.ErrPortTaken, s.tlsPort, err)
+		}
+		return err
 	})
 	if err != nil {
 		s.removeBase()

@@ -7,6 +7,7 @@ package testserver
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -78,10 +79,16 @@ func Tail(path string, n int) string {
 	return string(bytes.TrimSpace(b))
 }
 
+// ErrPortTaken wraps a start's error when another port the server needs
+// (besides the one OnFreePort gave it) was taken meanwhile, so that
+// OnFreePort tries again.
+var ErrPortTaken = errors.New("a port the server needs was taken")
+
 // OnFreePort calls start with a free loopback port until it succeeds.
 // Another process may take the port between the probe and the server's
-// bind, so a start that fails while the port is taken is tried again on a
-// new port, up to three times. It returns the port the server took.
+// bind, so a start that fails while the port is taken (or with an error
+// wrapping ErrPortTaken) is tried again on a new port, up to three times.
+// It returns the port the server took.
 func OnFreePort(ctx context.Context, start func(port int) error) (int, error) {
 	for attempt := 1; ; attempt++ {
 		port, err := FreePort()
@@ -92,7 +99,7 @@ func OnFreePort(ctx context.Context, start func(port int) error) (int, error) {
 		if err == nil {
 			return port, nil
 		}
-		if attempt == 3 || ctx.Err() != nil || PortFree(port) {
+		if attempt == 3 || ctx.Err() != nil || (PortFree(port) && !errors.Is(err, ErrPortTaken)) {
 			return 0, err
 		}
 	}
