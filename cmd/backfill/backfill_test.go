@@ -533,7 +533,10 @@ func TestDeadIMAPServerExits2(t *testing.T) {
 	f := newFixture(t)
 	f.migrate()
 	f.environ = append(f.environ, "BACKFILL_INBOX_DEMO=imap://u@127.0.0.1:1/INBOX")
-	out := f.mustRun(2, "--inbox", "demo", "--retry-for", "1s")
+	// A retry is announced only if its wait fits in --retry-for after the
+	// first attempt (waits are 100-300 ms): with 1s, a first attempt held
+	// up 0.7 s on a loaded machine left no retry to see.
+	out := f.mustRun(2, "--inbox", "demo", "--retry-for", "3s")
 	f.wantLine(out, "🔁 IMAP connection failed (attempt 1)")
 	f.wantLine(out, "🛑 BACKFILL ABORTED: gave up after")
 	if n := f.count(`SELECT count(*) FROM error_logs WHERE error_type = 'retries_exhausted' AND severity = 'critical'`); n != 1 {
