@@ -437,12 +437,25 @@ func (s *Server) launch(ctx context.Context) error {
 		return err
 	}
 
+	// The master binds its listeners one after the other, and the kernel
+	// accepts on each as soon as it is bound: every one must accept, or a
+	// test dialling the imaps port right after Start can be refused.
+	addrs := []string{s.addr}
+	if s.tlsPort != 0 {
+		addrs = append(addrs, s.TLSAddr())
+	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	for {
-		conn, err := net.DialTimeout("tcp", s.addr, time.Second)
-		if err == nil {
+		for len(addrs) > 0 {
+			conn, err := net.DialTimeout("tcp", addrs[0], time.Second)
+			if err != nil {
+				break
+			}
 			conn.Close()
+			addrs = addrs[1:]
+		}
+		if len(addrs) == 0 {
 			return nil
 		}
 		select {
@@ -451,7 +464,7 @@ func (s *Server) launch(ctx context.Context) error {
 		case <-ctx.Done():
 			_ = syscall.Kill(-s.pid, syscall.SIGKILL)
 			<-s.exited
-			return fmt.Errorf("dovecot did not accept connections on %s: %w\n%s", s.addr, ctx.Err(), testserver.Tail(s.LogFile(), 2000))
+			return fmt.Errorf("dovecot did not accept connections on %s: %w\n%s", addrs[0], ctx.Err(), testserver.Tail(s.LogFile(), 2000))
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
