@@ -181,10 +181,12 @@ func Start(ctx context.Context, dir string, users []User, opts ...Option) (*Serv
 			return err
 		}
 		err := s.launch(ctx)
-		if err != nil && s.tlsPort != 0 && !testserver.PortFree(s.tlsPort) {
-			// Taken between the probe and Dovecot's bind, like the
-			// plaintext port OnFreePort watches: try other ports.
-			return fmt.Errorf("%w (imaps port %d): %w", testserver.ErrPortTaken, s.tlsPort, err)
+		if err != nil && (strings.Contains(err.Error(), "Address already in use") ||
+			s.tlsPort != 0 && !testserver.PortFree(s.tlsPort)) {
+			// A port was taken between the probe and Dovecot's bind,
+			// perhaps only for a moment (another test's probe): the
+			// imaps one, which OnFreePort does not watch, or the other.
+			return fmt.Errorf("%w: %w", testserver.ErrPortTaken, err)
 		}
 		return err
 	})
