@@ -1,8 +1,10 @@
 package couriertest
 
 import (
+	"bufio"
 	"bytes"
 	"fmt"
+	"io"
 	"iter"
 	"net"
 	"os"
@@ -136,6 +138,13 @@ func TestStopLeavesNoProcess(t *testing.T) {
 	if n := len(debtree.GroupProcesses(s.Pid())); n < 3 {
 		t.Fatalf("expected couriertcpd, authdaemond and imapd in group %d, found %d processes", s.Pid(), n)
 	}
+	// Pinned, the namespace keeps its name after its last process, so the
+	// look below cannot find another test's server under it.
+	pin, err := debtree.PinNamespace(s.Pid(), s.proc.Namespace())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pin.Close()
 	if err := s.Stop(); err != nil {
 		t.Fatal(err)
 	}
@@ -169,8 +178,11 @@ func TestServerDiesWithTestProcess(t *testing.T) {
 		if _, err := c.Select("INBOX", nil).Wait(); err != nil { // starts gam_server
 			t.Fatal(err)
 		}
-		fmt.Println("ns", s.proc.Namespace())
-		os.Exit(0) // no Stop, like a process killed by a timeout
+		fmt.Println("ns", s.proc.Namespace(), s.Pid())
+		// Killed by the test while it waits, with no Stop, like a
+		// process killed by a timeout.
+		_, _ = io.Copy(io.Discard, os.Stdin)
+		os.Exit(0)
 	}
 	t.Parallel()
 	if testing.Short() {
@@ -181,10 +193,33 @@ func TestServerDiesWithTestProcess(t *testing.T) {
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestServerDiesWithTestProcess$")
 	cmd.Env = append(os.Environ(), "COURIERTEST_ORPHAN=1")
-	out, err := cmd.Output()
-	ns, found := strings.CutPrefix(strings.TrimSpace(string(out)), "ns ")
-	if err != nil || !found {
-		t.Fatalf("helper process: %v: %s", err, out)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cmd.StdinPipe(); err != nil { // held open: the helper waits on it
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Wait()         //nolint:errcheck // killed on purpose
+	defer cmd.Process.Kill() //nolint:errcheck // already dead when the test went well
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	var ns string
+	var pid int
+	if _, serr := fmt.Sscanf(line, "ns %s %d", &ns, &pid); err != nil || serr != nil {
+		t.Fatalf("helper process: %v, %v: %q", err, serr, line)
+	}
+	// Pinned, the namespace keeps its name after its last process, so the
+	// look below cannot find another test's server under it.
+	pin, err := debtree.PinNamespace(pid, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pin.Close()
+	if err := cmd.Process.Kill(); err != nil {
+		t.Fatal(err)
 	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {

@@ -99,6 +99,13 @@ func TestStopLeavesNoProcess(t *testing.T) {
 	if n := len(debtree.GroupProcesses(s.Pid())); n < 2 {
 		t.Fatalf("expected master and imapd in group %d, found %d processes", s.Pid(), n)
 	}
+	// Pinned, the namespace keeps its name after its last process, so the
+	// look below cannot find another test's server under it.
+	pin, err := debtree.PinNamespace(s.Pid(), s.proc.Namespace())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pin.Close()
 	if err := s.Stop(); err != nil {
 		t.Fatal(err)
 	}

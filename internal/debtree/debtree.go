@@ -94,9 +94,13 @@ func Find(name string) (Tree, error) {
 
 // Proc is a server running in its own mount namespace and process group.
 type Proc struct {
-	pid     int
-	ns      string         // the mount namespace, as /proc/PID/ns/mnt reads
-	hold    io.WriteCloser // closing it makes the namespace's watcher end the group
+	pid  int
+	ns   string         // the mount namespace, as /proc/PID/ns/mnt reads
+	hold io.WriteCloser // closing it makes the namespace's watcher end the group
+	// pin keeps the namespace, and so its identity, alive until Stop has
+	// looked for its last processes: the kernel gives a freed namespace's
+	// number to the next one made, another test's server perhaps.
+	pin     *os.File
 	exited  chan struct{}
 	waitErr error
 
@@ -175,6 +179,10 @@ for p in /proc/[0-9]*; do [ "$(readlink "$p/ns/mnt" 2>/dev/null)" = "$ns" ] && k
 		// would answer a dial just as well.
 		if ns, err := os.Readlink(fmt.Sprintf("/proc/%d/ns/mnt", p.pid)); err == nil && ns != own {
 			if listens(port, NamespaceProcesses(ns)) {
+				if p.pin, err = PinNamespace(p.pid, ns); err != nil {
+					_ = p.Stop()
+					return nil, err
+				}
 				p.ns = ns
 				return p, nil
 			}
@@ -239,6 +247,9 @@ func (p *Proc) Stop() error {
 	}
 	p.stopped = true
 	defer p.hold.Close()
+	if p.pin != nil {
+		defer p.pin.Close()
+	}
 	_ = syscall.Kill(-p.pid, syscall.SIGTERM)
 	var errs []error
 	select {
@@ -274,8 +285,26 @@ func (p *Proc) Namespace() string { return p.ns }
 // the group's and those that left it.
 func (p *Proc) NamespaceProcesses() []int { return NamespaceProcesses(p.ns) }
 
+// PinNamespace opens the mount namespace of process pid, which must be ns,
+// so that it outlives its processes until the file is closed: only while a
+// namespace lives is its name (ns) its own, as the kernel reuses the number
+// of a freed one for the next namespace made.
+func PinNamespace(pid int, ns string) (*os.File, error) {
+	f, err := os.Open(fmt.Sprintf("/proc/%d/ns/mnt", pid))
+	if err != nil {
+		return nil, fmt.Errorf("debtree: pin the mount namespace: %w", err)
+	}
+	// The process may have ended, and its number been taken, in between.
+	if got, err := os.Readlink(fmt.Sprintf("/proc/self/fd/%d", f.Fd())); err != nil || got != ns {
+		f.Close()
+		return nil, fmt.Errorf("debtree: process %d is no longer in mount namespace %s (%q, %v)", pid, ns, got, err)
+	}
+	return f, nil
+}
+
 // NamespaceProcesses returns the processes in mount namespace ns, as
-// /proc/PID/ns/mnt reads.
+// /proc/PID/ns/mnt reads. Unless ns is pinned (PinNamespace), a namespace
+// made after ns ended may go by the same name.
 func NamespaceProcesses(ns string) []int {
 	if ns == "" {
 		return nil
