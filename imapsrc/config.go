@@ -64,6 +64,10 @@ type Config struct {
 	// Silence is how long the server may send nothing while an answer is
 	// due before the connection is dropped as dead; zero means 60 s.
 	Silence time.Duration
+	// Changes, when set, gathers what the server says unprompted about the
+	// selected mailbox (new mail, expunges, flag changes), as a follower
+	// needs.
+	Changes *Changes
 
 	// ifOffered marks a StartTLS dial made for StartTLSIfOffered: the
 	// greeting may say that STARTTLS is not offered (see peekGreeting).

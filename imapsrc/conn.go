@@ -37,6 +37,9 @@ type Mailbox struct {
 	UIDValidity uint32
 	UIDNext     uint32
 	Messages    uint32
+	// HighestModSeq is the mailbox's mod-sequence when selected with
+	// CONDSTORE (SelectFollow); 0 otherwise.
+	HighestModSeq uint64
 }
 
 // Dial connects, upgrades to TLS as configured and logs in. Refused
@@ -90,6 +93,9 @@ func dial(ctx context.Context, cfg Config) (*Conn, error) {
 		tlsConfig = &tls.Config{ServerName: cfg.Host, MinVersion: tls.VersionTLS12, RootCAs: cfg.RootCAs}
 	}
 	opts := &imapclient.Options{TLSConfig: tlsConfig}
+	if cfg.Changes != nil {
+		opts.UnilateralDataHandler = cfg.Changes.handler()
+	}
 	var c *imapclient.Client
 	switch cfg.Security {
 	case ImplicitTLS:
