@@ -36,6 +36,9 @@ type writer struct {
 	errors   string
 	// errTargets are the adopted error_logs' columns; nil for the tool's own.
 	errTargets []migrations.Target
+	// flags and expunge record a followed mailbox's changes (see
+	// follow.go); "" where the table has no column for them.
+	flags, expunge string
 	// limits are the character limits of email_messages' text columns, by
 	// field.
 	limits map[string]int
@@ -48,7 +51,8 @@ type writer struct {
 // ownWriter writes the tool's own tables.
 func ownWriter() *writer {
 	return &writer{direct: true, insert: insertSQL, notify: notifySQL, seen: seenSQL, existing: existingSQL, hashes: true, addFolder: addFolderSQL,
-		ownRows: ownRowsSQL, begin: beginSQL, finish: finishSQL, holder: holderSQL, statuses: statusesSQL, errors: errorsSQL}
+		ownRows: ownRowsSQL, begin: beginSQL, finish: finishSQL, holder: holderSQL, statuses: statusesSQL, errors: errorsSQL,
+		flags: flagsSQL, expunge: expungeSQL}
 }
 
 // newWriter generates the SQL for the shape m describes.
@@ -72,6 +76,7 @@ func newWriter(m *migrations.Mapping) *writer {
 	CROSS JOIN LATERAL (SELECT 1 FROM email_messages m WHERE ` + probe(msgs, "h.id", "p.inbox") + ` LIMIT 1) AS m`
 		w.notify = genNotify(msgs)
 		w.ownRows = ""
+		w.flags, w.expunge = genFollow(msgs)
 		uid, uv, id := msgs.Target("imap_uid"), msgs.Target("imap_uidvalidity"), msgs.Target("message_id")
 		if uid != nil && uv != nil && id != nil {
 			w.ownRows = `SELECT x.ord

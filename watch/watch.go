@@ -1,0 +1,415 @@
+// Package watch keeps the database a live copy of a mailbox: it backfills
+// what is missing as a run does, then follows each folder (IMAP IDLE, or
+// polling without it) and records new mail, flag changes and expunges as
+// they happen, retrying every failure for as long as it is asked to run.
+package watch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/myhibachi/backfill/errlog"
+	"github.com/myhibachi/backfill/imapsrc"
+	"github.com/myhibachi/backfill/pgsink"
+	"github.com/myhibachi/backfill/pipeline"
+	"golang.org/x/sync/errgroup"
+)
+
+// FlagPolicy says whether flags changed on the server overwrite the stored
+// ones.
+type FlagPolicy int
+
+const (
+	// FlagsServer: the server wins; is_read, is_starred and labels follow it.
+	FlagsServer FlagPolicy = iota
+	// FlagsKeep: stored flags are never overwritten (the backend owns them).
+	FlagsKeep
+)
+
+// Config is one inbox's watch.
+type Config struct {
+	// Run is every sync's run: the initial backfill and each catch-up on
+	// new mail. Run.IMAP.Mailbox is set to each folder in turn, and
+	// Run.OperationID is the watch's, for all its syncs and errors.
+	Run pipeline.Config
+	// Folders are the folders to follow, each on a connection of its own;
+	// none means Run.IMAP.Mailbox.
+	Folders []string
+	// Poll is how often a server without IDLE is asked for news; 0: 60 s.
+	Poll time.Duration
+	// IdleRefresh is how long one IDLE lasts before it is ended and
+	// begun again, under the 29 minutes after which servers may drop an
+	// idle client; 0: 25 minutes.
+	IdleRefresh time.Duration
+	Flags       FlagPolicy
+	// MaxBackoff caps the wait between attempts after a failure; 0: 1 min.
+	MaxBackoff time.Duration
+	// Observe, when set, wraps each sync's observer (metrics).
+	Observe func(folder string, next pipeline.Observer) pipeline.Observer
+}
+
+// Events is what a watch reports as it goes, for its log stream and
+// metrics. Calls may come from several goroutines at once.
+type Events interface {
+	// Backfilled reports a folder's initial backfill.
+	Backfilled(folder string, res pipeline.Result)
+	// Stored reports a later sync that stored or failed messages.
+	Stored(folder string, res pipeline.Result)
+	// Following says a folder is connected and caught up, and how it is
+	// followed.
+	Following(folder string, idle, condStore bool)
+	// Changed reports flag changes and expunges recorded.
+	Changed(folder string, flags, deleted int)
+	// Waiting says a sync waits for another run to release the inbox.
+	Waiting(folder string, err error)
+	// Failed says the folder's follower failed and tries again after wait.
+	Failed(folder string, err error, wait time.Duration)
+	// Note is a one-off remark (what the tables cannot record).
+	Note(text string)
+	pipeline.Observer
+}
+
+// Run watches one inbox until ctx ends: it then returns nil once what was
+// in flight is committed. It returns an error early only when the initial
+// backfill of a folder fails for a reason retrying cannot cure (refused
+// login, missing mailbox or schema): a configuration error.
+func Run(ctx context.Context, cfg Config, sink *pgsink.Sink, ev Events) error {
+	cfg = withDefaults(cfg)
+	w := &watcher{cfg: cfg, sink: sink, ev: ev}
+	w.followFlags, w.followDeletions = sink.Follows()
+	if !w.followDeletions {
+		ev.Note("email_messages has no deleted_at column: expunged messages are not recorded (run `backfill migrate`, or add the column)")
+	}
+	if !w.followFlags && cfg.Flags == FlagsServer {
+		ev.Note("email_messages has no flag columns backfill can write: flag changes are not recorded")
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, folder := range cfg.Folders {
+		f := &follower{w: w, folder: folder}
+		g.Go(func() error { return f.run(gctx) })
+	}
+	err := g.Wait()
+	if ctx.Err() != nil {
+		return nil
+	}
+	return err
+}
+
+func withDefaults(cfg Config) Config {
+	if len(cfg.Folders) == 0 {
+		cfg.Folders = []string{cfg.Run.IMAP.Mailbox}
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = 60 * time.Second
+	}
+	if cfg.IdleRefresh <= 0 {
+		cfg.IdleRefresh = 25 * time.Minute
+	}
+	if cfg.MaxBackoff <= 0 {
+		cfg.MaxBackoff = time.Minute
+	}
+	return cfg
+}
+
+// watcher is one inbox's shared state.
+type watcher struct {
+	cfg  Config
+	sink *pgsink.Sink
+	ev   Events
+	// followFlags and followDeletions say what the tables can record.
+	followFlags, followDeletions bool
+
+	// syncing serialises the inbox's syncs: they share its run lock.
+	syncing sync.Mutex
+}
+
+// lockWait is how long a sync waits before trying again for a run lock
+// another run holds.
+const lockWait = 2 * time.Second
+
+// sync stores what is new in folder exactly as a run does, under the
+// inbox's run lock. A one-shot run holding the lock is waited for: what
+// it stores is what the sync would have.
+func (w *watcher) sync(ctx context.Context, folder string) (pipeline.Result, error) {
+	w.syncing.Lock()
+	defer w.syncing.Unlock()
+	inbox := w.cfg.Run.Inbox
+	var release func()
+	for {
+		var err error
+		release, err = w.sink.Lock(ctx, inbox)
+		if err == nil {
+			break
+		}
+		if !errors.Is(err, pgsink.ErrLocked) {
+			return pipeline.Result{}, fmt.Errorf("take the run lock: %w", err)
+		}
+		w.ev.Waiting(folder, err)
+		select {
+		case <-ctx.Done():
+			return pipeline.Result{}, ctx.Err()
+		case <-time.After(lockWait):
+		}
+	}
+	defer release()
+	cfg := w.cfg.Run
+	cfg.IMAP.Mailbox = folder
+	var obs pipeline.Observer = w.ev
+	if w.cfg.Observe != nil {
+		obs = w.cfg.Observe(folder, obs)
+	}
+	log := errlog.New(cfg.OperationID, inbox, w.sink, cfg.FallbackPath)
+	return pipeline.Run(ctx, cfg, w.sink, log, obs)
+}
+
+// record writes one follower failure to error_logs (or the fallback file
+// when the database is what failed).
+func (w *watcher) record(ctx context.Context, folder string, err error, attempts int) {
+	log := errlog.New(w.cfg.Run.OperationID, w.cfg.Run.Inbox, w.sink, w.cfg.Run.FallbackPath)
+	cat := errlog.Classify(err)
+	sev := errlog.SeverityError
+	if cat == errlog.Critical {
+		sev = errlog.SeverityCritical
+	}
+	log.Add(errlog.Entry{Severity: sev, Category: cat, ErrorType: "watch_" + failureType(err),
+		Message: fmt.Sprintf("%s: %v", folder, err), Attempts: attempts,
+		Context: map[string]any{"folder": folder}})
+	fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	_ = log.Flush(fctx) // a refused store goes to the fallback file
+}
+
+// failureType names a failure for error_logs: the critical type when it
+// has one, else its class.
+func failureType(err error) string {
+	var ce *errlog.CriticalError
+	if errors.As(err, &ce) {
+		return ce.Type
+	}
+	return "interrupted"
+}
+
+// fatalAtStart reports a failure of the initial backfill that no retry can
+// cure: the configuration is wrong, and a deployment should see exit 2.
+func fatalAtStart(err error) bool {
+	var ce *errlog.CriticalError
+	if !errors.As(err, &ce) {
+		return false
+	}
+	switch ce.Type {
+	case "login_failed", "mailbox_missing", "tls_failed", "token_command_failed",
+		"schema_missing", "schema_incompatible", "bad_database_url":
+		return true
+	}
+	return false
+}
+
+// follower follows one folder.
+type follower struct {
+	w      *watcher
+	folder string
+}
+
+// run backfills the folder, then follows it session after session: a
+// session ends with its connection or with a failure, and the next one
+// begins after a backoff that grows while they keep failing.
+func (f *follower) run(ctx context.Context) error {
+	b := newBackoff(f.w.cfg.MaxBackoff)
+	for attempt := 1; ; attempt++ {
+		res, err := f.w.sync(ctx, f.folder)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err == nil {
+			f.w.ev.Backfilled(f.folder, res)
+			break
+		}
+		if fatalAtStart(err) {
+			return fmt.Errorf("%s: %w", f.folder, err)
+		}
+		if !f.wait(ctx, b, err, attempt) {
+			return nil
+		}
+	}
+	b.Reset()
+	for attempt := 1; ; attempt++ {
+		s := &session{f: f}
+		err := s.run(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if s.caughtUp {
+			// It worked for a while: the next failure starts afresh.
+			b.Reset()
+			attempt = 1
+		}
+		if !f.wait(ctx, b, err, attempt) {
+			return nil
+		}
+	}
+}
+
+// wait records a failure and waits the backoff's next interval; false when
+// ctx ended meanwhile.
+func (f *follower) wait(ctx context.Context, b *backoffTimer, err error, attempt int) bool {
+	d := b.Next()
+	f.w.ev.Failed(f.folder, err, d)
+	f.w.record(ctx, f.folder, err, attempt)
+	select {
+	case <-ctx.Done():
+		return false
+	case <-time.After(d):
+		return true
+	}
+}
+
+// dbTimeout bounds one database statement of a follower: a stalled server
+// ends the session, which begins again after a backoff.
+const dbTimeout = time.Minute
+
+// session is one connection's worth of following.
+type session struct {
+	f        *follower
+	conn     *imapsrc.Conn
+	mbox     imapsrc.Mailbox
+	features imapsrc.Features
+	modSeq   uint64 // flags changed after it are not yet recorded
+	caughtUp bool   // the session caught up at least once
+}
+
+// all is every kind of change: what a new session must assume happened
+// while nobody looked.
+const all = imapsrc.NewMail | imapsrc.Expunged | imapsrc.FlagsChanged
+
+func (s *session) run(ctx context.Context) error {
+	w, folder := s.f.w, s.f.folder
+	changes := imapsrc.NewChanges()
+	cfg := w.cfg.Run.IMAP
+	cfg.Mailbox, cfg.Changes = folder, changes
+	conn, err := imapsrc.Dial(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	s.conn = conn
+	s.features = conn.Features()
+	if s.mbox, err = conn.SelectFollow(ctx, folder, s.features.CondStore); err != nil {
+		return err
+	}
+	changes.Take() // SELECT's own EXISTS is no news
+	pending, full := all, true
+	for {
+		pending |= changes.Take()
+		if pending != 0 {
+			if err := s.catchUp(ctx, pending, full); err != nil {
+				return err
+			}
+			if !s.caughtUp {
+				s.caughtUp = true
+				w.ev.Following(folder, s.features.Idle, s.features.CondStore)
+			}
+			pending, full = 0, false
+		}
+		if s.features.Idle {
+			if err := conn.Idle(ctx, w.cfg.IdleRefresh); err != nil {
+				return err
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(w.cfg.Poll):
+		}
+		if err := conn.Noop(ctx); err != nil {
+			return err
+		}
+		// Not every server reports news on NOOP: look anyway. The sync
+		// lists UIDs and fetches only unsettled ones, so a poll with no
+		// news costs a listing.
+		pending = all
+		full = !s.features.CondStore
+	}
+}
+
+// errRenumbered ends a session whose folder got a new UIDVALIDITY: the
+// next one selects it afresh, under the numbering the sync stored.
+var errRenumbered = errors.New("the folder's UIDVALIDITY changed: following it afresh")
+
+// catchUp records what changed: new mail first (stored by a sync, which
+// settles its UIDs), then expunges and flags, found by UID. full compares
+// every UID and every message's flags; otherwise only what pending names,
+// and with CONDSTORE only flags changed since the last look.
+func (s *session) catchUp(ctx context.Context, pending imapsrc.Change, full bool) error {
+	w, folder := s.f.w, s.f.folder
+	if pending&imapsrc.NewMail != 0 {
+		res, err := w.sync(ctx, folder)
+		if err != nil {
+			return fmt.Errorf("store new mail: %w", err)
+		}
+		if res.Created+res.Failed > 0 {
+			w.ev.Stored(folder, res)
+		}
+		if res.UIDValidity != 0 && res.UIDValidity != s.mbox.UIDValidity {
+			return errRenumbered
+		}
+	}
+	var deleted, flagged int
+	var err error
+	if w.followDeletions && (full || pending&imapsrc.Expunged != 0) {
+		if deleted, err = s.expunges(ctx); err != nil {
+			return err
+		}
+	}
+	if w.followFlags && w.cfg.Flags == FlagsServer && (full || pending&imapsrc.FlagsChanged != 0) {
+		// Without CONDSTORE flags can only be compared all at once.
+		if flagged, err = s.flags(ctx, full || !s.features.CondStore); err != nil {
+			return err
+		}
+	}
+	if deleted+flagged > 0 {
+		w.ev.Changed(folder, flagged, deleted)
+	}
+	return nil
+}
+
+// expunges compares the UIDs settled in the database with the server's:
+// settled ones the server no longer has were expunged. The database is
+// read first: a UID settled after that was on the server when listed, so
+// only UIDs really gone are missing from the later listing.
+func (s *session) expunges(ctx context.Context) (int, error) {
+	w := s.f.w
+	dctx, cancel := context.WithTimeout(ctx, dbTimeout)
+	defer cancel()
+	settled, err := w.sink.SettledUIDs(dctx, w.cfg.Run.Inbox, s.mbox.UIDValidity)
+	if err != nil {
+		return 0, err
+	}
+	if len(settled) == 0 {
+		return 0, nil
+	}
+	live, err := s.conn.ListUIDs(ctx)
+	if err != nil {
+		return 0, err
+	}
+	gone := missing(settled, live)
+	return w.sink.MarkExpunged(dctx, w.cfg.Run.Inbox, s.mbox.UIDValidity, gone)
+}
+
+// missing returns the elements of want absent from have; both ascending.
+func missing(want, have []uint32) []uint32 {
+	var out []uint32
+	i := 0
+	for _, u := range want {
+		for i < len(have) && have[i] < u {
+			i++
+		}
+		if i == len(have) || have[i] != u {
+			out = append(out, u)
+		}
+	}
+	return out
+}
