@@ -145,6 +145,7 @@ backfill migrate [--dry-run]
 backfill status [--inbox NAME] [--json]
 backfill errors [--operation ID] [--limit N]
 backfill inboxes [--check]
+backfill watch --inbox NAME [--inbox NAME ...] [--folders LIST] [--flags server|keep] [--listen ADDR]
 backfill --version`,
 		Description: `Inboxes: BACKFILL_INBOX_<NAME>=imaps://user%40example.com@host:993/INBOX plus
    BACKFILL_INBOX_<NAME>_PASSWORD, or for OAuth2 BACKFILL_INBOX_<NAME>_TOKEN_COMMAND,
@@ -162,6 +163,7 @@ backfill --version`,
 			a.statusCommand(),
 			a.errorsCommand(),
 			a.inboxesCommand(),
+			a.watchCommand(),
 			a.versionCommand(),
 		},
 		// Usage errors exit 2, not urfave's default 1, which means "some

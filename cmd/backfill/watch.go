@@ -1,0 +1,268 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/myhibachi/backfill/imapsrc"
+	"github.com/myhibachi/backfill/pgsink"
+	"github.com/myhibachi/backfill/pipeline"
+	"github.com/myhibachi/backfill/watch"
+	"github.com/urfave/cli/v2"
+	"golang.org/x/sync/errgroup"
+)
+
+// watchSkips are the run flags that mean nothing to watch: it always syncs
+// everything, for real, and reports events rather than batches.
+var watchSkips = []string{"inbox", "limit", "dry-run", "verbose", "log-format", "cpuprofile"}
+
+func (a *appEnv) watchCommand() *cli.Command {
+	flags := []cli.Flag{
+		&cli.StringSliceFlag{Name: "inbox", Usage: "the `NAME` of an inbox to watch; repeat the flag to watch several"},
+		&cli.StringFlag{Name: "folders", Usage: "`LIST` of folders to follow, comma-separated (default: the inbox URL's, INBOX)"},
+		&cli.StringFlag{Name: "flags", Value: "server", Usage: "`POLICY`: server (flag changes on the server overwrite is_read, is_starred, labels) or keep (never overwrite stored flags)"},
+		&cli.StringFlag{Name: "listen", Usage: "`ADDR` (host:port) to serve /healthz and /metrics on"},
+		&cli.DurationFlag{Name: "poll", Value: 60 * time.Second, Hidden: true, Usage: "how often to look for news on a server without IDLE"},
+		&cli.DurationFlag{Name: "idle-refresh", Value: 25 * time.Minute, Hidden: true, Usage: "how long one IDLE lasts before it is renewed"},
+		&cli.DurationFlag{Name: "max-backoff", Value: time.Minute, Hidden: true, Usage: "the longest wait between attempts after a failure"},
+	}
+	for _, f := range runFlags() {
+		if !slices.Contains(watchSkips, f.Names()[0]) {
+			flags = append(flags, f)
+		}
+	}
+	return &cli.Command{
+		Name:      "watch",
+		Usage:     "backfill, then keep the database current: new mail, flag changes and expunges, until stopped",
+		UsageText: "backfill watch --inbox NAME [--inbox NAME ...] [--folders LIST] [--flags server|keep] [--listen ADDR]",
+		Flags:     append(flags, dbFlag()),
+		Action:    a.runWatch,
+	}
+}
+
+func (a *appEnv) runWatch(c *cli.Context) error {
+	inboxes := c.StringSlice("inbox")
+	if err := validateWatchFlags(c, inboxes); err != nil {
+		return err
+	}
+	e, err := a.env()
+	if err != nil {
+		return err
+	}
+	dbURL, err := a.databaseURL(c, e)
+	if err != nil {
+		return err
+	}
+	var folders []string
+	if s := c.String("folders"); s != "" {
+		for _, f := range strings.Split(s, ",") {
+			if f = strings.TrimSpace(f); f != "" {
+				folders = append(folders, f)
+			}
+		}
+	}
+	out := &watchLog{w: a.stdout}
+	opID := uuid.New()
+	cfgs := make([]watch.Config, len(inboxes))
+	conns := 4 // the run locks' and the followers' database connections
+	for i, inbox := range inboxes {
+		imapCfg, err := resolveInbox(e, inbox, c.Bool("allow-plaintext"))
+		if err != nil {
+			return usageError("%v", err)
+		}
+		imapCfg.Silence = c.Duration("imap-timeout")
+		// A follower holds a connection per folder the whole time; a sync
+		// adds its workers. Together they stay within the provider's cap.
+		following := max(len(folders), 1)
+		workers := c.Int("workers")
+		if limit := imapsrc.ConnectionCap(imapCfg.Host); limit > 0 && workers+following > limit {
+			workers = max(limit-following, 1)
+			out.printf("⚠️  %s: --workers lowered to %d: %s admits at most %d simultaneous connections per account, %d of them following",
+				inbox, workers, imapCfg.Host, limit, following)
+		}
+		conns += workers + 2
+		cfgs[i] = watch.Config{
+			Run: pipeline.Config{
+				Inbox:          inbox,
+				IMAP:           imapCfg,
+				OperationID:    opID,
+				BatchSize:      c.Int("batch-size"),
+				Workers:        workers,
+				MaxMessageSize: c.Int64("max-message-size"),
+				Fetch:          fetchMode(c.String("fetch")),
+				NoFlags:        c.Bool("no-flags"),
+				RetryFor:       c.Duration("retry-for"),
+				FallbackPath:   filepath.Join(a.dir, fmt.Sprintf("backfill-errors-%s.jsonl", opID)),
+
+				MaxConsecutiveFailures: c.Int("max-consecutive-failures"),
+				MaxFailureRate:         c.Float64("max-failure-rate"),
+			},
+			Folders:     folders,
+			Poll:        c.Duration("poll"),
+			IdleRefresh: c.Duration("idle-refresh"),
+			MaxBackoff:  c.Duration("max-backoff"),
+			Flags:       watch.FlagsServer,
+		}
+		if c.String("flags") == "keep" {
+			cfgs[i].Flags = watch.FlagsKeep
+		}
+	}
+
+	ctx := c.Context
+	out.printf("🚀 Watching %s (operation %s)", strings.Join(inboxes, ", "), opID)
+	if addr := c.String("listen"); addr != "" {
+		// The endpoints come with the serve package (issue 11's HTTP side).
+		out.printf("⚠️  --listen %s: this build serves no HTTP endpoints yet", addr)
+	}
+	sink, err := pgsink.Open(ctx, dbURL, conns)
+	if err == nil {
+		err = sink.CheckSchema(ctx)
+		if err != nil {
+			sink.Close()
+		}
+	}
+	if err != nil {
+		out.printf("❌ %v", err)
+		return &shownError{&exitError{code: exitFatal, err: err}}
+	}
+	defer sink.Close()
+
+	g, gctx := errgroup.WithContext(ctx)
+	for _, cfg := range cfgs {
+		ev := &watchEvents{log: out, inbox: cfg.Run.Inbox}
+		g.Go(func() error { return watch.Run(gctx, cfg, sink, ev) })
+	}
+	err = g.Wait()
+	if ctx.Err() != nil {
+		out.printf("⏹️  WATCH STOPPED (%v): what was in flight is committed", context.Cause(ctx))
+		return &shownError{context.Cause(ctx)}
+	}
+	if err != nil {
+		out.printf("❌ %v", err)
+		return &shownError{&exitError{code: exitFatal, err: err}}
+	}
+	return nil
+}
+
+// validateWatchFlags checks watch's flags before anything connects.
+func validateWatchFlags(c *cli.Context, inboxes []string) error {
+	if c.Args().Present() {
+		return usageError("unexpected argument %q (see backfill watch --help)", c.Args().First())
+	}
+	if len(inboxes) == 0 {
+		return usageError("--inbox is required: backfill watch --inbox NAME (see `backfill inboxes`)")
+	}
+	for i, name := range inboxes {
+		if err := checkInboxName(name); err != nil {
+			return err
+		}
+		if slices.Contains(inboxes[:i], name) {
+			return usageError("--inbox %s given twice", name)
+		}
+	}
+	switch {
+	case c.Int("batch-size") < 1 || c.Int("batch-size") > 10000:
+		return usageError("--batch-size must be between 1 and 10000, got %d", c.Int("batch-size"))
+	case c.Int("workers") < 1 || c.Int("workers") > 64:
+		return usageError("--workers must be between 1 and 64, got %d", c.Int("workers"))
+	case c.String("flags") != "server" && c.String("flags") != "keep":
+		return usageError("--flags %q: want server or keep", c.String("flags"))
+	case !slices.Contains([]string{"auto", "lean", "full"}, c.String("fetch")):
+		return usageError("--fetch %q: want auto, lean or full", c.String("fetch"))
+	case c.Duration("imap-timeout") < time.Second:
+		return usageError("--imap-timeout must be at least 1s")
+	case c.Int64("max-message-size") < 1024:
+		return usageError("--max-message-size must be at least 1024 bytes")
+	case c.Duration("poll") <= 0 || c.Duration("idle-refresh") <= 0 || c.Duration("max-backoff") <= 0:
+		return usageError("--poll, --idle-refresh and --max-backoff must be positive")
+	case c.Int("max-consecutive-failures") < 0:
+		return usageError("--max-consecutive-failures must be 0 (never) or more")
+	case c.Float64("max-failure-rate") < 0 || c.Float64("max-failure-rate") > 1:
+		return usageError("--max-failure-rate must be between 0 (never) and 1")
+	}
+	return nil
+}
+
+// watchLog is watch's log stream: one line per event, whole lines even
+// when several inboxes and folders report at once.
+type watchLog struct {
+	mu sync.Mutex
+	w  io.Writer
+}
+
+func (l *watchLog) printf(format string, args ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	fmt.Fprintf(l.w, format+"\n", args...)
+}
+
+// watchEvents prints one inbox's watch.Events.
+type watchEvents struct {
+	log   *watchLog
+	inbox string
+}
+
+func (e *watchEvents) Backfilled(folder string, res pipeline.Result) {
+	e.log.printf("✅ %s/%s: backfilled: %d stored, %d already stored, %d failed (%s)",
+		e.inbox, folder, res.Created, res.Skipped, res.Failed, res.Elapsed.Round(time.Millisecond))
+}
+
+func (e *watchEvents) Stored(folder string, res pipeline.Result) {
+	if res.Failed > 0 {
+		e.log.printf("📥 %s/%s: %d new stored, %d failed (see backfill errors)", e.inbox, folder, res.Created, res.Failed)
+		return
+	}
+	e.log.printf("📥 %s/%s: %d new stored", e.inbox, folder, res.Created)
+}
+
+func (e *watchEvents) Following(folder string, idle, condStore bool) {
+	how := "polling"
+	if idle {
+		how = "IDLE"
+	}
+	if condStore {
+		how += ", CONDSTORE"
+	}
+	e.log.printf("👀 %s/%s: following (%s)", e.inbox, folder, how)
+}
+
+func (e *watchEvents) Changed(folder string, flags, deleted int) {
+	if flags > 0 {
+		e.log.printf("🔄 %s/%s: flags of %d message%s updated", e.inbox, folder, flags, plural(flags))
+	}
+	if deleted > 0 {
+		e.log.printf("🗑️  %s/%s: %d message%s expunged on the server, marked deleted", e.inbox, folder, deleted, plural(deleted))
+	}
+}
+
+func (e *watchEvents) Waiting(folder string, err error) {
+	e.log.printf("⏳ %s/%s: %v; waiting for it to finish", e.inbox, folder, err)
+}
+
+func (e *watchEvents) Failed(folder string, err error, wait time.Duration) {
+	e.log.printf("⚠️  %s/%s: %v; trying again in %s", e.inbox, folder, err, wait.Round(time.Millisecond))
+}
+
+func (e *watchEvents) Note(text string) { e.log.printf("⚠️  %s: %s", e.inbox, text) }
+
+func (e *watchEvents) Connecting(imapsrc.Config)      {}
+func (e *watchEvents) Listed(pipeline.Listing)        {}
+func (e *watchEvents) BatchDone(pipeline.BatchReport) {}
+
+func (e *watchEvents) Retrying(what string, err error, attempt int, wait time.Duration) {
+	e.log.printf("🔁 %s: %s failed (attempt %d): %v; retrying in %s", e.inbox, what, attempt, err, wait.Round(time.Millisecond))
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
