@@ -12,8 +12,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/myhibachi/backfill/internal/dovecottest"
 	"github.com/myhibachi/backfill/internal/mailgen"
+	"github.com/myhibachi/backfill/internal/pgtest"
 )
 
 // watchProc is `backfill watch` running in the background, its output
@@ -147,32 +149,53 @@ func liveMail(id string) []byte {
 type dovecotWatch struct {
 	*fixture
 	srv     *dovecottest.Server
+	cluster *pgtest.Cluster // the test's own, when it restarts PostgreSQL
 	user    string
 	bin     string
 	environ []string
 	unique  int // messages loaded, duplicates left out
 }
 
-func newDovecotWatch(t *testing.T, n int) *dovecotWatch {
+// watchSetup says what a watch test needs beyond the defaults.
+type watchSetup struct {
+	ownCluster bool // a PostgreSQL of the test's own, to stop and restart
+	dovecot    []dovecottest.Option
+}
+
+func newDovecotWatch(t *testing.T, n int, setup watchSetup) *dovecotWatch {
 	t.Helper()
 	user := dovecottest.User{Name: "cs@myhibachichef.com", Password: "dovecot-pw"}
-	srv := dovecottest.NewServer(t, []dovecottest.User{user})
+	srv := dovecottest.NewServer(t, []dovecottest.User{user}, setup.dovecot...)
 	corpus := mailgen.Generate(41, n)
 	if err := srv.LoadMaildir(user.Name, mails(corpus)); err != nil {
 		t.Fatal(err)
 	}
-	w := &dovecotWatch{fixture: newFixture(t), srv: srv, user: user.Name, bin: buildBinary(t)}
+	w := &dovecotWatch{srv: srv, user: user.Name, bin: buildBinary(t)}
+	f := &fixture{t: t, dir: t.TempDir()}
+	if setup.ownCluster {
+		w.cluster = pgtest.NewCluster(t)
+		f.dbURL = w.cluster.DSN("postgres")
+	} else {
+		f.dbURL = pgtest.NewDatabase(t)
+	}
+	pool, err := pgxpool.New(context.Background(), f.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	f.pool = pool
+	w.fixture = f
 	for _, m := range corpus {
 		if m.DuplicateOf < 0 {
 			w.unique++
 		}
 	}
-	w.migrate()
 	w.environ = []string{"PATH=" + os.Getenv("PATH"), "DATABASE_URL=" + w.dbURL,
 		"BACKFILL_INBOX_DEMO=" + srv.URL(user.Name, "INBOX"), "BACKFILL_INBOX_DEMO_PASSWORD=" + user.Password}
+	f.environ = w.environ
+	w.migrate()
 	return w
 }
-
 
 func (w *dovecotWatch) start(args ...string) *watchProc {
 	w.t.Helper()
@@ -191,39 +214,14 @@ func (w *dovecotWatch) rowCount(id string, cond string) int {
 // and exits 143 on SIGTERM.
 func TestWatchFollowsDovecot(t *testing.T) {
 	t.Parallel()
-	w := newDovecotWatch(t, 30)
+	w := newDovecotWatch(t, 30, watchSetup{})
 	p := w.start()
 	p.waitLines("👀 demo/INBOX: following (IDLE, CONDSTORE)", 1)
 	if n := w.count(`SELECT count(*) FROM email_messages`); n != w.unique {
 		t.Fatalf("after the backfill email_messages has %d rows, want %d", n, w.unique)
 	}
 
-	if err := w.srv.Deliver(w.user, "INBOX", liveMail("live-1")); err != nil {
-		t.Fatal(err)
-	}
-	w.eventually("the delivered message stored", func() bool { return w.rowCount("live-1", "true") == 1 })
-	var uid uint32
-	if err := w.pool.QueryRow(context.Background(), `SELECT imap_uid FROM email_messages WHERE message_id = 'live-1@example.com'`).Scan(&uid); err != nil {
-		t.Fatal(err)
-	}
-	if n := w.rowCount("live-1", "NOT is_read AND NOT is_starred AND labels = '{}' AND deleted_at IS NULL"); n != 1 {
-		t.Fatal("the delivered message was stored read, starred, labelled or deleted")
-	}
-
-	if err := w.srv.AddFlags(w.user, "INBOX", uid, `\Seen`, `\Flagged`, "$Work"); err != nil {
-		t.Fatal(err)
-	}
-	w.eventually("the flag change recorded", func() bool {
-		return w.rowCount("live-1", `is_read AND is_starred AND labels = '{$Work}'`) == 1
-	})
-
-	if err := w.srv.Expunge(w.user, "INBOX", uid); err != nil {
-		t.Fatal(err)
-	}
-	w.eventually("the expunge recorded", func() bool { return w.rowCount("live-1", "deleted_at IS NOT NULL") == 1 })
-	if n := w.count(`SELECT count(*) FROM email_messages WHERE deleted_at IS NOT NULL`); n != 1 {
-		t.Fatalf("%d rows marked deleted, want only the expunged one", n)
-	}
+	w.followScenario("live-1")
 
 	if code := p.stop(syscall.SIGTERM); code != 143 {
 		t.Fatalf("exit %d after SIGTERM, want 143", code)
@@ -234,4 +232,161 @@ func TestWatchFollowsDovecot(t *testing.T) {
 	if n := w.count(`SELECT count(*) FROM email_messages`); n != w.unique+1 {
 		t.Fatalf("email_messages has %d rows after SIGTERM, want %d (rows are never deleted)", n, w.unique+1)
 	}
+}
+
+// followScenario delivers a message, flags it and expunges it, and waits
+// for each to be reflected in the database.
+func (w *dovecotWatch) followScenario(id string) {
+	t := w.t
+	t.Helper()
+	if err := w.srv.Deliver(w.user, "INBOX", liveMail(id)); err != nil {
+		t.Fatal(err)
+	}
+	w.eventually("the delivered message stored", func() bool { return w.rowCount(id, "true") == 1 })
+	var uid uint32
+	if err := w.pool.QueryRow(context.Background(), `SELECT imap_uid FROM email_messages WHERE message_id = $1`, id+"@example.com").Scan(&uid); err != nil {
+		t.Fatal(err)
+	}
+	if n := w.rowCount(id, "NOT is_read AND NOT is_starred AND labels = '{}' AND deleted_at IS NULL"); n != 1 {
+		t.Fatal("the delivered message was stored read, starred, labelled or deleted")
+	}
+
+	if err := w.srv.AddFlags(w.user, "INBOX", uid, `\Seen`, `\Flagged`, "$Work"); err != nil {
+		t.Fatal(err)
+	}
+	w.eventually("the flag change recorded", func() bool {
+		return w.rowCount(id, `is_read AND is_starred AND labels = '{$Work}'`) == 1
+	})
+
+	if err := w.srv.Expunge(w.user, "INBOX", uid); err != nil {
+		t.Fatal(err)
+	}
+	w.eventually("the expunge recorded", func() bool { return w.rowCount(id, "deleted_at IS NOT NULL") == 1 })
+	if n := w.count(`SELECT count(*) FROM email_messages WHERE deleted_at IS NOT NULL`); n != 1 {
+		t.Fatalf("%d rows marked deleted, want only the expunged one", n)
+	}
+}
+
+// TestWatchPollsWithoutIdle follows a Dovecot that offers neither IDLE nor
+// CONDSTORE: new mail is found by polling, flags by comparing them all,
+// expunges by comparing UIDs.
+func TestWatchPollsWithoutIdle(t *testing.T) {
+	t.Parallel()
+	w := newDovecotWatch(t, 20, watchSetup{dovecot: []dovecottest.Option{
+		dovecottest.WithConfig("imap_capability = IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE LITERAL+ UIDPLUS\n")}})
+	p := w.start("--poll", "200ms")
+	p.waitLines("👀 demo/INBOX: following (polling)", 1)
+	w.followScenario("polled-1")
+	if code := p.stop(syscall.SIGINT); code != 130 {
+		t.Fatalf("exit %d after SIGINT, want 130", code)
+	}
+}
+
+// TestWatchSurvivesRestarts restarts Dovecot, then stops PostgreSQL while
+// mail arrives and starts it again: watch stays up, reconnects, logs what
+// happened, and stores every message once the servers are back.
+func TestWatchSurvivesRestarts(t *testing.T) {
+	t.Parallel()
+	w := newDovecotWatch(t, 20, watchSetup{ownCluster: true})
+	p := w.start()
+	p.waitLines("👀 demo/INBOX: following", 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	if err := w.srv.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.srv.Deliver(w.user, "INBOX", liveMail("after-imap-restart")); err != nil {
+		t.Fatal(err)
+	}
+	w.eventually("mail delivered after Dovecot's restart stored", func() bool { return w.rowCount("after-imap-restart", "true") == 1 })
+	p.waitLines("👀 demo/INBOX: following", 2)
+	if n := w.count(`SELECT count(*) FROM error_logs WHERE error_type LIKE 'watch_%' AND context->>'folder' = 'INBOX'`); n == 0 {
+		t.Fatal("the lost IMAP connection is not in error_logs")
+	}
+
+	failed := p.count("⚠️  demo/INBOX:")
+	if err := w.cluster.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.srv.Deliver(w.user, "INBOX", liveMail("during-db-outage")); err != nil {
+		t.Fatal(err)
+	}
+	// Watch tries to store it, fails, and says so; then the database comes back.
+	p.waitLines("⚠️  demo/INBOX:", failed+2)
+	if err := w.cluster.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	w.eventually("mail delivered during the outage stored", func() bool { return w.rowCount("during-db-outage", "true") == 1 })
+	if err := w.srv.Deliver(w.user, "INBOX", liveMail("after-db-restart")); err != nil {
+		t.Fatal(err)
+	}
+	w.eventually("mail delivered after the outage stored", func() bool { return w.rowCount("after-db-restart", "true") == 1 })
+
+	if code := p.stop(syscall.SIGTERM); code != 143 {
+		t.Fatalf("exit %d after SIGTERM, want 143", code)
+	}
+	if n := w.count(`SELECT count(*) FROM email_messages`); n != w.unique+3 {
+		t.Fatalf("email_messages has %d rows, want %d", n, w.unique+3)
+	}
+}
+
+// TestOneShotBesideWatch runs one-shot backfills while watch follows the
+// same inbox and mail keeps arriving: the run lock lets one of them write
+// at a time (a one-shot finding watch at work exits 2 saying so, watch
+// waits for a one-shot), nothing is stored twice or missed, and after
+// SIGTERM a one-shot run finds nothing left to download.
+func TestOneShotBesideWatch(t *testing.T) {
+	t.Parallel()
+	w := newDovecotWatch(t, 20, watchSetup{})
+	p := w.start()
+	p.waitLines("👀 demo/INBOX: following", 1)
+	// Every insert takes a while, so that runs hold the lock long enough
+	// to meet: otherwise watch stores each message before a one-shot
+	// starts, and the two never overlap.
+	w.mustExec(`CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN PERFORM pg_sleep(0.2); RETURN NULL; END $$;
+		CREATE TRIGGER slow_insert AFTER INSERT ON email_messages FOR EACH STATEMENT EXECUTE FUNCTION slow_insert();`)
+	const rounds, perRound = 3, 8
+	codes := map[int]int{}
+	for r := range rounds {
+		type result struct {
+			code int
+			out  string
+		}
+		oneShot := make(chan result)
+		go func() {
+			code, out := execBinary(t, w.bin, w.dir, w.environ, "--inbox", "demo", "--batch-size", "1", "--workers", "1")
+			oneShot <- result{code, out}
+		}()
+		for i := range perRound {
+			if err := w.srv.Deliver(w.user, "INBOX", liveMail(fmt.Sprintf("r%d-m%d", r, i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+		res := <-oneShot
+		codes[res.code]++
+		if res.code != 0 && (res.code != 2 || !strings.Contains(res.out, "another backfill is already running for this inbox")) {
+			t.Fatalf("one-shot beside watch: exit %d\n%s", res.code, res.out)
+		}
+	}
+	waited := p.count("⏳ demo/INBOX: another backfill is already running")
+	t.Logf("one-shot exit codes beside watch: %v; watch waited %d times", codes, waited)
+	if codes[2] == 0 && waited == 0 {
+		t.Fatal("watch and the one-shot runs never met: the test proves little")
+	}
+	want := w.unique + rounds*perRound
+	w.eventually("every delivered message stored", func() bool { return w.count(`SELECT count(*) FROM email_messages`) == want })
+	if n := w.count(`SELECT count(*) FROM email_sync_uids`); n != want {
+		t.Fatalf("email_sync_uids has %d UIDs, want %d: one settled twice or not at all", n, want)
+	}
+	if n := w.count(`SELECT count(*) FROM email_threads t WHERE message_count <> (SELECT count(*) FROM email_messages m
+		WHERE m.inbox = t.inbox AND m.thread_id = t.thread_id)`); n != 0 {
+		t.Fatalf("%d threads miscounted", n)
+	}
+	if code := p.stop(syscall.SIGTERM); code != 143 {
+		t.Fatalf("exit %d after SIGTERM, want 143", code)
+	}
+	out := w.mustRun(0, "--inbox", "demo")
+	w.wantLine(out, "Downloaded:    0 message bodies")
 }
