@@ -20,7 +20,7 @@ import (
 )
 
 // buildBinary builds cmd/backfill once per test, as a deployment would.
-func buildBinary(t *testing.T) string {
+func buildBinary(t testing.TB) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "backfill")
 	cmd := exec.Command("go", "build", "-o", bin, ".")

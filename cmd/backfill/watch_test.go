@@ -21,7 +21,7 @@ import (
 // watchProc is `backfill watch` running in the background, its output
 // collected line by line.
 type watchProc struct {
-	t    *testing.T
+	t    testing.TB
 	cmd  *exec.Cmd
 	done chan struct{} // closed once the output has ended and the process exited
 
@@ -32,7 +32,7 @@ type watchProc struct {
 
 // startWatch starts the built binary with args; it is stopped (SIGKILL)
 // when the test ends, if it still runs.
-func startWatch(t *testing.T, bin, dir string, environ []string, args ...string) *watchProc {
+func startWatch(t testing.TB, bin, dir string, environ []string, args ...string) *watchProc {
 	t.Helper()
 	cmd := exec.Command(bin, append([]string{"watch"}, args...)...)
 	cmd.Dir, cmd.Env = dir, environ
@@ -162,7 +162,7 @@ type watchSetup struct {
 	dovecot    []dovecottest.Option
 }
 
-func newDovecotWatch(t *testing.T, n int, setup watchSetup) *dovecotWatch {
+func newDovecotWatch(t testing.TB, n int, setup watchSetup) *dovecotWatch {
 	t.Helper()
 	user := dovecottest.User{Name: "cs@myhibachichef.com", Password: "dovecot-pw"}
 	srv := dovecottest.NewServer(t, []dovecottest.User{user}, setup.dovecot...)
@@ -199,7 +199,7 @@ func newDovecotWatch(t *testing.T, n int, setup watchSetup) *dovecotWatch {
 
 func (w *dovecotWatch) start(args ...string) *watchProc {
 	w.t.Helper()
-	return startWatch(w.t.(*testing.T), w.bin, w.dir, w.environ,
+	return startWatch(w.t, w.bin, w.dir, w.environ,
 		append([]string{"--inbox", "demo", "--max-backoff", "500ms"}, args...)...)
 }
 
