@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
@@ -115,6 +117,13 @@ func (a *appEnv) runWatch(c *cli.Context) error {
 		}
 	}
 
+	if os.Getenv("GOGC") == "" {
+		// A watch idles most of the time: tuneGC's pacing for runs
+		// (collect only near the 100 MiB limit) would keep 100 MB resident
+		// for nothing. Go's default pacing, under the same limit, keeps a
+		// follower's few MB small.
+		debug.SetGCPercent(100)
+	}
 	ctx := c.Context
 	out.printf("🚀 Watching %s (operation %s)", strings.Join(inboxes, ", "), opID)
 	if addr := c.String("listen"); addr != "" {
