@@ -154,7 +154,7 @@ func (c *Conn) Noop(ctx context.Context) error {
 }
 
 // ErrIdleEnded means the connection ended while idling.
-var ErrIdleEnded = errors.New("connection ended during IDLE")
+var ErrIdleEnded = errors.New("the connection ended during IDLE")
 
 // Idle idles (IDLE) until Config.Changes has news, ctx ends or refresh has
 // passed, then ends IDLE and waits for the server's answer. Changes the
@@ -180,11 +180,12 @@ func (c *Conn) Idle(ctx context.Context, refresh time.Duration) error {
 	defer timer.Stop()
 	select {
 	case err := <-ended:
-		// The server or the network ended it: the connection is gone.
-		if err == nil {
-			err = ErrIdleEnded
+		// The server or the network ended it: the connection is gone, and
+		// err is only what ending IDLE on it then met.
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
-		return fmt.Errorf("idle: %w", ctxErr(ctx, err))
+		return fmt.Errorf("%w (%v)", ErrIdleEnded, err)
 	case <-ctx.Done():
 		c.c.Close()
 		return ctx.Err()

@@ -186,8 +186,11 @@ func (w *watcher) record(ctx context.Context, folder string, err error, attempts
 // has one, else its class.
 func failureType(err error) string {
 	var ce *errlog.CriticalError
-	if errors.As(err, &ce) {
+	switch {
+	case errors.As(err, &ce):
 		return ce.Type
+	case errors.Is(err, errRenumbered):
+		return "uidvalidity_changed"
 	}
 	return "interrupted"
 }
