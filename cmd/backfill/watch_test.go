@@ -153,7 +153,8 @@ type dovecotWatch struct {
 	user    string
 	bin     string
 	environ []string
-	unique  int // messages loaded, duplicates left out
+	corpus  []mailgen.Mail // loaded into INBOX
+	unique  int            // messages loaded, duplicates left out
 }
 
 // watchSetup says what a watch test needs beyond the defaults.
@@ -170,7 +171,7 @@ func newDovecotWatch(t testing.TB, n int, setup watchSetup) *dovecotWatch {
 	if err := srv.LoadMaildir(user.Name, mails(corpus)); err != nil {
 		t.Fatal(err)
 	}
-	w := &dovecotWatch{srv: srv, user: user.Name, bin: buildBinary(t)}
+	w := &dovecotWatch{srv: srv, user: user.Name, bin: buildBinary(t), corpus: corpus}
 	f := &fixture{t: t, dir: t.TempDir()}
 	if setup.ownCluster {
 		w.cluster = pgtest.NewCluster(t)
@@ -389,4 +390,45 @@ func TestOneShotBesideWatch(t *testing.T) {
 	}
 	out := w.mustRun(0, "--inbox", "demo")
 	w.wantLine(out, "Downloaded:    0 message bodies")
+}
+
+// TestWatchFollowsRenumberedFolder rebuilds the mailbox under watch, as a
+// provider may: the same mail under a new UIDVALIDITY, then a new message.
+// Watch re-syncs the folder as a run does: the old UIDs forgotten, every
+// message settled again under the new numbering, none stored twice, none
+// taken for expunged, and the new one stored.
+func TestWatchFollowsRenumberedFolder(t *testing.T) {
+	t.Parallel()
+	w := newDovecotWatch(t, 20, watchSetup{})
+	p := w.start()
+	p.waitLines("👀 demo/INBOX: following", 1)
+	var before int64
+	if err := w.pool.QueryRow(context.Background(), `SELECT max(uidvalidity) FROM email_sync_uids`).Scan(&before); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.srv.ResetMailbox(w.user); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.srv.LoadMaildir(w.user, mails(w.corpus)); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.srv.Deliver(w.user, "INBOX", liveMail("after-renumbering")); err != nil {
+		t.Fatal(err)
+	}
+	w.eventually("the message delivered after renumbering stored", func() bool { return w.rowCount("after-renumbering", "true") == 1 })
+	w.eventually("every UID settled under the new UIDVALIDITY", func() bool {
+		return w.count(`SELECT count(*) FROM email_sync_uids WHERE uidvalidity <> $1`, before) == len(w.corpus)+1
+	})
+	if n := w.count(`SELECT count(*) FROM email_sync_uids WHERE uidvalidity = $1`, before); n != 0 {
+		t.Fatalf("%d UIDs of the old UIDVALIDITY still settled", n)
+	}
+	if n := w.count(`SELECT count(*) FROM email_messages`); n != w.unique+1 {
+		t.Fatalf("email_messages has %d rows, want %d", n, w.unique+1)
+	}
+	if n := w.count(`SELECT count(*) FROM email_messages WHERE deleted_at IS NOT NULL`); n != 0 {
+		t.Fatalf("%d rows marked deleted: renumbered messages taken for expunged", n)
+	}
+	if code := p.stop(syscall.SIGTERM); code != 143 {
+		t.Fatalf("exit %d after SIGTERM, want 143", code)
+	}
 }
