@@ -432,3 +432,44 @@ func TestWatchFollowsRenumberedFolder(t *testing.T) {
 		t.Fatalf("exit %d after SIGTERM, want 143", code)
 	}
 }
+
+// TestWatchFlagsKeep runs watch with --flags keep: a flag change on the
+// server leaves the stored flags alone. A marker message delivered after
+// the change, stored and then expunged, shows watch has looked since.
+func TestWatchFlagsKeep(t *testing.T) {
+	t.Parallel()
+	w := newDovecotWatch(t, 5, watchSetup{})
+	p := w.start("--flags", "keep")
+	p.waitLines("👀 demo/INBOX: following", 1)
+	uidOf := func(id string) uint32 {
+		t.Helper()
+		w.eventually(id+" stored", func() bool { return w.rowCount(id, "true") == 1 })
+		var uid uint32
+		if err := w.pool.QueryRow(context.Background(), `SELECT imap_uid FROM email_messages WHERE message_id = $1`, id+"@example.com").Scan(&uid); err != nil {
+			t.Fatal(err)
+		}
+		return uid
+	}
+	if err := w.srv.Deliver(w.user, "INBOX", liveMail("kept")); err != nil {
+		t.Fatal(err)
+	}
+	kept := uidOf("kept")
+	// The dashboard marks it read; the server says starred.
+	w.mustExec(`UPDATE email_messages SET is_read = true WHERE message_id = 'kept@example.com'`)
+	if err := w.srv.AddFlags(w.user, "INBOX", kept, `\Flagged`); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.srv.Deliver(w.user, "INBOX", liveMail("marker")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.srv.Expunge(w.user, "INBOX", uidOf("marker")); err != nil {
+		t.Fatal(err)
+	}
+	w.eventually("the marker's expunge recorded", func() bool { return w.rowCount("marker", "deleted_at IS NOT NULL") == 1 })
+	if n := w.rowCount("kept", "is_read AND NOT is_starred"); n != 1 {
+		t.Fatal("--flags keep: the stored flags were overwritten")
+	}
+	if code := p.stop(syscall.SIGTERM); code != 143 {
+		t.Fatalf("exit %d after SIGTERM, want 143", code)
+	}
+}
