@@ -161,12 +161,21 @@ type dovecotWatch struct {
 type watchSetup struct {
 	ownCluster bool // a PostgreSQL of the test's own, to stop and restart
 	dovecot    []dovecottest.Option
+	// other adds a second account, inbox "other", with an empty INBOX.
+	other bool
 }
+
+// otherUser is the second account of watchSetup.other.
+const otherUser = "payments@myhibachichef.com"
 
 func newDovecotWatch(t testing.TB, n int, setup watchSetup) *dovecotWatch {
 	t.Helper()
 	user := dovecottest.User{Name: "cs@myhibachichef.com", Password: "dovecot-pw"}
-	srv := dovecottest.NewServer(t, []dovecottest.User{user}, setup.dovecot...)
+	users := []dovecottest.User{user}
+	if setup.other {
+		users = append(users, dovecottest.User{Name: otherUser, Password: "other-pw"})
+	}
+	srv := dovecottest.NewServer(t, users, setup.dovecot...)
 	corpus := mailgen.Generate(41, n)
 	if err := srv.LoadMaildir(user.Name, mails(corpus)); err != nil {
 		t.Fatal(err)
@@ -193,6 +202,9 @@ func newDovecotWatch(t testing.TB, n int, setup watchSetup) *dovecotWatch {
 	}
 	w.environ = []string{"PATH=" + os.Getenv("PATH"), "DATABASE_URL=" + w.dbURL,
 		"BACKFILL_INBOX_DEMO=" + srv.URL(user.Name, "INBOX"), "BACKFILL_INBOX_DEMO_PASSWORD=" + user.Password}
+	if setup.other {
+		w.environ = append(w.environ, "BACKFILL_INBOX_OTHER="+srv.URL(otherUser, "INBOX"), "BACKFILL_INBOX_OTHER_PASSWORD=other-pw")
+	}
 	f.environ = w.environ
 	w.migrate()
 	return w
@@ -468,6 +480,32 @@ func TestWatchFlagsKeep(t *testing.T) {
 	w.eventually("the marker's expunge recorded", func() bool { return w.rowCount("marker", "deleted_at IS NOT NULL") == 1 })
 	if n := w.rowCount("kept", "is_read AND NOT is_starred"); n != 1 {
 		t.Fatal("--flags keep: the stored flags were overwritten")
+	}
+	if code := p.stop(syscall.SIGTERM); code != 143 {
+		t.Fatalf("exit %d after SIGTERM, want 143", code)
+	}
+}
+
+// TestWatchSeveralInboxes watches two inboxes in one process: each is
+// followed on its own and its mail stored under its own name.
+func TestWatchSeveralInboxes(t *testing.T) {
+	t.Parallel()
+	w := newDovecotWatch(t, 5, watchSetup{other: true})
+	p := w.start("--inbox", "other")
+	p.waitLines("👀 demo/INBOX: following", 1)
+	p.waitLines("👀 other/INBOX: following", 1)
+	if err := w.srv.Deliver(w.user, "INBOX", liveMail("to-demo")); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.srv.Deliver(otherUser, "INBOX", liveMail("to-other")); err != nil {
+		t.Fatal(err)
+	}
+	w.eventually("both deliveries stored", func() bool {
+		return w.count(`SELECT count(*) FROM email_messages WHERE (inbox, message_id) IN
+			(('demo', 'to-demo@example.com'), ('other', 'to-other@example.com'))`) == 2
+	})
+	if n := w.count(`SELECT count(*) FROM email_messages WHERE inbox = 'other'`); n != 1 {
+		t.Fatalf("inbox other has %d rows, want 1", n)
 	}
 	if code := p.stop(syscall.SIGTERM); code != 143 {
 		t.Fatalf("exit %d after SIGTERM, want 143", code)
