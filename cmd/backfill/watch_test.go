@@ -511,3 +511,30 @@ func TestWatchSeveralInboxes(t *testing.T) {
 		t.Fatalf("exit %d after SIGTERM, want 143", code)
 	}
 }
+
+// TestWatchSIGTERMCommitsInFlight stops watch while it is storing new
+// mail: the batch in flight is committed, then it exits 143.
+func TestWatchSIGTERMCommitsInFlight(t *testing.T) {
+	t.Parallel()
+	w := newDovecotWatch(t, 5, watchSetup{})
+	p := w.start()
+	p.waitLines("👀 demo/INBOX: following", 1)
+	w.mustExec(`CREATE FUNCTION slow_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$;
+		CREATE TRIGGER slow_insert AFTER INSERT ON email_messages FOR EACH STATEMENT EXECUTE FUNCTION slow_insert();`)
+	if err := w.srv.Deliver(w.user, "INBOX", liveMail("in-flight")); err != nil {
+		t.Fatal(err)
+	}
+	w.eventually("watch inserting", func() bool {
+		return w.count(`SELECT count(*) FROM pg_stat_activity WHERE application_name = 'backfill' AND wait_event = 'PgSleep'`) > 0
+	})
+	if code := p.stop(syscall.SIGTERM); code != 143 {
+		t.Fatalf("exit %d after SIGTERM, want 143", code)
+	}
+	if n := w.rowCount("in-flight", "true"); n != 1 {
+		t.Fatal("the message being stored when SIGTERM came was not committed")
+	}
+	if n := w.count(`SELECT count(*) FROM email_sync_uids`); n != len(w.corpus)+1 {
+		t.Fatalf("%d UIDs settled, want %d", n, len(w.corpus)+1)
+	}
+}
