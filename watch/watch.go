@@ -320,6 +320,12 @@ func (s *session) run(ctx context.Context) error {
 			if err := conn.Idle(ctx, w.cfg.IdleRefresh); err != nil {
 				return err
 			}
+			if pending = changes.Take(); pending == 0 {
+				// A refresh with no news: compare everything once, in
+				// case a notification was lost. It costs a listing and
+				// one flag fetch per IdleRefresh.
+				pending, full = all, true
+			}
 			continue
 		}
 		select {

@@ -538,3 +538,26 @@ func TestWatchSIGTERMCommitsInFlight(t *testing.T) {
 		t.Fatalf("%d UIDs settled, want %d", n, len(w.corpus)+1)
 	}
 }
+
+// TestWatchIdleRefresh renews IDLE every 300 ms instead of 25 minutes:
+// each renewal without news compares every message with the server, so
+// a flag changed in the database alone goes back to the server's (the
+// server wins), and mail delivered after many renewals is still stored.
+func TestWatchIdleRefresh(t *testing.T) {
+	t.Parallel()
+	w := newDovecotWatch(t, 5, watchSetup{})
+	p := w.start("--idle-refresh", "300ms")
+	p.waitLines("👀 demo/INBOX: following (IDLE", 1)
+	w.mustExec(`UPDATE email_messages SET is_starred = true`)
+	w.eventually("stored flags compared with the server's at a renewal", func() bool {
+		return w.count(`SELECT count(*) FROM email_messages WHERE is_starred`) == 0
+	})
+	time.Sleep(time.Second) // a few more renewals
+	if err := w.srv.Deliver(w.user, "INBOX", liveMail("after-renewals")); err != nil {
+		t.Fatal(err)
+	}
+	w.eventually("mail delivered after renewals stored", func() bool { return w.rowCount("after-renewals", "true") == 1 })
+	if code := p.stop(syscall.SIGTERM); code != 143 {
+		t.Fatalf("exit %d after SIGTERM, want 143", code)
+	}
+}
