@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -23,7 +24,7 @@ import (
 
 // watchSkips are the run flags that mean nothing to watch: it always syncs
 // everything, for real, and reports events rather than batches.
-var watchSkips = []string{"inbox", "limit", "dry-run", "verbose", "log-format", "cpuprofile"}
+var watchSkips = []string{"inbox", "limit", "dry-run", "verbose", "cpuprofile"}
 
 func (a *appEnv) watchCommand() *cli.Command {
 	flags := []cli.Flag{
@@ -70,7 +71,7 @@ func (a *appEnv) runWatch(c *cli.Context) error {
 			}
 		}
 	}
-	out := &watchLog{w: a.stdout}
+	out := &watchLog{w: a.stdout, json: c.String("log-format") == "json"}
 	opID := uuid.New()
 	cfgs := make([]watch.Config, len(inboxes))
 	conns := 4 // the run locks' and the followers' database connections
@@ -86,7 +87,8 @@ func (a *appEnv) runWatch(c *cli.Context) error {
 		workers := c.Int("workers")
 		if limit := imapsrc.ConnectionCap(imapCfg.Host); limit > 0 && workers+following > limit {
 			workers = max(limit-following, 1)
-			out.printf("⚠️  %s: --workers lowered to %d: %s admits at most %d simultaneous connections per account, %d of them following",
+			out.emit("note", map[string]any{"inbox": inbox, "message": "--workers lowered", "workers": workers},
+				"⚠️  %s: --workers lowered to %d: %s admits at most %d simultaneous connections per account, %d of them following",
 				inbox, workers, imapCfg.Host, limit, following)
 		}
 		conns += workers + 2
@@ -125,10 +127,12 @@ func (a *appEnv) runWatch(c *cli.Context) error {
 		debug.SetGCPercent(100)
 	}
 	ctx := c.Context
-	out.printf("🚀 Watching %s (operation %s)", strings.Join(inboxes, ", "), opID)
+	out.emit("start", map[string]any{"inboxes": inboxes, "operation_id": opID, "version": currentVersion()},
+		"🚀 Watching %s (operation %s)", strings.Join(inboxes, ", "), opID)
 	if addr := c.String("listen"); addr != "" {
 		// The endpoints come with the serve package (issue 11's HTTP side).
-		out.printf("⚠️  --listen %s: this build serves no HTTP endpoints yet", addr)
+		out.emit("note", map[string]any{"message": "--listen: no HTTP endpoints in this build", "listen": addr},
+			"⚠️  --listen %s: this build serves no HTTP endpoints yet", addr)
 	}
 	sink, err := pgsink.Open(ctx, dbURL, conns)
 	if err == nil {
@@ -138,7 +142,7 @@ func (a *appEnv) runWatch(c *cli.Context) error {
 		}
 	}
 	if err != nil {
-		out.printf("❌ %v", err)
+		out.emit("fatal", map[string]any{"error": err.Error()}, "❌ %v", err)
 		return &shownError{&exitError{code: exitFatal, err: err}}
 	}
 	defer sink.Close()
@@ -150,11 +154,12 @@ func (a *appEnv) runWatch(c *cli.Context) error {
 	}
 	err = g.Wait()
 	if ctx.Err() != nil {
-		out.printf("⏹️  WATCH STOPPED (%v): what was in flight is committed", context.Cause(ctx))
+		out.emit("stopped", map[string]any{"reason": context.Cause(ctx).Error()},
+			"⏹️  WATCH STOPPED (%v): what was in flight is committed", context.Cause(ctx))
 		return &shownError{context.Cause(ctx)}
 	}
 	if err != nil {
-		out.printf("❌ %v", err)
+		out.emit("fatal", map[string]any{"error": err.Error()}, "❌ %v", err)
 		return &shownError{&exitError{code: exitFatal, err: err}}
 	}
 	return nil
@@ -191,6 +196,8 @@ func validateWatchFlags(c *cli.Context, inboxes []string) error {
 		return usageError("--max-message-size must be at least 1024 bytes")
 	case c.Duration("poll") <= 0 || c.Duration("idle-refresh") <= 0 || c.Duration("max-backoff") <= 0:
 		return usageError("--poll, --idle-refresh and --max-backoff must be positive")
+	case c.String("log-format") != "text" && c.String("log-format") != "json":
+		return usageError("--log-format must be text or json, got %q", c.String("log-format"))
 	case c.Int("max-consecutive-failures") < 0:
 		return usageError("--max-consecutive-failures must be 0 (never) or more")
 	case c.Float64("max-failure-rate") < 0 || c.Float64("max-failure-rate") > 1:
@@ -199,17 +206,28 @@ func validateWatchFlags(c *cli.Context, inboxes []string) error {
 	return nil
 }
 
-// watchLog is watch's log stream: one line per event, whole lines even
-// when several inboxes and folders report at once.
+// watchLog is watch's log stream: one line per event, text or a JSON
+// object, whole lines even when several inboxes and folders report at
+// once.
 type watchLog struct {
-	mu sync.Mutex
-	w  io.Writer
+	mu   sync.Mutex
+	w    io.Writer
+	json bool
 }
 
-func (l *watchLog) printf(format string, args ...any) {
+// emit writes one event: as a JSON object of fields with "event" and
+// "time" added, or as the text format and args make.
+func (l *watchLog) emit(event string, fields map[string]any, format string, args ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	fmt.Fprintf(l.w, format+"\n", args...)
+	if !l.json {
+		fmt.Fprintf(l.w, format+"\n", args...)
+		return
+	}
+	fields["event"] = event
+	fields["time"] = time.Now().UTC().Format(time.RFC3339Nano)
+	b, _ := json.Marshal(fields)
+	fmt.Fprintf(l.w, "%s\n", b)
 }
 
 // watchEvents prints one inbox's watch.Events.
@@ -218,17 +236,28 @@ type watchEvents struct {
 	inbox string
 }
 
+func (e *watchEvents) fields(folder string, kv ...any) map[string]any {
+	m := map[string]any{"inbox": e.inbox, "folder": folder}
+	for i := 0; i+1 < len(kv); i += 2 {
+		m[kv[i].(string)] = kv[i+1]
+	}
+	return m
+}
+
 func (e *watchEvents) Backfilled(folder string, res pipeline.Result) {
-	e.log.printf("✅ %s/%s: backfilled: %d stored, %d already stored, %d failed (%s)",
+	e.log.emit("backfilled", e.fields(folder, "created", res.Created, "skipped", res.Skipped, "failed", res.Failed,
+		"elapsed_ms", res.Elapsed.Milliseconds()),
+		"✅ %s/%s: backfilled: %d stored, %d already stored, %d failed (%s)",
 		e.inbox, folder, res.Created, res.Skipped, res.Failed, res.Elapsed.Round(time.Millisecond))
 }
 
 func (e *watchEvents) Stored(folder string, res pipeline.Result) {
+	f := e.fields(folder, "created", res.Created, "failed", res.Failed)
 	if res.Failed > 0 {
-		e.log.printf("📥 %s/%s: %d new stored, %d failed (see backfill errors)", e.inbox, folder, res.Created, res.Failed)
+		e.log.emit("stored", f, "📥 %s/%s: %d new stored, %d failed (see backfill errors)", e.inbox, folder, res.Created, res.Failed)
 		return
 	}
-	e.log.printf("📥 %s/%s: %d new stored", e.inbox, folder, res.Created)
+	e.log.emit("stored", f, "📥 %s/%s: %d new stored", e.inbox, folder, res.Created)
 }
 
 func (e *watchEvents) Following(folder string, idle, condStore bool) {
@@ -239,34 +268,43 @@ func (e *watchEvents) Following(folder string, idle, condStore bool) {
 	if condStore {
 		how += ", CONDSTORE"
 	}
-	e.log.printf("👀 %s/%s: following (%s)", e.inbox, folder, how)
+	e.log.emit("following", e.fields(folder, "idle", idle, "condstore", condStore),
+		"👀 %s/%s: following (%s)", e.inbox, folder, how)
 }
 
 func (e *watchEvents) Changed(folder string, flags, deleted int) {
 	if flags > 0 {
-		e.log.printf("🔄 %s/%s: flags of %d message%s updated", e.inbox, folder, flags, plural(flags))
+		e.log.emit("flags_updated", e.fields(folder, "count", flags),
+			"🔄 %s/%s: flags of %d message%s updated", e.inbox, folder, flags, plural(flags))
 	}
 	if deleted > 0 {
-		e.log.printf("🗑️  %s/%s: %d message%s expunged on the server, marked deleted", e.inbox, folder, deleted, plural(deleted))
+		e.log.emit("marked_deleted", e.fields(folder, "count", deleted),
+			"🗑️  %s/%s: %d message%s expunged on the server, marked deleted", e.inbox, folder, deleted, plural(deleted))
 	}
 }
 
 func (e *watchEvents) Waiting(folder string, err error) {
-	e.log.printf("⏳ %s/%s: %v; waiting for it to finish", e.inbox, folder, err)
+	e.log.emit("waiting", e.fields(folder, "reason", err.Error()),
+		"⏳ %s/%s: %v; waiting for it to finish", e.inbox, folder, err)
 }
 
 func (e *watchEvents) Failed(folder string, err error, wait time.Duration) {
-	e.log.printf("⚠️  %s/%s: %v; trying again in %s", e.inbox, folder, err, wait.Round(time.Millisecond))
+	e.log.emit("failed", e.fields(folder, "error", err.Error(), "retry_in_ms", wait.Milliseconds()),
+		"⚠️  %s/%s: %v; trying again in %s", e.inbox, folder, err, wait.Round(time.Millisecond))
 }
 
-func (e *watchEvents) Note(text string) { e.log.printf("⚠️  %s: %s", e.inbox, text) }
+func (e *watchEvents) Note(text string) {
+	e.log.emit("note", map[string]any{"inbox": e.inbox, "message": text}, "⚠️  %s: %s", e.inbox, text)
+}
 
 func (e *watchEvents) Connecting(imapsrc.Config)      {}
 func (e *watchEvents) Listed(pipeline.Listing)        {}
 func (e *watchEvents) BatchDone(pipeline.BatchReport) {}
 
 func (e *watchEvents) Retrying(what string, err error, attempt int, wait time.Duration) {
-	e.log.printf("🔁 %s: %s failed (attempt %d): %v; retrying in %s", e.inbox, what, attempt, err, wait.Round(time.Millisecond))
+	e.log.emit("retrying", map[string]any{"inbox": e.inbox, "what": what, "error": err.Error(), "attempt": attempt,
+		"retry_in_ms": wait.Milliseconds()},
+		"🔁 %s: %s failed (attempt %d): %v; retrying in %s", e.inbox, what, attempt, err, wait.Round(time.Millisecond))
 }
 
 func plural(n int) string {

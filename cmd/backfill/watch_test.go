@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -559,5 +560,27 @@ func TestWatchIdleRefresh(t *testing.T) {
 	w.eventually("mail delivered after renewals stored", func() bool { return w.rowCount("after-renewals", "true") == 1 })
 	if code := p.stop(syscall.SIGTERM); code != 143 {
 		t.Fatalf("exit %d after SIGTERM, want 143", code)
+	}
+}
+
+// TestWatchJSONLog runs watch with --log-format json: every line of its
+// output is a JSON object naming its event, inbox and folder.
+func TestWatchJSONLog(t *testing.T) {
+	t.Parallel()
+	w := newDovecotWatch(t, 3, watchSetup{})
+	p := w.start("--log-format", "json")
+	p.waitLines(`{"condstore":true,"event":"following","folder":"INBOX","idle":true,"inbox":"demo"`, 1)
+	if err := w.srv.Deliver(w.user, "INBOX", liveMail("json")); err != nil {
+		t.Fatal(err)
+	}
+	p.waitLines(`{"created":1,"event":"stored","failed":0,"folder":"INBOX","inbox":"demo"`, 1)
+	if code := p.stop(syscall.SIGTERM); code != 143 {
+		t.Fatalf("exit %d after SIGTERM, want 143", code)
+	}
+	for _, line := range strings.Split(p.output(), "\n") {
+		var ev map[string]any
+		if err := json.Unmarshal([]byte(line), &ev); err != nil || ev["event"] == nil || ev["time"] == nil {
+			t.Fatalf("not a JSON event: %q (%v)", line, err)
+		}
 	}
 }
