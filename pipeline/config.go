@@ -27,6 +27,11 @@ type Config struct {
 	// downloaded whole.
 	Fetch  FetchMode
 	DryRun bool
+	// Skip, when set, names UIDs not to fetch this run, counted as
+	// already synced: a follower's syncs skip the messages that failed in
+	// its last one, so as not to download and log them again on every
+	// new message (they are tried again at its next full sync).
+	Skip func(uid uint32) bool
 	// NoFlags stores the guide's defaults (unread, not starred, no
 	// labels) instead of the server's flags.
 	NoFlags bool

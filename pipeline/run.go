@@ -241,7 +241,9 @@ func (r *runner) list(ctx context.Context, next func(*imapsrc.Conn, imapsrc.Mail
 		if err != nil {
 			return err
 		}
-		todo = slices.DeleteFunc(slices.Clone(uids), func(u uint32) bool { return seen[u] })
+		todo = slices.DeleteFunc(slices.Clone(uids), func(u uint32) bool {
+			return seen[u] || r.cfg.Skip != nil && r.cfg.Skip(u)
+		})
 	}
 	l.AlreadySynced = len(uids) - len(todo)
 	l.ToFetch = len(todo)

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"sync"
 	"time"
 
@@ -132,8 +133,9 @@ const lockWait = 2 * time.Second
 
 // sync stores what is new in folder exactly as a run does, under the
 // inbox's run lock. A one-shot run holding the lock is waited for: what
-// it stores is what the sync would have.
-func (w *watcher) sync(ctx context.Context, folder string) (pipeline.Result, error) {
+// it stores is what the sync would have. UIDs in skip are not fetched;
+// the UIDs of the messages that failed are returned.
+func (w *watcher) sync(ctx context.Context, folder string, skip map[uint32]bool) (pipeline.Result, map[uint32]bool, error) {
 	w.syncing.Lock()
 	defer w.syncing.Unlock()
 	inbox := w.cfg.Run.Inbox
@@ -145,24 +147,54 @@ func (w *watcher) sync(ctx context.Context, folder string) (pipeline.Result, err
 			break
 		}
 		if !errors.Is(err, pgsink.ErrLocked) {
-			return pipeline.Result{}, fmt.Errorf("take the run lock: %w", err)
+			return pipeline.Result{}, nil, fmt.Errorf("take the run lock: %w", err)
 		}
 		w.ev.Waiting(folder, err)
 		select {
 		case <-ctx.Done():
-			return pipeline.Result{}, ctx.Err()
+			return pipeline.Result{}, nil, ctx.Err()
 		case <-time.After(lockWait):
 		}
 	}
 	defer release()
 	cfg := w.cfg.Run
 	cfg.IMAP.Mailbox = folder
-	var obs pipeline.Observer = w.ev
+	if len(skip) > 0 {
+		cfg.Skip = func(uid uint32) bool { return skip[uid] }
+	}
+	failures := &failedUIDs{Observer: w.ev, uids: map[uint32]bool{}}
+	var obs pipeline.Observer = failures
 	if w.cfg.Observe != nil {
 		obs = w.cfg.Observe(folder, obs)
 	}
 	log := errlog.New(cfg.OperationID, inbox, w.sink, cfg.FallbackPath)
-	return pipeline.Run(ctx, cfg, w.sink, log, obs)
+	res, err := pipeline.Run(ctx, cfg, w.sink, log, obs)
+	return res, failures.taken(), err
+}
+
+// failedUIDs notes the UIDs of the messages a sync failed to store.
+type failedUIDs struct {
+	pipeline.Observer
+	mu   sync.Mutex
+	uids map[uint32]bool
+}
+
+func (f *failedUIDs) BatchDone(rep pipeline.BatchReport) {
+	f.mu.Lock()
+	for _, m := range rep.Messages {
+		if m.Outcome == pipeline.Failed {
+			f.uids[m.UID] = true
+		}
+	}
+	f.mu.Unlock()
+	f.Observer.BatchDone(rep)
+}
+
+// taken returns the UIDs noted; the sync is over, nothing adds to them.
+func (f *failedUIDs) taken() map[uint32]bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.uids
 }
 
 // record writes one follower failure to error_logs (or the fallback file
@@ -214,6 +246,10 @@ func fatalAtStart(err error) bool {
 type follower struct {
 	w      *watcher
 	folder string
+	// failed are the UIDs whose messages failed at the last full sync and
+	// since: later syncs skip them (pipeline.Config.Skip), the next full
+	// one tries them again. Only the follower's goroutine uses it.
+	failed map[uint32]bool
 }
 
 // run backfills the folder, then follows it session after session: a
@@ -222,11 +258,12 @@ type follower struct {
 func (f *follower) run(ctx context.Context) error {
 	b := newBackoff(f.w.cfg.MaxBackoff)
 	for attempt := 1; ; attempt++ {
-		res, err := f.w.sync(ctx, f.folder)
+		res, failed, err := f.w.sync(ctx, f.folder, nil)
 		if ctx.Err() != nil {
 			return nil
 		}
 		if err == nil {
+			f.failed = failed
 			f.w.ev.Backfilled(f.folder, res)
 			break
 		}
@@ -355,9 +392,21 @@ var errRenumbered = errors.New("the folder's UIDVALIDITY changed: following it a
 func (s *session) catchUp(ctx context.Context, pending imapsrc.Change, full bool) error {
 	w, folder := s.f.w, s.f.folder
 	if pending&imapsrc.NewMail != 0 {
-		res, err := w.sync(ctx, folder)
+		skip := s.f.failed
+		if full {
+			skip = nil // a full sync tries every failure again
+		}
+		res, failed, err := w.sync(ctx, folder, skip)
 		if err != nil {
 			return fmt.Errorf("store new mail: %w", err)
+		}
+		if full {
+			s.f.failed = failed
+		} else if len(failed) > 0 {
+			if s.f.failed == nil {
+				s.f.failed = map[uint32]bool{}
+			}
+			maps.Copy(s.f.failed, failed)
 		}
 		if res.Created+res.Failed > 0 {
 			w.ev.Stored(folder, res)

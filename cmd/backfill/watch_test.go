@@ -584,3 +584,35 @@ func TestWatchJSONLog(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchSkipsKnownFailures follows a mailbox holding a message over
+// --max-message-size: it fails at the backfill (logged) and at the
+// session's full catch-up, but new mail after that does not download and
+// log it again each time.
+func TestWatchSkipsKnownFailures(t *testing.T) {
+	t.Parallel()
+	w := newDovecotWatch(t, 0, watchSetup{})
+	big := append(liveMail("big"), []byte(strings.Repeat("x", 30000)+"\r\n")...)
+	if err := w.srv.Deliver(w.user, "INBOX", big); err != nil {
+		t.Fatal(err)
+	}
+	p := w.start("--max-message-size", "20000")
+	p.waitLines("👀 demo/INBOX: following", 1)
+	logged := w.count(`SELECT count(*) FROM error_logs WHERE error_type = 'oversized'`)
+	if logged == 0 {
+		t.Fatal("the oversized message is not in error_logs")
+	}
+	for i := range 3 {
+		id := fmt.Sprintf("small-%d", i)
+		if err := w.srv.Deliver(w.user, "INBOX", liveMail(id)); err != nil {
+			t.Fatal(err)
+		}
+		w.eventually(id+" stored", func() bool { return w.rowCount(id, "true") == 1 })
+	}
+	if n := w.count(`SELECT count(*) FROM error_logs WHERE error_type = 'oversized'`); n != logged {
+		t.Fatalf("the oversized message was logged %d times more while new mail arrived", n-logged)
+	}
+	if code := p.stop(syscall.SIGTERM); code != 143 {
+		t.Fatalf("exit %d after SIGTERM, want 143", code)
+	}
+}
