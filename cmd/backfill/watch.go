@@ -24,7 +24,7 @@ import (
 
 // watchSkips are the run flags that mean nothing to watch: it always syncs
 // everything, for real, and reports events rather than batches.
-var watchSkips = []string{"inbox", "limit", "dry-run", "verbose", "cpuprofile"}
+var watchSkips = []string{"limit", "dry-run", "verbose", "cpuprofile"}
 
 func (a *appEnv) watchCommand() *cli.Command {
 	flags := []cli.Flag{
@@ -36,8 +36,13 @@ func (a *appEnv) watchCommand() *cli.Command {
 		&cli.DurationFlag{Name: "idle-refresh", Value: 25 * time.Minute, Hidden: true, Usage: "how long one IDLE lasts before it is renewed"},
 		&cli.DurationFlag{Name: "max-backoff", Value: time.Minute, Hidden: true, Usage: "the longest wait between attempts after a failure"},
 	}
+	// A run flag watch defines itself (--inbox, --folders) is watch's.
+	own := map[string]bool{}
+	for _, f := range flags {
+		own[f.Names()[0]] = true
+	}
 	for _, f := range runFlags() {
-		if !slices.Contains(watchSkips, f.Names()[0]) {
+		if name := f.Names()[0]; !own[name] && !slices.Contains(watchSkips, name) {
 			flags = append(flags, f)
 		}
 	}

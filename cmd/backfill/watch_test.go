@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -614,5 +615,34 @@ func TestWatchSkipsKnownFailures(t *testing.T) {
 	}
 	if code := p.stop(syscall.SIGTERM); code != 143 {
 		t.Fatalf("exit %d after SIGTERM, want 143", code)
+	}
+}
+
+// TestWatchUsageAndConfigErrorsExit2 checks what stops watch before it
+// follows anything: bad flags, an unknown inbox, a schema to migrate, a
+// refused login. Each exits 2 saying why, as a run would.
+func TestWatchUsageAndConfigErrorsExit2(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"watch"}, "--inbox is required"},
+		{[]string{"watch", "--inbox", "demo", "--flags", "bogus"}, `--flags "bogus"`},
+		{[]string{"watch", "--inbox", "demo", "--inbox", "demo"}, "--inbox demo given twice"},
+		{[]string{"watch", "--inbox", "nosuch"}, `unknown inbox "nosuch"`},
+		{[]string{"watch", "--inbox", "demo"}, "run `backfill migrate`"},
+	} {
+		out := f.mustRun(2, c.args...)
+		if !strings.Contains(out, c.want) {
+			t.Errorf("backfill %s: output does not say %q:\n%s", strings.Join(c.args, " "), c.want, out)
+		}
+	}
+	f.migrate()
+	wrong := *f
+	wrong.environ = append(slices.Clone(f.environ), "BACKFILL_INBOX_DEMO_PASSWORD=wrong")
+	if out := wrong.mustRun(2, "watch", "--inbox", "demo"); !strings.Contains(out, "refused") {
+		t.Errorf("a refused login: output does not say so:\n%s", out)
 	}
 }
