@@ -30,10 +30,10 @@ type FlagState struct {
 	Labels    []string // sorted, as message.SetFlags leaves them
 }
 
-// UpdateFlags writes the flags of the messages settled under these UIDs at
-// uidValidity, where the stored row differs. It returns how many rows
-// changed.
-func (s *Sink) UpdateFlags(ctx context.Context, inbox string, uidValidity uint32, states []FlagState) (int, error) {
+// UpdateFlags writes the flags of the messages settled under these UIDs of
+// folder ("" means INBOX) at uidValidity, where the stored row differs. It
+// returns how many rows changed.
+func (s *Sink) UpdateFlags(ctx context.Context, inbox, folder string, uidValidity uint32, states []FlagState) (int, error) {
 	w := s.writer()
 	if w.flags == "" || len(states) == 0 {
 		return 0, nil
@@ -54,18 +54,19 @@ func (s *Sink) UpdateFlags(ctx context.Context, inbox string, uidValidity uint32
 		}
 		labels[i] = string(js)
 	}
-	tag, err := s.pool.Exec(ctx, w.flags, inbox, int64(uidValidity), uids, read, starred, labels)
+	tag, err := s.pool.Exec(ctx, w.flags, inbox, int64(uidValidity), uids, read, starred, labels, folderName(folder))
 	if err != nil {
 		return 0, fmt.Errorf("update flags: %w", err)
 	}
 	return int(tag.RowsAffected()), nil
 }
 
-// SettledUIDs returns the UIDs settled at uidValidity, ascending: those a
-// follower compares with the server's to find expunges.
-func (s *Sink) SettledUIDs(ctx context.Context, inbox string, uidValidity uint32) ([]uint32, error) {
-	rows, err := s.pool.Query(ctx, `SELECT uid FROM email_sync_uids WHERE inbox = $1 AND uidvalidity = $2 ORDER BY uid`,
-		inbox, int64(uidValidity))
+// SettledUIDs returns the UIDs of folder ("" means INBOX) settled at
+// uidValidity, ascending: those a follower compares with the server's to
+// find expunges.
+func (s *Sink) SettledUIDs(ctx context.Context, inbox, folder string, uidValidity uint32) ([]uint32, error) {
+	rows, err := s.pool.Query(ctx, `SELECT uid FROM email_sync_uids WHERE inbox = $1 AND folder = $3 AND uidvalidity = $2 ORDER BY uid`,
+		inbox, int64(uidValidity), folderName(folder))
 	if err != nil {
 		return nil, fmt.Errorf("read settled UIDs: %w", err)
 	}
@@ -81,10 +82,11 @@ func (s *Sink) SettledUIDs(ctx context.Context, inbox string, uidValidity uint32
 	return out, nil
 }
 
-// MarkExpunged records that these UIDs left the mailbox: they are no longer
-// settled, and a row none of the inbox's other settled UIDs stands for gets
-// deleted_at (when the table has it). It returns how many rows it marked.
-func (s *Sink) MarkExpunged(ctx context.Context, inbox string, uidValidity uint32, gone []uint32) (int, error) {
+// MarkExpunged records that these UIDs left folder ("" means INBOX): they
+// are no longer settled, and a row none of the inbox's other settled UIDs
+// (in any folder) stands for gets deleted_at (when the table has it). It
+// returns how many rows it marked.
+func (s *Sink) MarkExpunged(ctx context.Context, inbox, folder string, uidValidity uint32, gone []uint32) (int, error) {
 	if len(gone) == 0 {
 		return 0, nil
 	}
@@ -97,7 +99,7 @@ func (s *Sink) MarkExpunged(ctx context.Context, inbox string, uidValidity uint3
 		q = forgetUIDsSQL
 	}
 	var n int
-	if err := s.pool.QueryRow(ctx, q, inbox, int64(uidValidity), uids).Scan(&n); err != nil {
+	if err := s.pool.QueryRow(ctx, q, inbox, int64(uidValidity), uids, folderName(folder)).Scan(&n); err != nil {
 		return 0, fmt.Errorf("record expunged UIDs: %w", err)
 	}
 	return n, nil
@@ -105,7 +107,7 @@ func (s *Sink) MarkExpunged(ctx context.Context, inbox string, uidValidity uint3
 
 // forgetUIDsSQL forgets expunged UIDs where there is no deleted_at to set.
 const forgetUIDsSQL = `WITH gone AS (
-	DELETE FROM email_sync_uids WHERE inbox = $1 AND uidvalidity = $2 AND uid = ANY($3::bigint[]) RETURNING 1)
+	DELETE FROM email_sync_uids WHERE inbox = $1 AND folder = $4 AND uidvalidity = $2 AND uid = ANY($3::bigint[]) RETURNING 1)
 SELECT 0 FROM (SELECT count(*) FROM gone) AS g`
 
 // flagsSQL and expungeSQL write the tool's own email_messages. Both find a
@@ -113,7 +115,7 @@ SELECT 0 FROM (SELECT count(*) FROM gone) AS g`
 const flagsSQL = `UPDATE email_messages m
 	SET is_read = x.r, is_starred = x.s, labels = ARRAY(SELECT jsonb_array_elements_text(x.l::jsonb))
 	FROM unnest($3::bigint[], $4::bool[], $5::bool[], $6::text[]) AS x(uid, r, s, l)
-	JOIN email_sync_uids u ON u.inbox = $1 AND u.uidvalidity = $2 AND u.uid = x.uid
+	JOIN email_sync_uids u ON u.inbox = $1 AND u.folder = $7 AND u.uidvalidity = $2 AND u.uid = x.uid
 	WHERE m.inbox = $1 AND md5(m.message_id) = md5(u.message_id) AND m.message_id = u.message_id
 	AND (m.is_read, m.is_starred, m.labels) IS DISTINCT FROM
 		(x.r, x.s, ARRAY(SELECT jsonb_array_elements_text(x.l::jsonb)))`
@@ -122,7 +124,7 @@ const flagsSQL = `UPDATE email_messages m
 // snapshot for the whole statement): the UIDs being forgotten are left out
 // of "another settled UID stands for the row" by hand.
 const expungeSQL = `WITH gone AS (
-	DELETE FROM email_sync_uids WHERE inbox = $1 AND uidvalidity = $2 AND uid = ANY($3::bigint[])
+	DELETE FROM email_sync_uids WHERE inbox = $1 AND folder = $4 AND uidvalidity = $2 AND uid = ANY($3::bigint[])
 	RETURNING message_id
 ), marked AS (
 	UPDATE email_messages m SET deleted_at = now()
@@ -130,7 +132,7 @@ const expungeSQL = `WITH gone AS (
 	WHERE m.inbox = $1 AND md5(m.message_id) = md5(g.message_id) AND m.message_id = g.message_id
 	AND m.deleted_at IS NULL
 	AND NOT EXISTS (SELECT 1 FROM email_sync_uids o WHERE o.inbox = $1 AND o.message_id = g.message_id
-		AND NOT (o.uidvalidity = $2 AND o.uid = ANY($3::bigint[])))
+		AND NOT (o.folder = $4 AND o.uidvalidity = $2 AND o.uid = ANY($3::bigint[])))
 	RETURNING 1
 )
 SELECT count(*) FROM marked`
@@ -160,20 +162,20 @@ func genFollow(msgs *migrations.TableMap) (flags, expunge string) {
 	if len(sets) > 0 {
 		flags = `UPDATE email_messages m SET ` + strings.Join(sets, ", ") + `
 	FROM unnest($3::bigint[], $4::bool[], $5::bool[], $6::text[]) AS x(uid, r, s, l)
-	JOIN email_sync_uids u ON u.inbox = $1 AND u.uidvalidity = $2 AND u.uid = x.uid
+	JOIN email_sync_uids u ON u.inbox = $1 AND u.folder = $7 AND u.uidvalidity = $2 AND u.uid = x.uid
 	WHERE ` + row + `
 	AND (` + strings.Join(lhs, ", ") + `, true) IS DISTINCT FROM (` + strings.Join(rhs, ", ") + `, true)`
 	}
 	if c := msgs.Table.Column("deleted_at"); c != nil && !c.Generated && strings.HasPrefix(c.Base, "timestamp") {
 		expunge = `WITH gone AS (
-	DELETE FROM email_sync_uids WHERE inbox = $1 AND uidvalidity = $2 AND uid = ANY($3::bigint[])
+	DELETE FROM email_sync_uids WHERE inbox = $1 AND folder = $4 AND uidvalidity = $2 AND uid = ANY($3::bigint[])
 	RETURNING message_id AS id
 ), marked AS (
 	UPDATE email_messages m SET deleted_at = now()
 	FROM (SELECT DISTINCT id FROM gone WHERE id IS NOT NULL) AS g
 	WHERE ` + probe(msgs, "g.id", "$1") + ` AND m.deleted_at IS NULL
 	AND NOT EXISTS (SELECT 1 FROM email_sync_uids o WHERE o.inbox = $1 AND o.message_id = g.id
-		AND NOT (o.uidvalidity = $2 AND o.uid = ANY($3::bigint[])))
+		AND NOT (o.folder = $4 AND o.uidvalidity = $2 AND o.uid = ANY($3::bigint[])))
 	RETURNING 1
 )
 SELECT count(*) FROM marked`

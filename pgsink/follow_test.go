@@ -33,7 +33,7 @@ func TestFollowFlagsAndExpunges(t *testing.T) {
 		{UID: 3},               // as stored: no change
 		{UID: 9, IsRead: true}, // not settled: nothing to update
 	}
-	n, err := s.UpdateFlags(ctx, "support", 7, states)
+	n, err := s.UpdateFlags(ctx, "support", "", 7, states)
 	if err != nil || n != 1 {
 		t.Fatalf("UpdateFlags = %d, %v; want 1 row changed", n, err)
 	}
@@ -41,15 +41,15 @@ func TestFollowFlagsAndExpunges(t *testing.T) {
 		AND is_read AND is_starred AND labels = '{$Work,Invoice}'`); c != 1 {
 		t.Fatal("b@x does not have the server's flags")
 	}
-	if n, err := s.UpdateFlags(ctx, "support", 7, states); err != nil || n != 0 {
+	if n, err := s.UpdateFlags(ctx, "support", "", 7, states); err != nil || n != 0 {
 		t.Fatalf("UpdateFlags again = %d, %v; want nothing changed", n, err)
 	}
-	if n, err := s.UpdateFlags(ctx, "support", 8, states); err != nil || n != 0 {
+	if n, err := s.UpdateFlags(ctx, "support", "", 8, states); err != nil || n != 0 {
 		t.Fatalf("UpdateFlags under another UIDVALIDITY = %d, %v; want nothing changed", n, err)
 	}
 
 	// UID 1 goes, but a@x is still in the mailbox as UID 4: not deleted.
-	if n, err := s.MarkExpunged(ctx, "support", 7, []uint32{1, 3}); err != nil || n != 1 {
+	if n, err := s.MarkExpunged(ctx, "support", "", 7, []uint32{1, 3}); err != nil || n != 1 {
 		t.Fatalf("MarkExpunged(1, 3) = %d, %v; want 1 row marked (c@x)", n, err)
 	}
 	deleted := func() []string {
@@ -71,15 +71,27 @@ func TestFollowFlagsAndExpunges(t *testing.T) {
 	if got := deleted(); !slices.Equal(got, []string{"c@x"}) {
 		t.Fatalf("rows marked deleted: %v, want [c@x]", got)
 	}
-	settled, err := s.SettledUIDs(ctx, "support", 7)
+	settled, err := s.SettledUIDs(ctx, "support", "", 7)
 	if err != nil || !slices.Equal(settled, []uint32{2, 4}) {
 		t.Fatalf("SettledUIDs = %v, %v; want [2 4]", settled, err)
 	}
-	if n, err := s.MarkExpunged(ctx, "support", 7, []uint32{4}); err != nil || n != 1 {
+	if n, err := s.MarkExpunged(ctx, "support", "", 7, []uint32{4}); err != nil || n != 1 {
 		t.Fatalf("MarkExpunged(4) = %d, %v; want 1 row marked (a@x, its last copy gone)", n, err)
 	}
 	if got := deleted(); !slices.Equal(got, []string{"a@x", "c@x"}) {
 		t.Fatalf("rows marked deleted: %v, want [a@x c@x]", got)
+	}
+	// b@x (INBOX UID 2) is also in Archive, as UID 2 there: leaving INBOX
+	// does not make it deleted, and Archive's UID 2 stays settled.
+	if _, err := s.Store(ctx, pgsink.Batch{Inbox: "support", Folder: "Archive", UIDValidity: 7,
+		Done: []pgsink.Settled{{UID: 2, MessageID: "b@x"}}}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.MarkExpunged(ctx, "support", "INBOX", 7, []uint32{2}); err != nil || n != 0 {
+		t.Fatalf("MarkExpunged(INBOX 2) = %d, %v; want nothing marked: b@x is in Archive", n, err)
+	}
+	if archived, err := s.SettledUIDs(ctx, "support", "Archive", 7); err != nil || !slices.Equal(archived, []uint32{2}) {
+		t.Fatalf("Archive's settled UIDs = %v, %v; want [2]", archived, err)
 	}
 	if c := count(t, s.Pool(), `SELECT count(*) FROM email_messages`); c != 3 {
 		t.Fatalf("%d rows left, want 3: rows are never deleted", c)

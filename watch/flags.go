@@ -35,7 +35,7 @@ func (s *session) flags(ctx context.Context, full bool) (int, error) {
 	w := s.f.w
 	dctx, cancel := context.WithTimeout(ctx, dbTimeout)
 	defer cancel()
-	return w.sink.UpdateFlags(dctx, w.cfg.Run.Inbox, s.mbox.UIDValidity, states)
+	return w.sink.UpdateFlags(dctx, w.cfg.Run.Inbox, s.f.folder, s.mbox.UIDValidity, states)
 }
 
 // backoffTimer is the wait between a follower's failed attempts: growing

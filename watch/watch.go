@@ -36,9 +36,12 @@ type Config struct {
 	// new mail. Run.IMAP.Mailbox is set to each folder in turn, and
 	// Run.OperationID is the watch's, for all its syncs and errors.
 	Run pipeline.Config
-	// Folders are the folders to follow, each on a connection of its own;
-	// none means Run.IMAP.Mailbox.
-	Folders []string
+	// Folders are the folders to follow as users name them (or
+	// imapsrc.SentKeyword), and with AllFolders every selectable one but
+	// \Junk and \Trash (see imapsrc.SelectFolders); each is followed on a
+	// connection of its own. Neither means Run.IMAP.Mailbox alone.
+	Folders    []string
+	AllFolders bool
 	// Poll is how often a server without IDLE is asked for news; 0: 60 s.
 	Poll time.Duration
 	// IdleRefresh is how long one IDLE lasts before it is ended and
@@ -87,12 +90,30 @@ func Run(ctx context.Context, cfg Config, sink *pgsink.Sink, ev Events) error {
 	if !w.followFlags && cfg.Flags == FlagsServer {
 		ev.Note("email_messages has no flag columns backfill can write: flag changes are not recorded")
 	}
+	folders, err := w.folders(ctx)
+	if err != nil || ctx.Err() != nil {
+		return err
+	}
+	if limit := imapsrc.ConnectionCap(cfg.Run.IMAP.Host); limit > 0 {
+		// A follower per folder holds its connection all the time; a sync
+		// adds its workers. Together they stay within the provider's cap.
+		if len(folders) >= limit {
+			return &errlog.CriticalError{Type: "too_many_folders", Err: fmt.Errorf(
+				"%d folders to follow need a connection each and one more to store new mail; %s admits %d: name fewer folders",
+				len(folders), cfg.Run.IMAP.Host, limit)}
+		}
+		if w.cfg.Run.Workers+len(folders) > limit {
+			w.cfg.Run.Workers = limit - len(folders)
+			ev.Note(fmt.Sprintf("--workers lowered to %d: %s admits %d connections per account, %d of them following",
+				w.cfg.Run.Workers, cfg.Run.IMAP.Host, limit, len(folders)))
+		}
+	}
 	g, gctx := errgroup.WithContext(ctx)
-	for _, folder := range cfg.Folders {
+	for _, folder := range folders {
 		f := &follower{w: w, folder: folder}
 		g.Go(func() error { return f.run(gctx) })
 	}
-	err := g.Wait()
+	err = g.Wait()
 	if ctx.Err() != nil {
 		return nil
 	}
@@ -100,9 +121,6 @@ func Run(ctx context.Context, cfg Config, sink *pgsink.Sink, ev Events) error {
 }
 
 func withDefaults(cfg Config) Config {
-	if len(cfg.Folders) == 0 {
-		cfg.Folders = []string{cfg.Run.IMAP.Mailbox}
-	}
 	if cfg.Poll <= 0 {
 		cfg.Poll = 60 * time.Second
 	}
@@ -125,6 +143,52 @@ type watcher struct {
 
 	// syncing serialises the inbox's syncs: they share its run lock.
 	syncing sync.Mutex
+}
+
+// folders resolves the folders to follow against the server's list, as a
+// run resolves its own, retrying what is transient; a folder that does not
+// exist or a refused login is an error.
+func (w *watcher) folders(ctx context.Context) ([]string, error) {
+	if len(w.cfg.Folders) == 0 && !w.cfg.AllFolders {
+		return []string{w.cfg.Run.IMAP.Mailbox}, nil
+	}
+	b := newBackoff(w.cfg.MaxBackoff)
+	for {
+		sel, err := w.selectFolders(ctx)
+		if err == nil {
+			if sel.Note != "" {
+				w.ev.Note(sel.Note)
+			}
+			names := make([]string, len(sel.Folders))
+			for i, f := range sel.Folders {
+				names[i] = f.Name
+			}
+			return names, nil
+		}
+		if errlog.Classify(err) != errlog.Transient {
+			return nil, err
+		}
+		d := b.Next()
+		w.ev.Failed("", err, d)
+		select {
+		case <-ctx.Done():
+			return nil, nil
+		case <-time.After(d):
+		}
+	}
+}
+
+func (w *watcher) selectFolders(ctx context.Context) (imapsrc.Selection, error) {
+	conn, err := imapsrc.Dial(ctx, w.cfg.Run.IMAP)
+	if err != nil {
+		return imapsrc.Selection{}, err
+	}
+	defer conn.Close()
+	list, err := conn.ListFolders(ctx)
+	if err != nil {
+		return imapsrc.Selection{}, err
+	}
+	return imapsrc.SelectFolders(list, w.cfg.Folders, w.cfg.AllFolders, conn.Gmail())
 }
 
 // lockWait is how long a sync waits before trying again for a run lock
@@ -442,7 +506,7 @@ func (s *session) expunges(ctx context.Context) (int, error) {
 	w := s.f.w
 	dctx, cancel := context.WithTimeout(ctx, dbTimeout)
 	defer cancel()
-	settled, err := w.sink.SettledUIDs(dctx, w.cfg.Run.Inbox, s.mbox.UIDValidity)
+	settled, err := w.sink.SettledUIDs(dctx, w.cfg.Run.Inbox, s.f.folder, s.mbox.UIDValidity)
 	if err != nil {
 		return 0, err
 	}
@@ -454,7 +518,7 @@ func (s *session) expunges(ctx context.Context) (int, error) {
 		return 0, err
 	}
 	gone := missing(settled, live)
-	return w.sink.MarkExpunged(dctx, w.cfg.Run.Inbox, s.mbox.UIDValidity, gone)
+	return w.sink.MarkExpunged(dctx, w.cfg.Run.Inbox, s.f.folder, s.mbox.UIDValidity, gone)
 }
 
 // missing returns the elements of want absent from have; both ascending.

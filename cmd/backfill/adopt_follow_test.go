@@ -56,7 +56,7 @@ func TestAdoptedTablesFollow(t *testing.T) {
 			if !flags || deletions {
 				t.Fatalf("Follows() = %v, %v; want flags followed, deletions not (no deleted_at)", flags, deletions)
 			}
-			n, err := sink.UpdateFlags(ctx, "demo", uint32(uv), []pgsink.FlagState{{UID: 1, IsRead: true, IsStarred: true, Labels: []string{"$Work"}}})
+			n, err := sink.UpdateFlags(ctx, "demo", "INBOX", uint32(uv), []pgsink.FlagState{{UID: 1, IsRead: true, IsStarred: true, Labels: []string{"$Work"}}})
 			if err != nil || n != 1 {
 				t.Fatalf("UpdateFlags = %d, %v; want 1 row", n, err)
 			}
@@ -64,7 +64,7 @@ func TestAdoptedTablesFollow(t *testing.T) {
 			if n := f.count(`SELECT count(*) FROM email_messages WHERE message_id = $1 AND `+labels, first); n != 1 {
 				t.Fatalf("%s does not have label $Work: %v", first, f.strings(`SELECT labels::text FROM email_messages`))
 			}
-			if n, err := sink.MarkExpunged(ctx, "demo", uint32(uv), []uint32{1}); err != nil || n != 0 {
+			if n, err := sink.MarkExpunged(ctx, "demo", "INBOX", uint32(uv), []uint32{1}); err != nil || n != 0 {
 				t.Fatalf("MarkExpunged without deleted_at = %d, %v; want 0", n, err)
 			}
 			if n := f.count(`SELECT count(*) FROM email_sync_uids WHERE uid = 1`); n != 0 {
@@ -76,7 +76,7 @@ func TestAdoptedTablesFollow(t *testing.T) {
 			if _, deletions := sink.Follows(); !deletions {
 				t.Fatal("Follows() says deletions are not followed with a deleted_at column")
 			}
-			if n, err := sink.MarkExpunged(ctx, "demo", uint32(uv), []uint32{2}); err != nil || n != 1 {
+			if n, err := sink.MarkExpunged(ctx, "demo", "INBOX", uint32(uv), []uint32{2}); err != nil || n != 1 {
 				t.Fatalf("MarkExpunged = %d, %v; want 1 row marked", n, err)
 			}
 			if n := f.count(`SELECT count(*) FROM email_messages WHERE deleted_at IS NOT NULL AND message_id = $1`, second); n != 1 {

@@ -145,7 +145,7 @@ backfill migrate [--dry-run]
 backfill status [--inbox NAME] [--json]
 backfill errors [--operation ID] [--limit N]
 backfill inboxes [--check]
-backfill watch --inbox NAME [--inbox NAME ...] [--folders LIST] [--flags server|keep] [--listen ADDR]
+backfill watch --inbox NAME [--inbox NAME ...] [--folders LIST | --all-folders] [--flags server|keep] [--listen ADDR]
 backfill --version`,
 		Description: `Inboxes: BACKFILL_INBOX_<NAME>=imaps://user%40example.com@host:993/INBOX plus
    BACKFILL_INBOX_<NAME>_PASSWORD, or for OAuth2 BACKFILL_INBOX_<NAME>_TOKEN_COMMAND,

@@ -29,14 +29,13 @@ var watchSkips = []string{"limit", "dry-run", "verbose", "cpuprofile"}
 func (a *appEnv) watchCommand() *cli.Command {
 	flags := []cli.Flag{
 		&cli.StringSliceFlag{Name: "inbox", Usage: "the `NAME` of an inbox to watch; repeat the flag to watch several"},
-		&cli.StringFlag{Name: "folders", Usage: "`LIST` of folders to follow, comma-separated (default: the inbox URL's, INBOX)"},
 		&cli.StringFlag{Name: "flags", Value: "server", Usage: "`POLICY`: server (flag changes on the server overwrite is_read, is_starred, labels) or keep (never overwrite stored flags)"},
 		&cli.StringFlag{Name: "listen", Usage: "`ADDR` (host:port) to serve /healthz and /metrics on"},
 		&cli.DurationFlag{Name: "poll", Value: 60 * time.Second, Hidden: true, Usage: "how often to look for news on a server without IDLE"},
 		&cli.DurationFlag{Name: "idle-refresh", Value: 25 * time.Minute, Hidden: true, Usage: "how long one IDLE lasts before it is renewed"},
 		&cli.DurationFlag{Name: "max-backoff", Value: time.Minute, Hidden: true, Usage: "the longest wait between attempts after a failure"},
 	}
-	// A run flag watch defines itself (--inbox, --folders) is watch's.
+	// A run flag watch defines itself (--inbox) is watch's.
 	own := map[string]bool{}
 	for _, f := range flags {
 		own[f.Names()[0]] = true
@@ -49,7 +48,7 @@ func (a *appEnv) watchCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "watch",
 		Usage:     "backfill, then keep the database current: new mail, flag changes and expunges, until stopped",
-		UsageText: "backfill watch --inbox NAME [--inbox NAME ...] [--folders LIST] [--flags server|keep] [--listen ADDR]",
+		UsageText: "backfill watch --inbox NAME [--inbox NAME ...] [--folders LIST | --all-folders] [--flags server|keep] [--listen ADDR]",
 		Flags:     append(flags, dbFlag()),
 		Action:    a.runWatch,
 	}
@@ -68,14 +67,6 @@ func (a *appEnv) runWatch(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	var folders []string
-	if s := c.String("folders"); s != "" {
-		for _, f := range strings.Split(s, ",") {
-			if f = strings.TrimSpace(f); f != "" {
-				folders = append(folders, f)
-			}
-		}
-	}
 	out := &watchLog{w: a.stdout, json: c.String("log-format") == "json"}
 	opID := uuid.New()
 	cfgs := make([]watch.Config, len(inboxes))
@@ -86,15 +77,15 @@ func (a *appEnv) runWatch(c *cli.Context) error {
 			return usageError("%v", err)
 		}
 		imapCfg.Silence = c.Duration("imap-timeout")
-		// A follower holds a connection per folder the whole time; a sync
-		// adds its workers. Together they stay within the provider's cap.
-		following := max(len(folders), 1)
+		folders, err := runFolders(c, e, inbox)
+		if err != nil {
+			return err
+		}
+		// watch.Run lowers it further once it knows how many folders
+		// it follows, a connection each.
 		workers := c.Int("workers")
-		if limit := imapsrc.ConnectionCap(imapCfg.Host); limit > 0 && workers+following > limit {
-			workers = max(limit-following, 1)
-			out.emit("note", map[string]any{"inbox": inbox, "message": "--workers lowered", "workers": workers},
-				"⚠️  %s: --workers lowered to %d: %s admits at most %d simultaneous connections per account, %d of them following",
-				inbox, workers, imapCfg.Host, limit, following)
+		if limit := imapsrc.ConnectionCap(imapCfg.Host); limit > 0 && workers > limit {
+			workers = limit
 		}
 		conns += workers + 2
 		cfgs[i] = watch.Config{
@@ -114,6 +105,7 @@ func (a *appEnv) runWatch(c *cli.Context) error {
 				MaxFailureRate:         c.Float64("max-failure-rate"),
 			},
 			Folders:     folders,
+			AllFolders:  c.Bool("all-folders"),
 			Poll:        c.Duration("poll"),
 			IdleRefresh: c.Duration("idle-refresh"),
 			MaxBackoff:  c.Duration("max-backoff"),
