@@ -646,3 +646,45 @@ func TestWatchUsageAndConfigErrorsExit2(t *testing.T) {
 		t.Errorf("a refused login: output does not say so:\n%s", out)
 	}
 }
+
+// TestWatchFollowsFolders follows INBOX and the \Sent folder (named sent,
+// as a run names it), each on its connection: mail saved into Sent is
+// stored with Sent in its folders, and a message expunged from INBOX but
+// kept in Sent is not marked deleted.
+func TestWatchFollowsFolders(t *testing.T) {
+	t.Parallel()
+	w := newDovecotWatch(t, 3, watchSetup{dovecot: []dovecottest.Option{
+		dovecottest.WithFolders(dovecottest.Folder{Name: "Sent Items", SpecialUse: `\Sent`})}})
+	p := w.start("--folders", "INBOX,sent")
+	p.waitLines("👀 demo/INBOX: following", 1)
+	p.waitLines("👀 demo/Sent Items: following", 1)
+	if err := w.srv.Deliver(w.user, "Sent Items", liveMail("sent-1")); err != nil {
+		t.Fatal(err)
+	}
+	w.eventually("the message saved into Sent stored", func() bool { return w.rowCount("sent-1", `folders = '{Sent Items}'`) == 1 })
+
+	// The same message in both folders, then gone from INBOX only.
+	if err := w.srv.Deliver(w.user, "INBOX", liveMail("sent-1")); err != nil {
+		t.Fatal(err)
+	}
+	w.eventually("INBOX added to its folders", func() bool {
+		return w.rowCount("sent-1", `folders @> '{INBOX,Sent Items}'`) == 1
+	})
+	var uid uint32
+	if err := w.pool.QueryRow(context.Background(), `SELECT uid FROM email_sync_uids WHERE folder = 'INBOX'
+		AND message_id = 'sent-1@example.com'`).Scan(&uid); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.srv.Expunge(w.user, "INBOX", uid); err != nil {
+		t.Fatal(err)
+	}
+	w.eventually("the INBOX copy forgotten", func() bool {
+		return w.count(`SELECT count(*) FROM email_sync_uids WHERE folder = 'INBOX' AND message_id = 'sent-1@example.com'`) == 0
+	})
+	if n := w.rowCount("sent-1", "deleted_at IS NULL"); n != 1 {
+		t.Fatal("a message still in Sent was marked deleted when it left INBOX")
+	}
+	if code := p.stop(syscall.SIGTERM); code != 143 {
+		t.Fatalf("exit %d after SIGTERM, want 143", code)
+	}
+}
