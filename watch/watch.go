@@ -58,6 +58,9 @@ type Config struct {
 // Events is what a watch reports as it goes, for its log stream and
 // metrics. Calls may come from several goroutines at once.
 type Events interface {
+	// Starting says a folder's follower begins: it backfills, and is not
+	// following yet.
+	Starting(folder string)
 	// Backfilled reports a folder's initial backfill.
 	Backfilled(folder string, res pipeline.Result)
 	// Stored reports a later sync that stored or failed messages.
@@ -65,6 +68,9 @@ type Events interface {
 	// Following says a folder is connected and caught up, and how it is
 	// followed.
 	Following(folder string, idle, condStore bool)
+	// CaughtUp says the folder is current as of now: whatever the server
+	// reported is recorded.
+	CaughtUp(folder string)
 	// Changed reports flag changes and expunges recorded.
 	Changed(folder string, flags, deleted int)
 	// Waiting says a sync waits for another run to release the inbox.
@@ -320,6 +326,7 @@ type follower struct {
 // session ends with its connection or with a failure, and the next one
 // begins after a backoff that grows while they keep failing.
 func (f *follower) run(ctx context.Context) error {
+	f.w.ev.Starting(f.folder)
 	b := newBackoff(f.w.cfg.MaxBackoff)
 	for attempt := 1; ; attempt++ {
 		res, failed, err := f.w.sync(ctx, f.folder, nil)
@@ -411,6 +418,7 @@ func (s *session) run(ctx context.Context) error {
 			if err := s.catchUp(ctx, pending, full); err != nil {
 				return err
 			}
+			w.ev.CaughtUp(folder)
 			if !s.caughtUp {
 				s.caughtUp = true
 				w.ev.Following(folder, s.features.Idle, s.features.CondStore)

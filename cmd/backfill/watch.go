@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"runtime/debug"
@@ -14,10 +16,13 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/myhibachi/backfill/errlog"
 	"github.com/myhibachi/backfill/imapsrc"
 	"github.com/myhibachi/backfill/pgsink"
 	"github.com/myhibachi/backfill/pipeline"
+	"github.com/myhibachi/backfill/serve"
 	"github.com/myhibachi/backfill/watch"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/urfave/cli/v2"
 	"golang.org/x/sync/errgroup"
 )
@@ -30,7 +35,7 @@ func (a *appEnv) watchCommand() *cli.Command {
 	flags := []cli.Flag{
 		&cli.StringSliceFlag{Name: "inbox", Usage: "the `NAME` of an inbox to watch; repeat the flag to watch several"},
 		&cli.StringFlag{Name: "flags", Value: "server", Usage: "`POLICY`: server (flag changes on the server overwrite is_read, is_starred, labels) or keep (never overwrite stored flags)"},
-		&cli.StringFlag{Name: "listen", Usage: "`ADDR` (host:port) to serve /healthz and /metrics on"},
+		&cli.StringFlag{Name: "listen", Usage: "`ADDR` (host:port) to serve, read-only, /healthz, /metrics and /api/v1/admin/emails/{inbox|stats} on"},
 		&cli.DurationFlag{Name: "poll", Value: 60 * time.Second, Hidden: true, Usage: "how often to look for news on a server without IDLE"},
 		&cli.DurationFlag{Name: "idle-refresh", Value: 25 * time.Minute, Hidden: true, Usage: "how long one IDLE lasts before it is renewed"},
 		&cli.DurationFlag{Name: "max-backoff", Value: time.Minute, Hidden: true, Usage: "the longest wait between attempts after a failure"},
@@ -126,11 +131,6 @@ func (a *appEnv) runWatch(c *cli.Context) error {
 	ctx := c.Context
 	out.emit("start", map[string]any{"inboxes": inboxes, "operation_id": opID, "version": currentVersion()},
 		"🚀 Watching %s (operation %s)", strings.Join(inboxes, ", "), opID)
-	if addr := c.String("listen"); addr != "" {
-		// The endpoints come with the serve package (issue 11's HTTP side).
-		out.emit("note", map[string]any{"message": "--listen: no HTTP endpoints in this build", "listen": addr},
-			"⚠️  --listen %s: this build serves no HTTP endpoints yet", addr)
-	}
 	sink, err := pgsink.Open(ctx, dbURL, conns)
 	if err == nil {
 		err = sink.CheckSchema(ctx)
@@ -144,9 +144,28 @@ func (a *appEnv) runWatch(c *cli.Context) error {
 	}
 	defer sink.Close()
 
+	var metrics *serve.Metrics
+	if addr := c.String("listen"); addr != "" {
+		stop, m, err := listen(ctx, addr, dbURL)
+		if err != nil {
+			out.emit("fatal", map[string]any{"error": err.Error()}, "❌ %v", err)
+			return &shownError{&exitError{code: exitFatal, err: err}}
+		}
+		defer stop()
+		metrics = m
+		out.emit("listening", map[string]any{"listen": addr},
+			"🌐 Serving /healthz, /metrics and /api/v1/admin/emails on http://%s", addr)
+	}
+
 	g, gctx := errgroup.WithContext(ctx)
 	for _, cfg := range cfgs {
-		ev := &watchEvents{log: out, inbox: cfg.Run.Inbox}
+		ev := &watchEvents{log: out, inbox: cfg.Run.Inbox, metrics: metrics}
+		if metrics != nil {
+			inbox := cfg.Run.Inbox
+			cfg.Observe = func(folder string, next pipeline.Observer) pipeline.Observer {
+				return metrics.Observer(inbox, folder, next)
+			}
+		}
 		g.Go(func() error { return watch.Run(gctx, cfg, sink, ev) })
 	}
 	err = g.Wait()
@@ -160,6 +179,37 @@ func (a *appEnv) runWatch(c *cli.Context) error {
 		return &shownError{&exitError{code: exitFatal, err: err}}
 	}
 	return nil
+}
+
+// listen serves serve's endpoints on addr until stop is called. The
+// handler reads through a pool of its own, so that /healthz never waits
+// behind the watch's batches; health is every followed folder connected
+// (and, checked by the handler, the database answering).
+func listen(ctx context.Context, addr, dbURL string) (stop func(), m *serve.Metrics, err error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, usageError("--listen %s: %v", addr, err)
+	}
+	pool, err := pgsink.Open(ctx, dbURL, 2)
+	if err != nil {
+		ln.Close()
+		return nil, nil, err
+	}
+	reg := prometheus.NewRegistry()
+	m = serve.NewMetrics(reg)
+	srv := &http.Server{Handler: serve.NewHandler(pool.Pool(), m.Health, reg), ReadHeaderTimeout: 10 * time.Second}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = srv.Serve(ln) // http.ErrServerClosed once stopped
+	}()
+	return func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(sctx) // a request still open after 5 s is cut
+		<-done
+		pool.Close()
+	}, m, nil
 }
 
 // validateWatchFlags checks watch's flags before anything connects.
@@ -227,10 +277,24 @@ func (l *watchLog) emit(event string, fields map[string]any, format string, args
 	fmt.Fprintf(l.w, "%s\n", b)
 }
 
-// watchEvents prints one inbox's watch.Events.
+// watchEvents prints one inbox's watch.Events and, with --listen, keeps
+// its metrics.
 type watchEvents struct {
-	log   *watchLog
-	inbox string
+	log     *watchLog
+	inbox   string
+	metrics *serve.Metrics // nil without --listen
+}
+
+func (e *watchEvents) Starting(folder string) {
+	if e.metrics != nil {
+		e.metrics.SetConnected(e.inbox, folder, false, false)
+	}
+}
+
+func (e *watchEvents) CaughtUp(folder string) {
+	if e.metrics != nil {
+		e.metrics.Synced(e.inbox, folder, time.Now())
+	}
 }
 
 func (e *watchEvents) fields(folder string, kv ...any) map[string]any {
@@ -242,6 +306,10 @@ func (e *watchEvents) fields(folder string, kv ...any) map[string]any {
 }
 
 func (e *watchEvents) Backfilled(folder string, res pipeline.Result) {
+	if e.metrics != nil {
+		e.metrics.Downloaded(e.inbox, res.Transferred)
+		e.metrics.Synced(e.inbox, folder, time.Now())
+	}
 	e.log.emit("backfilled", e.fields(folder, "created", res.Created, "skipped", res.Skipped, "failed", res.Failed,
 		"elapsed_ms", res.Elapsed.Milliseconds()),
 		"✅ %s/%s: backfilled: %d stored, %d already stored, %d failed (%s)",
@@ -249,6 +317,9 @@ func (e *watchEvents) Backfilled(folder string, res pipeline.Result) {
 }
 
 func (e *watchEvents) Stored(folder string, res pipeline.Result) {
+	if e.metrics != nil {
+		e.metrics.Downloaded(e.inbox, res.Transferred)
+	}
 	f := e.fields(folder, "created", res.Created, "failed", res.Failed)
 	if res.Failed > 0 {
 		e.log.emit("stored", f, "📥 %s/%s: %d new stored, %d failed (see backfill errors)", e.inbox, folder, res.Created, res.Failed)
@@ -258,6 +329,9 @@ func (e *watchEvents) Stored(folder string, res pipeline.Result) {
 }
 
 func (e *watchEvents) Following(folder string, idle, condStore bool) {
+	if e.metrics != nil {
+		e.metrics.SetConnected(e.inbox, folder, idle, true)
+	}
 	how := "polling"
 	if idle {
 		how = "IDLE"
@@ -286,6 +360,12 @@ func (e *watchEvents) Waiting(folder string, err error) {
 }
 
 func (e *watchEvents) Failed(folder string, err error, wait time.Duration) {
+	if e.metrics != nil {
+		if folder != "" {
+			e.metrics.SetConnected(e.inbox, folder, false, false)
+		}
+		e.metrics.Error(e.inbox, string(errlog.Classify(err)))
+	}
 	e.log.emit("failed", e.fields(folder, "error", err.Error(), "retry_in_ms", wait.Milliseconds()),
 		"⚠️  %s/%s: %v; trying again in %s", e.inbox, folder, err, wait.Round(time.Millisecond))
 }

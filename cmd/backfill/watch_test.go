@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"slices"
@@ -684,6 +687,68 @@ func TestWatchFollowsFolders(t *testing.T) {
 	if n := w.rowCount("sent-1", "deleted_at IS NULL"); n != 1 {
 		t.Fatal("a message still in Sent was marked deleted when it left INBOX")
 	}
+	if code := p.stop(syscall.SIGTERM); code != 143 {
+		t.Fatalf("exit %d after SIGTERM, want 143", code)
+	}
+}
+
+// TestWatchServesHealthAndMetrics runs watch with --listen and asks it
+// over HTTP: /healthz is 200 while the folder is followed and 503 naming
+// it once Dovecot is gone, /metrics counts what was stored and the
+// connection, and the guide's emails endpoint lists the stored rows.
+func TestWatchServesHealthAndMetrics(t *testing.T) {
+	t.Parallel()
+	w := newDovecotWatch(t, 4, watchSetup{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // for watch to take; another test taking it meanwhile is unlikely, and would fail this one loudly
+	p := w.start("--listen", addr)
+	p.waitLines("👀 demo/INBOX: following", 1)
+	get := func(path string) (int, string) {
+		t.Helper()
+		resp, err := http.Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, string(body)
+	}
+	if code, body := get("/healthz"); code != 200 {
+		t.Fatalf("/healthz while following: %d %s", code, body)
+	}
+	if err := w.srv.Deliver(w.user, "INBOX", liveMail("served")); err != nil {
+		t.Fatal(err)
+	}
+	w.eventually("the delivered message stored", func() bool { return w.rowCount("served", "true") == 1 })
+	_, metrics := get("/metrics")
+	for _, want := range []string{
+		`backfill_connected{folder="INBOX",inbox="demo"} 1`,
+		fmt.Sprintf(`backfill_messages_stored_total{folder="INBOX",inbox="demo"} %d`, w.unique+1),
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Fatalf("/metrics has no line %q:\n%s", want, metrics)
+		}
+	}
+	code, body := get("/api/v1/admin/emails/demo?limit=2")
+	var list struct{ Count int }
+	if err := json.Unmarshal([]byte(body), &list); code != 200 || err != nil || list.Count != 2 {
+		t.Fatalf("/api/v1/admin/emails/demo?limit=2: %d %s", code, body)
+	}
+
+	if err := w.srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	w.eventually("/healthz saying the folder is down", func() bool {
+		code, body := get("/healthz")
+		return code == 503 && strings.Contains(body, "demo/INBOX")
+	})
 	if code := p.stop(syscall.SIGTERM); code != 143 {
 		t.Fatalf("exit %d after SIGTERM, want 143", code)
 	}
