@@ -366,8 +366,12 @@ func (e *watchEvents) Failed(folder string, err error, wait time.Duration) {
 		}
 		e.metrics.Error(e.inbox, string(errlog.Classify(err)))
 	}
+	where := e.inbox + "/" + folder
+	if folder == "" {
+		where = e.inbox // listing the folders, before any is followed
+	}
 	e.log.emit("failed", e.fields(folder, "error", err.Error(), "retry_in_ms", wait.Milliseconds()),
-		"⚠️  %s/%s: %v; trying again in %s", e.inbox, folder, err, wait.Round(time.Millisecond))
+		"⚠️  %s: %v; trying again in %s", where, err, wait.Round(time.Millisecond))
 }
 
 func (e *watchEvents) Note(text string) {
