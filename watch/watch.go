@@ -83,9 +83,11 @@ type Events interface {
 }
 
 // Run watches one inbox until ctx ends: it then returns nil once what was
-// in flight is committed. It returns an error early only when the initial
-// backfill of a folder fails for a reason retrying cannot cure (refused
-// login, missing mailbox or schema): a configuration error.
+// in flight is committed. It returns an error early only for a
+// configuration error, which retrying cannot cure: a folder named that
+// the server does not have, more folders than the provider admits
+// connections, or an initial backfill refused its login, mailbox or
+// schema.
 func Run(ctx context.Context, cfg Config, sink *pgsink.Sink, ev Events) error {
 	cfg = withDefaults(cfg)
 	w := &watcher{cfg: cfg, sink: sink, ev: ev}
