@@ -622,8 +622,8 @@ func TestWatchSkipsKnownFailures(t *testing.T) {
 }
 
 // TestWatchUsageAndConfigErrorsExit2 checks what stops watch before it
-// follows anything: bad flags, an unknown inbox, a schema to migrate, a
-// refused login. Each exits 2 saying why, as a run would.
+// follows anything: bad flags, an unknown inbox, a schema to migrate, an
+// unknown folder, a refused login. Each exits 2 saying why, as a run would.
 func TestWatchUsageAndConfigErrorsExit2(t *testing.T) {
 	t.Parallel()
 	f := newFixture(t)
@@ -643,6 +643,9 @@ func TestWatchUsageAndConfigErrorsExit2(t *testing.T) {
 		}
 	}
 	f.migrate()
+	if out := f.mustRun(2, "watch", "--inbox", "demo", "--folders", "INBOX,Nosuch"); !strings.Contains(out, "Nosuch") {
+		t.Errorf("an unknown folder: output does not name it:\n%s", out)
+	}
 	wrong := *f
 	wrong.environ = append(slices.Clone(f.environ), "BACKFILL_INBOX_DEMO_PASSWORD=wrong")
 	if out := wrong.mustRun(2, "watch", "--inbox", "demo"); !strings.Contains(out, "refused") {
