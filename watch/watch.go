@@ -287,7 +287,8 @@ func (w *watcher) record(ctx context.Context, folder string, err error, attempts
 }
 
 // failureType names a failure for error_logs: the critical type when it
-// has one, else its class.
+// has one, else its class (transient: a lost connection, a database
+// outage).
 func failureType(err error) string {
 	var ce *errlog.CriticalError
 	switch {
@@ -296,7 +297,7 @@ func failureType(err error) string {
 	case errors.Is(err, errRenumbered):
 		return "uidvalidity_changed"
 	}
-	return "interrupted"
+	return string(errlog.Classify(err))
 }
 
 // fatalAtStart reports a failure of the initial backfill that no retry can
