@@ -53,3 +53,5 @@ require (
 	golang.org/x/term v0.46.0 // indirect
 	google.golang.org/protobuf v1.36.12 // indirect
 )
+
+replace github.com/emersion/go-imap/v2 => ./third_party/go-imap
