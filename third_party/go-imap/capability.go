@@ -74,6 +74,10 @@ const (
 	CapUIDOnly          Cap = "UIDONLY"            // RFC 9586
 	CapListMetadata     Cap = "LIST-METADATA"      // RFC 9590
 	CapInProgress       Cap = "INPROGRESS"         // RFC 9585
+
+	// Gmail's extensions: X-GM-MSGID, X-GM-THRID and X-GM-LABELS, see
+	// https://developers.google.com/gmail/imap/imap-extensions
+	CapGmailExt1 Cap = "X-GM-EXT-1"
 )
 
 var imap4rev2Caps = CapSet{

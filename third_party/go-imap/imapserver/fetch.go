@@ -83,6 +83,11 @@ func (c *Conn) handleFetch(dec *imapwire.Decoder, numKind NumKind) error {
 		return err
 	}
 
+	gmail := options.GmailMsgID || options.GmailThreadID || options.GmailLabels
+	if gmail && !c.server.options.caps().Has(imap.CapGmailExt1) {
+		return newClientBugError("Unknown FETCH data item")
+	}
+
 	if numKind == NumKindUID {
 		options.UID = true
 	}
@@ -108,6 +113,12 @@ func handleFetchAtt(dec *imapwire.Decoder, attName string, options *imap.FetchOp
 		options.RFC822Size = true
 	case "UID":
 		options.UID = true
+	case "X-GM-MSGID":
+		options.GmailMsgID = true
+	case "X-GM-THRID":
+		options.GmailThreadID = true
+	case "X-GM-LABELS":
+		options.GmailLabels = true
 	case "RFC822": // equivalent to BODY[]
 		bs := &imap.FetchItemBodySection{}
 		writerOptions.obsolete[bs] = attName
@@ -493,6 +504,39 @@ func (w *FetchResponseWriter) writeBodyStructure(bs imap.BodyStructure, extended
 	enc := w.enc.Encoder
 	enc.Atom(item).SP()
 	writeBodyStructure(enc, bs, extended)
+}
+
+// WriteGmailMsgID writes the message's Gmail message ID (X-GM-MSGID).
+//
+// This requires the X-GM-EXT-1 extension.
+func (w *FetchResponseWriter) WriteGmailMsgID(id uint64) {
+	w.writeItemSep()
+	w.enc.Atom("X-GM-MSGID").SP().ModSeq(id)
+}
+
+// WriteGmailThreadID writes the message's Gmail thread ID (X-GM-THRID).
+//
+// This requires the X-GM-EXT-1 extension.
+func (w *FetchResponseWriter) WriteGmailThreadID(id uint64) {
+	w.writeItemSep()
+	w.enc.Atom("X-GM-THRID").SP().ModSeq(id)
+}
+
+// WriteGmailLabels writes the message's Gmail labels (X-GM-LABELS). System
+// labels (starting with a backslash, e.g. "\\Inbox") are written as flags,
+// other labels as mailbox names.
+//
+// This requires the X-GM-EXT-1 extension.
+func (w *FetchResponseWriter) WriteGmailLabels(labels []string) {
+	w.writeItemSep()
+	enc := w.enc.Encoder
+	enc.Atom("X-GM-LABELS").SP().List(len(labels), func(i int) {
+		if strings.HasPrefix(labels[i], "\\") {
+			enc.Flag(imap.Flag(labels[i]))
+		} else {
+			enc.Mailbox(labels[i])
+		}
+	})
 }
 
 // Close closes the FETCH message writer.
