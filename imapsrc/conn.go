@@ -25,6 +25,9 @@ type Conn struct {
 	// buf is reused for every body this connection reads, so a backfill
 	// does not allocate (and zero, and collect) its whole mailbox.
 	buf []byte
+	// gmail: the server has Gmail's extensions (X-GM-EXT-1), so every
+	// fetch also asks for its message id, thread id and labels.
+	gmail bool
 }
 
 // maxReusedBuffer caps the body buffer a connection keeps between
@@ -122,8 +125,11 @@ func dial(ctx context.Context, cfg Config) (*Conn, error) {
 		c.Close()
 		return nil, err
 	}
+	// Capabilities change at login; most servers send the new ones with
+	// its answer, the others are asked once.
+	gmail := c.Caps().Has(imap.CapGmailExt1)
 	wd.arm(false)
-	return &Conn{c: c, cfg: cfg, wd: wd}, nil
+	return &Conn{c: c, cfg: cfg, wd: wd, gmail: gmail}, nil
 }
 
 // login logs in with the password, or with an OAuth2 token when the
@@ -236,11 +242,14 @@ func (c *Conn) fetchWhole(uids []uint32, maxSize int64, fn func(Fetched) error) 
 	}
 	set := uidSet(uids)
 	cmd := c.c.Fetch(set, &imap.FetchOptions{
-		UID:          true,
-		InternalDate: true,
-		RFC822Size:   true,
-		Flags:        true,
-		BodySection:  []*imap.FetchItemBodySection{{Peek: true}},
+		UID:           true,
+		InternalDate:  true,
+		RFC822Size:    true,
+		Flags:         true,
+		BodySection:   []*imap.FetchItemBodySection{{Peek: true}},
+		GmailMsgID:    c.gmail,
+		GmailThreadID: c.gmail,
+		GmailLabels:   c.gmail,
 	})
 	for {
 		msg := cmd.Next()
@@ -285,6 +294,12 @@ func (c *Conn) readMessage(msg *imapclient.FetchMessageData, maxSize int64) (Fet
 			f.Size = item.Size
 		case imapclient.FetchItemDataFlags:
 			f.Flags = flagStrings(item.Flags)
+		case imapclient.FetchItemDataGmailMsgID:
+			f.GmailMsgID = item.MsgID
+		case imapclient.FetchItemDataGmailThreadID:
+			f.GmailThreadID = item.ThreadID
+		case imapclient.FetchItemDataGmailLabels:
+			f.GmailLabels = item.Labels
 		case imapclient.FetchItemDataBodySection:
 			if item.Literal == nil {
 				continue

@@ -34,6 +34,12 @@ type Fetched struct {
 	// Flags are the message's IMAP flags as the fetch found them. Bodies
 	// are fetched with BODY.PEEK, so fetching never sets \Seen.
 	Flags []string
+	// GmailMsgID, GmailThreadID and GmailLabels are what a Gmail server
+	// (X-GM-EXT-1) says of the message: X-GM-MSGID, X-GM-THRID and
+	// X-GM-LABELS (UTF-8, system labels such as \Inbox with their
+	// backslash). Zero and nil from any other server.
+	GmailMsgID, GmailThreadID uint64
+	GmailLabels               []string
 	// Transferred counts the content bytes the server sent for it,
 	// sections that could not be used included.
 	Transferred int64
@@ -145,7 +151,9 @@ func (f *Fetcher) fetchLean(c *Conn, uids []uint32, fn func(Fetched) error) erro
 		case !ok:
 			// Not returned: reported missing.
 		case f.MaxSize > 0 && o.size > f.MaxSize:
-			if err := fn(Fetched{UID: u, InternalDate: o.internalDate, Size: o.size, Oversized: true, Flags: o.flags}); err != nil {
+			f := o.fetched()
+			f.Oversized = true
+			if err := fn(f); err != nil {
 				return err
 			}
 		default:

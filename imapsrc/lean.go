@@ -50,6 +50,13 @@ type outline struct {
 	size         int64
 	structure    imap.BodyStructure
 	flags        []string
+	gmail        gmailItems
+}
+
+// fetched is what the outline already says of its message.
+func (o outline) fetched() Fetched {
+	return Fetched{UID: o.uid, InternalDate: o.internalDate, Size: o.size, Flags: o.flags,
+		GmailMsgID: o.gmail.msgID, GmailThreadID: o.gmail.threadID, GmailLabels: o.gmail.labels}
 }
 
 // Outlines are the structures of a batch asked for ahead of time, so that
@@ -92,6 +99,9 @@ func (c *Conn) outlineCommand(uids []uint32) *imapclient.FetchCommand {
 		RFC822Size:    true,
 		Flags:         true,
 		BodyStructure: &imap.FetchItemBodyStructure{},
+		GmailMsgID:    c.gmail,
+		GmailThreadID: c.gmail,
+		GmailLabels:   c.gmail,
 	})
 }
 
@@ -105,7 +115,8 @@ func collectOutlines(cmd *imapclient.FetchCommand) (map[uint32]outline, error) {
 		if m.UID == 0 || m.BodyStructure == nil {
 			continue
 		}
-		out[uint32(m.UID)] = outline{uid: uint32(m.UID), internalDate: m.InternalDate, size: m.RFC822Size, structure: m.BodyStructure, flags: flagStrings(m.Flags)}
+		out[uint32(m.UID)] = outline{uid: uint32(m.UID), internalDate: m.InternalDate, size: m.RFC822Size, structure: m.BodyStructure, flags: flagStrings(m.Flags),
+			gmail: gmailItems{msgID: m.GmailMsgID, threadID: m.GmailThreadID, labels: m.GmailLabels}}
 	}
 	return out, err
 }
@@ -310,7 +321,7 @@ func (c *Conn) fetchSections(plans []*leanPart, outlines []outline, uidValidity 
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			f := Fetched{UID: o.uid, InternalDate: o.internalDate, Size: o.size, Flags: o.flags}
+			f := o.fetched()
 			got, err := c.readSections(cmd)
 			switch {
 			case c.refusedOnly(err):
@@ -355,4 +366,10 @@ func flagStrings(flags []imap.Flag) []string {
 		out[i] = string(f)
 	}
 	return out
+}
+
+// gmailItems are a Gmail server's X-GM-MSGID, X-GM-THRID and X-GM-LABELS.
+type gmailItems struct {
+	msgID, threadID uint64
+	labels          []string
 }

@@ -35,6 +35,10 @@ type Message struct {
 	IsRead    bool
 	IsStarred bool
 	Labels    []string
+	// GmailMsgID and GmailThreadID are Gmail's X-GM-MSGID and X-GM-THRID:
+	// the message's id in the whole account, whatever its labels, and its
+	// conversation's. 0 (stored as NULL) from any other server.
+	GmailMsgID, GmailThreadID uint64
 	// Warnings are the parser's complaints about a message that was still
 	// stored (broken boundaries, bad charsets, ...). They become warning rows
 	// in error_logs, never failures.
@@ -59,6 +63,27 @@ func (m *Message) SetFlags(flags []string) {
 		case f == "" || strings.HasPrefix(f, `\`) || slices.Contains(m.Labels, f):
 		default:
 			m.Labels = append(m.Labels, CleanText(f))
+		}
+	}
+	slices.Sort(m.Labels)
+}
+
+// AddGmailLabels merges a Gmail server's X-GM-LABELS into the labels
+// SetFlags took from the keywords: Gmail keeps labels there, not in FLAGS.
+// System labels keep their backslash (\Inbox, \Sent, \Important), so they
+// cannot be mistaken for a user's label of the same name; \Starred stars
+// the message as \Flagged does.
+func (m *Message) AddGmailLabels(labels []string) {
+	if m.Labels == nil {
+		m.Labels = []string{}
+	}
+	for _, l := range labels {
+		l = CleanText(l)
+		if strings.EqualFold(l, `\Starred`) {
+			m.IsStarred = true
+		}
+		if l != "" && !slices.Contains(m.Labels, l) {
+			m.Labels = append(m.Labels, l)
 		}
 	}
 	slices.Sort(m.Labels)

@@ -299,7 +299,10 @@ func (w *worker) accept(b *batch, f imapsrc.Fetched, attempts int) {
 	}
 	if !w.r.cfg.NoFlags {
 		m.SetFlags(f.Flags)
+		m.AddGmailLabels(f.GmailLabels)
 	}
+	// Gmail's ids are the message's identity, not flags: --no-flags keeps them.
+	m.GmailMsgID, m.GmailThreadID = f.GmailMsgID, f.GmailThreadID
 	b.fetched++
 	b.messageBytes += f.Size
 	if len(m.Warnings) > 0 {
