@@ -106,7 +106,11 @@ var messageFields = []field{
 	// The server's flags, written even over a column default (see
 	// message.SetFlags); --no-flags writes the guide's defaults.
 	{name: "is_read", kind: Bool}, {name: "is_starred", kind: Bool},
-	{name: "labels", kind: TextArray}, {name: "synced_at", kind: Time, fill: "now"},
+	{name: "labels", kind: TextArray},
+	// Gmail's ids: written only into an adopted table that has columns for
+	// them (migration 004 adds them to the tool's own table alone).
+	{name: "gmail_msgid", kind: Int}, {name: "gmail_thread_id", kind: Int},
+	{name: "synced_at", kind: Time, fill: "now"},
 	{name: "created_at", kind: Time, fill: "now"}, {name: "updated_at", kind: Time, fill: "now"},
 }
 

@@ -59,6 +59,8 @@ const stagingDDL = `CREATE TEMP TABLE IF NOT EXISTS backfill_staging (
 	is_starred       boolean,
 	labels           text[],
 	folders          text[],
+	gmail_msgid      bigint,
+	gmail_thread_id  bigint,
 	participants     text[]
 ) ON COMMIT DELETE ROWS`
 
@@ -66,7 +68,7 @@ var stagingColumns = []string{
 	"ord", "message_id", "thread_id", "from_address", "from_name", "to_addresses", "cc_addresses",
 	"subject", "text_body", "html_body", "received_at", "sent_at", "attachments", "in_reply_to",
 	"references", "size_bytes", "imap_uid", "imap_uidvalidity", "is_read", "is_starred", "labels",
-	"folders", "participants",
+	"folders", "gmail_msgid", "gmail_thread_id", "participants",
 }
 
 // Open connects to dsn with at most maxConns connections.
@@ -489,10 +491,11 @@ const insertSQL = "WITH ins AS (\n\t" + ownMessagesInsert + "\n), new AS (\n\tSE
 const ownMessagesInsert = `INSERT INTO email_messages (inbox, message_id, thread_id, from_address, from_name,
 		to_addresses, cc_addresses, subject, text_body, html_body, received_at, sent_at,
 		attachments, in_reply_to, "references", size_bytes, imap_uid, imap_uidvalidity,
-		is_read, is_starred, labels, folders)
+		is_read, is_starred, labels, folders, gmail_msgid, gmail_thread_id)
 	SELECT $1, message_id, thread_id, from_address, from_name, to_addresses, cc_addresses,
 		subject, text_body, html_body, received_at, sent_at, attachments, in_reply_to,
-		"references", size_bytes, imap_uid, imap_uidvalidity, is_read, is_starred, labels, folders
+		"references", size_bytes, imap_uid, imap_uidvalidity, is_read, is_starred, labels, folders,
+		gmail_msgid, gmail_thread_id
 	FROM backfill_staging ORDER BY ord
 	ON CONFLICT (inbox, md5(message_id)) DO NOTHING
 	RETURNING message_id`
@@ -533,14 +536,15 @@ func (c *copySource) Values() ([]any, error) {
 			c.inbox, m.MessageID, m.ThreadID, m.FromAddress, m.FromName, nonNil(m.To), nonNil(m.Cc),
 			m.Subject, nullable(m.TextBody), nullable(m.HTMLBody), m.ReceivedAt, m.SentAt, attJSON,
 			nullable(m.InReplyTo), nonNil(m.References), m.SizeBytes, int64(m.UID), int64(m.UIDValidity),
-			m.IsRead, m.IsStarred, nonNil(m.Labels), nonNil(c.folders),
+			m.IsRead, m.IsStarred, nonNil(m.Labels), nonNil(c.folders), gmailID(m.GmailMsgID), gmailID(m.GmailThreadID),
 		}, nil
 	}
 	return []any{
 		int32(c.pos), m.MessageID, m.ThreadID, m.FromAddress, m.FromName, nonNil(m.To), nonNil(m.Cc),
 		m.Subject, nullable(m.TextBody), nullable(m.HTMLBody), m.ReceivedAt, m.SentAt, attJSON,
 		nullable(m.InReplyTo), nonNil(m.References), m.SizeBytes, int64(m.UID), int64(m.UIDValidity),
-		m.IsRead, m.IsStarred, nonNil(m.Labels), nonNil(c.folders), participants(m),
+		m.IsRead, m.IsStarred, nonNil(m.Labels), nonNil(c.folders), gmailID(m.GmailMsgID), gmailID(m.GmailThreadID),
+		participants(m),
 	}, nil
 }
 
@@ -555,6 +559,18 @@ func participants(m *message.Message) []string {
 		return []string{}
 	}
 	return strings.Split(p, ",")
+}
+
+// gmailID is a Gmail id as its bigint column takes it: NULL for none (Gmail's
+// ids are never 0). Gmail's ids are unsigned 64-bit numbers, in practice
+// below 2^63; one above would be stored as its two's complement, negative
+// but still unique, and uint64(x) gives it back.
+func gmailID(id uint64) *int64 {
+	if id == 0 {
+		return nil
+	}
+	v := int64(id)
+	return &v
 }
 
 func nonNil(s []string) []string {

@@ -1,0 +1,210 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/myhibachi/backfill/internal/dovecottest"
+	"github.com/myhibachi/backfill/internal/gmailtest"
+)
+
+// gmailLabels are the X-GM-LABELS of flaggedMails on the Gmail test server:
+// system labels, a nested non-ASCII user label, a keyword beside labels, and
+// a message starred by its \Starred label alone (lean-unread).
+var gmailLabels = [][]string{
+	{`\Inbox`, `\Important`},
+	{`\Sent`},
+	{`\Inbox`, "Été/Réservations"},
+	{`\Inbox`, `\Starred`},
+	{`\Starred`, "Muy Importante"},
+	{`\Inbox`, "Été/Réservations"},
+}
+
+// startGmail loads flaggedMails into a Gmail test server with gmailLabels;
+// the second message replies in the first one's Gmail thread. It returns
+// each message's X-GM-MSGID and X-GM-THRID by Message-ID.
+func startGmail(t *testing.T) (*gmailtest.Server, map[string][2]uint64) {
+	t.Helper()
+	srv := gmailtest.Start(t)
+	ids := map[string][2]uint64{}
+	var first uint64
+	for i, m := range flaggedMails {
+		gm := gmailtest.Message{Raw: m.raw(i), Date: time.Date(2025, 11, 3, 10, i, 0, 0, time.UTC), Flags: m.flags, Labels: gmailLabels[i]}
+		if i == 1 {
+			gm.ThreadID = first
+		}
+		id := srv.Add(t, gm)
+		if i == 0 {
+			first = id
+		}
+		thread := id
+		if gm.ThreadID != 0 {
+			thread = gm.ThreadID
+		}
+		ids[m.id] = [2]uint64{id, thread}
+	}
+	return srv, ids
+}
+
+// wantGmail is the row each of flaggedMails should get from the Gmail
+// server, as gmailRows spells it.
+func wantGmail(ids map[string][2]uint64, flags bool) []string {
+	var out []string
+	for i, m := range flaggedMails {
+		read, starred, labels := false, false, []string{}
+		if flags {
+			read = slices.Contains(m.flags, imap.FlagSeen)
+			starred = slices.Contains(m.flags, imap.FlagFlagged) || slices.Contains(gmailLabels[i], `\Starred`)
+			for _, f := range m.flags {
+				if !strings.HasPrefix(string(f), `\`) {
+					labels = append(labels, string(f))
+				}
+			}
+			labels = append(labels, gmailLabels[i]...)
+			slices.Sort(labels)
+		}
+		out = append(out, fmt.Sprintf("%s %t %t %q %d %d", m.id, read, starred, labels, ids[m.id][0], ids[m.id][1]))
+	}
+	slices.Sort(out)
+	return out
+}
+
+// gmailRows reads every row's flags, labels and Gmail ids; NULL ids read
+// as 0.
+func (f *fixture) gmailRows() []string {
+	f.t.Helper()
+	rows, err := f.pool.Query(context.Background(), `SELECT message_id, is_read, is_starred, labels,
+		coalesce(gmail_msgid, 0), coalesce(gmail_thread_id, 0) FROM email_messages WHERE inbox = 'demo' ORDER BY 1`)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (string, error) {
+		var id string
+		var read, starred bool
+		var labels []string
+		var msgID, threadID int64
+		err := r.Scan(&id, &read, &starred, &labels, &msgID, &threadID)
+		return fmt.Sprintf("%s %t %t %q %d %d", id, read, starred, labels, uint64(msgID), uint64(threadID)), err
+	})
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return got
+}
+
+// Issue 10 (Gmail): backfilling [Gmail]/All Mail stores each message's
+// X-GM-MSGID and X-GM-THRID, its X-GM-LABELS merged with its keywords as
+// labels, starred by \Flagged or \Starred; lean and full fetches store the
+// same rows; --no-flags keeps the ids and drops the labels.
+func TestGmailAllMail(t *testing.T) {
+	t.Parallel()
+	srv, ids := startGmail(t)
+	full, lean := newFixture(t), newFixture(t)
+	for i, f := range []*fixture{full, lean} {
+		f.environ = append(f.environ, "BACKFILL_INBOX_DEMO="+srv.URL(gmailtest.AllMail), "BACKFILL_INBOX_DEMO_PASSWORD="+srv.Password)
+		f.migrate()
+		mode := []string{"full", "lean"}[i]
+		out := f.mustRun(0, "--inbox", "demo", "--fetch", mode)
+		if got, want := f.gmailRows(), wantGmail(ids, true); !slices.Equal(got, want) {
+			t.Fatalf("--fetch %s stored:\n%s\nwant:\n%s\n%s", mode, strings.Join(got, "\n"), strings.Join(want, "\n"), out)
+		}
+	}
+	if got, want := full.dumpExcept(), lean.dumpExcept(); !slices.Equal(got, want) {
+		t.Fatalf("full and lean fetches stored different rows:\n%s\n\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// The lean run must have fetched some messages as sections, or it
+	// proved nothing about them.
+	if n := srv.Bodies(); n >= 2*len(flaggedMails) {
+		t.Fatalf("%d whole bodies sent for two runs of %d messages: the lean run fetched none as sections", n, len(flaggedMails))
+	}
+
+	full.mustExec(`TRUNCATE email_messages, email_threads, email_sync_uids`)
+	full.mustRun(0, "--inbox", "demo", "--no-flags")
+	if got, want := full.gmailRows(), wantGmail(ids, false); !slices.Equal(got, want) {
+		t.Fatalf("--no-flags stored:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// Issue 10 (Gmail): a server without X-GM-EXT-1, go-imap's or Dovecot,
+// leaves the Gmail columns NULL and the labels to the keywords.
+func TestGmailColumnsNullElsewhere(t *testing.T) {
+	t.Parallel()
+	noGmail := func(f *fixture) {
+		f.t.Helper()
+		f.migrate()
+		f.mustRun(0, "--inbox", "demo", "--fetch", "lean")
+		if n := f.count(`SELECT count(*) FROM email_messages`); n != len(flaggedMails) {
+			f.t.Fatalf("%d rows, want %d", n, len(flaggedMails))
+		}
+		if n := f.count(`SELECT count(*) FROM email_messages WHERE gmail_msgid IS NOT NULL OR gmail_thread_id IS NOT NULL`); n != 0 {
+			f.t.Fatalf("%d rows with Gmail ids from a server that is not Gmail", n)
+		}
+	}
+	t.Run("go-imap", func(t *testing.T) {
+		t.Parallel()
+		f := newFixture(t)
+		for i, m := range flaggedMails {
+			f.imap.Append(t, m.raw(i), time.Date(2025, 11, 3, 10, i, 0, 0, time.UTC), m.flags...)
+		}
+		noGmail(f)
+	})
+	t.Run("dovecot", func(t *testing.T) {
+		t.Parallel()
+		user := dovecottest.User{Name: "support@myhibachichef.com", Password: "pw"}
+		srv := dovecottest.NewServer(t, []dovecottest.User{user})
+		err := srv.LoadMaildir(user.Name, func(yield func([]byte, time.Time) bool) {
+			for i, m := range flaggedMails {
+				if !yield(m.raw(i), time.Date(2025, 11, 3, 10, i, 0, 0, time.UTC)) {
+					return
+				}
+			}
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f := newFixture(t)
+		f.environ = append(f.environ, "BACKFILL_INBOX_DEMO="+srv.URL(user.Name, "INBOX"), "BACKFILL_INBOX_DEMO_PASSWORD="+user.Password)
+		noGmail(f)
+	})
+}
+
+// Issue 10 (Gmail): a backend's own email_messages is never altered; it
+// gets Gmail's ids only when it has columns for them.
+func TestGmailAdoptedTable(t *testing.T) {
+	t.Parallel()
+	srv, ids := startGmail(t)
+	for _, withColumns := range []bool{false, true} {
+		f := newFixture(t)
+		f.environ = append(f.environ, "BACKFILL_INBOX_DEMO="+srv.URL(gmailtest.AllMail), "BACKFILL_INBOX_DEMO_PASSWORD="+srv.Password)
+		f.mustExec(backendSchemas[0].ddl)
+		if withColumns {
+			f.mustExec(`ALTER TABLE email_messages ADD COLUMN gmail_msgid bigint, ADD COLUMN gmail_thread_id numeric(20)`)
+		}
+		f.migrate()
+		f.mustRun(0, "--inbox", "demo")
+		cols := f.count(`SELECT count(*) FROM information_schema.columns WHERE table_name = 'email_messages' AND column_name LIKE 'gmail%'`)
+		if want := map[bool]int{false: 0, true: 2}[withColumns]; cols != want {
+			t.Fatalf("with columns %t: email_messages has %d Gmail columns, want %d: an adopted table was altered", withColumns, cols, want)
+		}
+		if !withColumns {
+			continue
+		}
+		for id, want := range ids {
+			var msgID, threadID int64
+			if err := f.pool.QueryRow(context.Background(), `SELECT gmail_msgid, gmail_thread_id FROM email_messages WHERE message_id = $1`, id).
+				Scan(&msgID, &threadID); err != nil {
+				t.Fatalf("%s: %v", id, err)
+			}
+			if uint64(msgID) != want[0] || uint64(threadID) != want[1] {
+				t.Errorf("%s: Gmail ids %d %d, want %d %d", id, msgID, threadID, want[0], want[1])
+			}
+		}
+	}
+}
