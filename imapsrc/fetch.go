@@ -151,9 +151,9 @@ func (f *Fetcher) fetchLean(c *Conn, uids []uint32, fn func(Fetched) error) erro
 		case !ok:
 			// Not returned: reported missing.
 		case f.MaxSize > 0 && o.size > f.MaxSize:
-			f := o.fetched()
-			f.Oversized = true
-			if err := fn(f); err != nil {
+			big := o.fetched()
+			big.Oversized = true
+			if err := fn(big); err != nil {
 				return err
 			}
 		default:
