@@ -208,3 +208,25 @@ func TestGmailAdoptedTable(t *testing.T) {
 		}
 	}
 }
+
+// Issue 10 (Gmail): --all-folders on a Gmail server reads [Gmail]/All Mail
+// alone, so each message is downloaded once however many labels it has,
+// with its labels from X-GM-LABELS; a re-run downloads nothing.
+func TestGmailAllFolders(t *testing.T) {
+	t.Parallel()
+	srv, ids := startGmail(t)
+	f := newFixture(t)
+	f.environ = append(f.environ, "BACKFILL_INBOX_DEMO="+srv.URL("INBOX"), "BACKFILL_INBOX_DEMO_PASSWORD="+srv.Password)
+	f.migrate()
+	out := f.mustRun(0, "--inbox", "demo", "--all-folders", "--fetch", "full")
+	if n := srv.Bodies(); n != len(flaggedMails) {
+		t.Errorf("the server sent %d whole messages for %d in the account", n, len(flaggedMails))
+	}
+	f.wantLine(out, fmt.Sprintf("Downloaded:    %d message bodies", len(flaggedMails)))
+	f.wantLine(out, `📁 Folders: [Gmail]/All Mail (\All)`)
+	if got, want := f.gmailRows(), wantGmail(ids, true); !slices.Equal(got, want) {
+		t.Fatalf("stored:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	out = f.mustRun(0, "--inbox", "demo", "--all-folders")
+	f.wantLine(out, "Downloaded:    0 message bodies")
+}
