@@ -84,9 +84,9 @@ func (h *handler) healthz(w http.ResponseWriter, r *http.Request) {
 // message_id, thread_id, from_address, from_name, to_addresses,
 // cc_addresses, subject, received_at, sent_at, is_read, is_starred, labels,
 // size_bytes, synced_at and attachment_count (null where the table has no
-// such column), and folders and deleted_at where it has them. Bodies are
-// left out: the endpoint is for checking what was stored, and a page of
-// bodies can weigh megabytes.
+// such column), and folders, deleted_at, gmail_msgid and gmail_thread_id
+// (decimal strings) where it has them. Bodies are left out: the endpoint is
+// for checking what was stored, and a page of bodies can weigh megabytes.
 type EmailList struct {
 	Inbox  string            `json:"inbox"`
 	Limit  int               `json:"limit"`

@@ -531,3 +531,29 @@ func TestEmailsShowDeletedAtOnceTheColumnExists(t *testing.T) {
 		t.Errorf("email still on the server: deleted_at %v (present %v), want null", v, ok)
 	}
 }
+
+// Issue 10 (Gmail): Gmail's ids are shown as decimal strings, whole (a
+// JSON number that large would lose digits in JavaScript), and null for
+// mail from other servers.
+func TestEmailsShowGmailIDs(t *testing.T) {
+	t.Parallel()
+	w := newWorld(t, nil)
+	if _, err := w.pool.Exec(context.Background(), `UPDATE email_messages
+		SET gmail_msgid = 1600000000000007919, gmail_thread_id = 1600000000000000001 WHERE message_id = 'q5@example.com'`); err != nil {
+		t.Fatal(err)
+	}
+	var list struct{ Emails []map[string]any }
+	getJSON(t, w.srv.URL+"/api/v1/admin/emails/"+inbox+"?limit=2", http.StatusOK, &list)
+	if len(list.Emails) != 2 {
+		t.Fatalf("%d emails, want 2", len(list.Emails))
+	}
+	if e := list.Emails[0]; e["gmail_msgid"] != "1600000000000007919" || e["gmail_thread_id"] != "1600000000000000001" {
+		t.Errorf("Gmail message: gmail_msgid %#v, gmail_thread_id %#v", e["gmail_msgid"], e["gmail_thread_id"])
+	}
+	if e := list.Emails[1]; e["gmail_msgid"] != nil || e["gmail_thread_id"] != nil {
+		t.Errorf("other message: gmail_msgid %#v, gmail_thread_id %#v, want null", e["gmail_msgid"], e["gmail_thread_id"])
+	}
+	if _, ok := list.Emails[1]["gmail_msgid"]; !ok {
+		t.Errorf("other message has no gmail_msgid key: %v", list.Emails[1])
+	}
+}

@@ -30,6 +30,10 @@ var emailFields = []string{"id", "message_id", "thread_id", "from_address", "fro
 // optionalFields are shown only when the table has them.
 var optionalFields = []string{"folders", "deleted_at"}
 
+// idFields are Gmail's 64-bit ids, shown where the table has them as
+// decimal strings: a JSON number that large loses digits in JavaScript.
+var idFields = []string{"gmail_msgid", "gmail_thread_id"}
+
 func newQueries(m *migrations.Mapping) *queries {
 	msgs, thr, st, errs := m.Messages, m.Threads, m.Status, m.Errors
 	q := &queries{}
@@ -47,6 +51,11 @@ func newQueries(m *migrations.Mapping) *queries {
 	for _, f := range optionalFields {
 		if c := column(msgs, "m", f); c != "" {
 			obj = append(obj, "'"+f+"'", c)
+		}
+	}
+	for _, f := range idFields {
+		if c := column(msgs, "m", f); c != "" {
+			obj = append(obj, "'"+f+"'", "("+c+")::text")
 		}
 	}
 	order := []string{}
