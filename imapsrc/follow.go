@@ -109,6 +109,9 @@ type MessageFlags struct {
 	UID    uint32
 	Flags  []string
 	ModSeq uint64 // 0 without CONDSTORE
+	// GmailLabels are its X-GM-LABELS on a Gmail server, nil elsewhere:
+	// Gmail keeps labels there, not in FLAGS (see Fetched).
+	GmailLabels []string
 }
 
 // FlagsSince returns the flags of every message in the selected mailbox,
@@ -119,7 +122,8 @@ func (c *Conn) FlagsSince(ctx context.Context, changedSince uint64, condStore bo
 	stop := c.closeOn(ctx)
 	defer stop()
 	all := imap.UIDSet{imap.UIDRange{Start: 1, Stop: 0}} // 1:*
-	cmd := c.c.Fetch(all, &imap.FetchOptions{UID: true, Flags: true, ModSeq: condStore, ChangedSince: changedSince})
+	cmd := c.c.Fetch(all, &imap.FetchOptions{UID: true, Flags: true, ModSeq: condStore, ChangedSince: changedSince,
+		GmailLabels: c.gmail})
 	var out []MessageFlags
 	for {
 		msg := cmd.Next()
@@ -134,7 +138,7 @@ func (c *Conn) FlagsSince(ctx context.Context, changedSince uint64, condStore bo
 		if buf.UID == 0 {
 			continue
 		}
-		out = append(out, MessageFlags{UID: uint32(buf.UID), Flags: flagStrings(buf.Flags), ModSeq: buf.ModSeq})
+		out = append(out, MessageFlags{UID: uint32(buf.UID), Flags: flagStrings(buf.Flags), ModSeq: buf.ModSeq, GmailLabels: buf.GmailLabels})
 	}
 	if err := cmd.Close(); err != nil {
 		return nil, fmt.Errorf("fetch flags: %w", ctxErr(ctx, err))

@@ -145,3 +145,18 @@ func subjectOf(raw []byte) string {
 	}
 	return fmt.Sprintf("test %d", i)
 }
+
+// Issue 10 (Gmail): watch's flag look-ups carry X-GM-LABELS too, so that
+// following a Gmail account's changes keeps its labels.
+func TestFlagsSinceGmailLabels(t *testing.T) {
+	srv := gmailtest.Start(t)
+	srv.Add(t, gmailtest.Message{Raw: testMail(0, false), Labels: []string{`\Inbox`, "Été"}, Flags: []imap.Flag{imap.FlagSeen}})
+	c := dialFolder(t, srv.URL(gmailtest.AllMail), srv.Password, gmailtest.AllMail)
+	got, err := c.FlagsSince(context.Background(), 0, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || !slices.Equal(got[0].Flags, []string{`\Seen`}) || !slices.Equal(got[0].GmailLabels, []string{`\Inbox`, "Été"}) {
+		t.Fatalf("FlagsSince: %+v", got)
+	}
+}

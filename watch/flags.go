@@ -11,8 +11,9 @@ import (
 
 // flags records the server's flags: of every message when full, else,
 // with CONDSTORE, of those changed since the last look. The mapping from
-// IMAP flags to columns is a run's (message.SetFlags), so a flag change
-// leaves a row as a fresh run would have stored it.
+// IMAP flags to columns is a run's (message.SetFlags, and on Gmail
+// AddGmailLabels), so a flag change leaves a row as a fresh run would have
+// stored it.
 func (s *session) flags(ctx context.Context, full bool) (int, error) {
 	since := s.modSeq
 	if full {
@@ -29,6 +30,7 @@ func (s *session) flags(ctx context.Context, full bool) (int, error) {
 	var m message.Message
 	for i, g := range got {
 		m.SetFlags(g.Flags)
+		m.AddGmailLabels(g.GmailLabels)
 		states[i] = pgsink.FlagState{UID: g.UID, IsRead: m.IsRead, IsStarred: m.IsStarred, Labels: m.Labels}
 		s.modSeq = max(s.modSeq, g.ModSeq)
 	}
