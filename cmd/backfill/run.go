@@ -230,6 +230,22 @@ func validateRunFlags(c *cli.Context) error {
 		return usageError("--inbox is required: backfill --inbox NAME (see `backfill inboxes`)")
 	case c.Int("limit") < 0:
 		return usageError("--limit must be 0 (all) or more, got %d", c.Int("limit"))
+	}
+	if err := validateFetchFlags(c); err != nil {
+		return err
+	}
+	if c.IsSet("max-download") {
+		if _, err := parseMaxDownload(c.String("max-download")); err != nil {
+			return usageError("--max-download %v", err)
+		}
+	}
+	return nil
+}
+
+// validateFetchFlags checks the flags a run and watch share: how they
+// fetch, store, give up and log.
+func validateFetchFlags(c *cli.Context) error {
+	switch {
 	case c.Int("batch-size") < 1 || c.Int("batch-size") > 10000:
 		return usageError("--batch-size must be between 1 and 10000, got %d", c.Int("batch-size"))
 	case c.Int("workers") < 1 || c.Int("workers") > 64:
@@ -246,11 +262,6 @@ func validateRunFlags(c *cli.Context) error {
 		return usageError("--max-message-size must be at least 1024 bytes")
 	case c.String("log-format") != "text" && c.String("log-format") != "json":
 		return usageError("--log-format must be text or json, got %q", c.String("log-format"))
-	}
-	if c.IsSet("max-download") {
-		if _, err := parseMaxDownload(c.String("max-download")); err != nil {
-			return usageError("--max-download %v", err)
-		}
 	}
 	return nil
 }

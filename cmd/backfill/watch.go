@@ -229,28 +229,12 @@ func validateWatchFlags(c *cli.Context, inboxes []string) error {
 		}
 	}
 	switch {
-	case c.Int("batch-size") < 1 || c.Int("batch-size") > 10000:
-		return usageError("--batch-size must be between 1 and 10000, got %d", c.Int("batch-size"))
-	case c.Int("workers") < 1 || c.Int("workers") > 64:
-		return usageError("--workers must be between 1 and 64, got %d", c.Int("workers"))
 	case c.String("flags") != "server" && c.String("flags") != "keep":
 		return usageError("--flags %q: want server or keep", c.String("flags"))
-	case !slices.Contains([]string{"auto", "lean", "full"}, c.String("fetch")):
-		return usageError("--fetch %q: want auto, lean or full", c.String("fetch"))
-	case c.Duration("imap-timeout") < time.Second:
-		return usageError("--imap-timeout must be at least 1s")
-	case c.Int64("max-message-size") < 1024:
-		return usageError("--max-message-size must be at least 1024 bytes")
 	case c.Duration("poll") <= 0 || c.Duration("idle-refresh") <= 0 || c.Duration("max-backoff") <= 0:
 		return usageError("--poll, --idle-refresh and --max-backoff must be positive")
-	case c.String("log-format") != "text" && c.String("log-format") != "json":
-		return usageError("--log-format must be text or json, got %q", c.String("log-format"))
-	case c.Int("max-consecutive-failures") < 0:
-		return usageError("--max-consecutive-failures must be 0 (never) or more")
-	case c.Float64("max-failure-rate") < 0 || c.Float64("max-failure-rate") > 1:
-		return usageError("--max-failure-rate must be between 0 (never) and 1")
 	}
-	return nil
+	return validateFetchFlags(c)
 }
 
 // watchLog is watch's log stream: one line per event, text or a JSON
