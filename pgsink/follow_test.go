@@ -97,3 +97,41 @@ func TestFollowFlagsAndExpunges(t *testing.T) {
 		t.Fatalf("%d rows left, want 3: rows are never deleted", c)
 	}
 }
+
+// TestExpungedMessageFoundAgain: watch marked a row deleted when its UID
+// left INBOX, but the message had moved to Archive (or came back to
+// INBOX): storing it there again must clear deleted_at, not leave a row
+// that says deleted while the server holds the message.
+func TestExpungedMessageFoundAgain(t *testing.T) {
+	t.Parallel()
+	s := newSink(t)
+	ctx := context.Background()
+	if _, err := s.Store(ctx, pgsink.Batch{Inbox: "support", UIDValidity: 7, Messages: []*message.Message{
+		msg(1, "a@x", "Payment Question", "alice@example.com", "cs@myhibachichef.com"),
+		msg(2, "b@x", "Catering", "bob@example.org", "cs@myhibachichef.com"),
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.MarkExpunged(ctx, "support", "", 7, []uint32{1, 2}); err != nil || n != 2 {
+		t.Fatalf("MarkExpunged(1, 2) = %d, %v; want 2 rows marked", n, err)
+	}
+	// a@x arrives in Archive (the dedup stage found it stored: Done); b@x
+	// comes back to INBOX under a new UID and is fetched again.
+	for _, b := range []pgsink.Batch{
+		{Inbox: "support", Folder: "Archive", UIDValidity: 9, Done: []pgsink.Settled{{UID: 1, MessageID: "a@x"}}},
+		{Inbox: "support", UIDValidity: 7, Messages: []*message.Message{msg(3, "b@x", "Catering", "bob@example.org", "cs@myhibachichef.com")}},
+	} {
+		if _, err := s.Store(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := count(t, s.Pool(), `SELECT count(*) FROM email_messages WHERE deleted_at IS NOT NULL`); n != 0 {
+		t.Errorf("%d rows still marked deleted, want 0: both messages are on the server again", n)
+	}
+	if n := count(t, s.Pool(), `SELECT count(*) FROM email_messages WHERE message_id = 'a@x' AND folders = '{INBOX,Archive}'`); n != 1 {
+		t.Error("a@x's folders are not {INBOX,Archive}")
+	}
+	if n := count(t, s.Pool(), `SELECT count(*) FROM email_messages WHERE message_id = 'b@x' AND folders = '{INBOX}'`); n != 1 {
+		t.Error("b@x's folders are not {INBOX}: the folder it was already in was added twice")
+	}
+}

@@ -293,12 +293,16 @@ func notifyNew(ctx context.Context, tx pgx.Tx, sql string, b Batch, inserted []b
 }
 
 // addFolderSQL finds each row by one probe of the unique index (see
-// ExistingMessageIDs) and updates it by its physical address.
-const addFolderSQL = `UPDATE email_messages AS m SET folders = array_append(m.folders, $2::text)
+// ExistingMessageIDs) and updates it by its physical address. A row marked
+// expunged by watch is on the server again (moved to another folder
+// before watch saw it arrive there, or moved back): its deleted_at goes.
+const addFolderSQL = `UPDATE email_messages AS m
+	SET folders = CASE WHEN $2::text = ANY(m.folders) THEN m.folders ELSE array_append(m.folders, $2::text) END,
+		deleted_at = NULL
 	WHERE m.ctid = ANY(ARRAY(SELECT e.ctid FROM unnest($3::text[]) AS x(id)
 		CROSS JOIN LATERAL (SELECT ctid FROM email_messages
 			WHERE inbox = $1 AND md5(message_id) = md5(x.id) LIMIT 1) AS e))
-		AND NOT ($2::text = ANY(m.folders))`
+		AND (NOT ($2::text = ANY(m.folders)) OR m.deleted_at IS NOT NULL)`
 
 // folderName is the folder a batch or settlement is recorded under: INBOX
 // when none is named, as for rows from before folders were recorded.
