@@ -198,3 +198,53 @@ func describeFolders(list []Folder) string {
 	}
 	return strings.Join(parts, ", ")
 }
+
+// gmailSystemLabels are the folders Gmail shows its system labels as, by
+// the special use that marks them ("" for \Inbox: INBOX).
+var gmailSystemLabels = map[string]imap.MailboxAttr{
+	`\inbox`: "", `\sent`: imap.MailboxAttrSent, `\starred`: imap.MailboxAttrFlagged,
+	`\important`: imap.MailboxAttrImportant, `\draft`: imap.MailboxAttrDrafts,
+	`\spam`: imap.MailboxAttrJunk, `\trash`: imap.MailboxAttrTrash,
+}
+
+// GmailFolders are the folders Gmail shows a message in, given its
+// X-GM-LABELS and the account's folders (list): a message read from the
+// \All folder is in every folder its labels stand for, and recording the
+// \All folder instead would tell a user nothing. \Inbox is INBOX, a
+// system label the folder with its special use (\Sent, \Starred as
+// \Flagged, \Important, \Draft as \Drafts), a user label the folder of
+// its name; a label the account lists no folder for is left out. A
+// message with no such label (archived) is in the \All folder alone. INBOX
+// comes first, then the others in the order of list.
+func GmailFolders(list []Folder, labels []string) []string {
+	in := func(f Folder) bool {
+		if f.NoSelect {
+			return false
+		}
+		for _, l := range labels {
+			if use, system := gmailSystemLabels[strings.ToLower(l)]; system {
+				if use == "" && isInbox(f) || use != "" && f.SpecialUse == use {
+					return true
+				}
+			} else if l == f.Name && !isInbox(f) {
+				return true
+			}
+		}
+		return false
+	}
+	var out []string
+	if i := slices.IndexFunc(list, isInbox); i >= 0 && in(list[i]) {
+		out = append(out, "INBOX") // as rows name it, whatever the case LIST used
+	}
+	for _, f := range list {
+		if !isInbox(f) && in(f) {
+			out = append(out, f.Name)
+		}
+	}
+	if len(out) == 0 {
+		if i := slices.IndexFunc(list, func(f Folder) bool { return f.SpecialUse == imap.MailboxAttrAll }); i >= 0 {
+			out = append(out, list[i].Name)
+		}
+	}
+	return out
+}

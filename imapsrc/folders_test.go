@@ -81,3 +81,39 @@ func TestSelectFolders(t *testing.T) {
 		})
 	}
 }
+
+func TestGmailFolders(t *testing.T) {
+	list := []Folder{
+		{Name: "Inbox", Delim: '/'},
+		{Name: "Muy Importante", Delim: '/'},
+		{Name: "[Gmail]", Delim: '/', NoSelect: true},
+		{Name: "[Gmail]/All Mail", Delim: '/', SpecialUse: imap.MailboxAttrAll},
+		{Name: "[Gmail]/Drafts", Delim: '/', SpecialUse: imap.MailboxAttrDrafts},
+		{Name: "[Gmail]/Important", Delim: '/', SpecialUse: imap.MailboxAttrImportant},
+		{Name: "[Gmail]/Sent Mail", Delim: '/', SpecialUse: imap.MailboxAttrSent},
+		{Name: "[Gmail]/Starred", Delim: '/', SpecialUse: imap.MailboxAttrFlagged},
+		{Name: "Été", Delim: '/', NoSelect: true},
+		{Name: "Été/Réservations", Delim: '/'},
+	}
+	// An account that shows no Starred or Important folder in IMAP.
+	bare := []Folder{{Name: "INBOX", Delim: '/'}, {Name: "[Gmail]/Alle Nachrichten", Delim: '/', SpecialUse: imap.MailboxAttrAll}}
+	for _, tc := range []struct {
+		list   []Folder
+		labels []string
+		want   []string
+	}{
+		{list, []string{`\Important`, `\Inbox`}, []string{"INBOX", "[Gmail]/Important"}},
+		{list, []string{`\Sent`}, []string{"[Gmail]/Sent Mail"}},
+		{list, []string{`\starred`, "Muy Importante", `\Draft`}, []string{"Muy Importante", "[Gmail]/Drafts", "[Gmail]/Starred"}},
+		{list, []string{"Été/Réservations", `\Inbox`}, []string{"INBOX", "Été/Réservations"}},
+		// Archived: no label, or only labels without a folder.
+		{list, nil, []string{"[Gmail]/All Mail"}},
+		{list, []string{"Hidden from IMAP", "Été", `\Unknown`}, []string{"[Gmail]/All Mail"}},
+		{bare, []string{`\Starred`, `\Important`}, []string{"[Gmail]/Alle Nachrichten"}},
+		{bare, []string{`\Inbox`, `\Starred`}, []string{"INBOX"}},
+	} {
+		if got := GmailFolders(tc.list, tc.labels); !slices.Equal(got, tc.want) {
+			t.Errorf("GmailFolders(%q) = %q, want %q", tc.labels, got, tc.want)
+		}
+	}
+}

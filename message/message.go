@@ -39,6 +39,10 @@ type Message struct {
 	// the message's id in the whole account, whatever its labels, and its
 	// conversation's. 0 (stored as NULL) from any other server.
 	GmailMsgID, GmailThreadID uint64
+	// Folders are the folders the message is in when that is not the one
+	// it was read from (Gmail's \All folder: the folders its labels stand
+	// for); nil means the folder it was read from.
+	Folders []string
 	// Warnings are the parser's complaints about a message that was still
 	// stored (broken boundaries, bad charsets, ...). They become warning rows
 	// in error_logs, never failures.

@@ -150,6 +150,7 @@ type Batch struct {
 type Settled struct {
 	UID       uint32
 	MessageID string
+	Folders   []string // as message.Message's: nil means the batch's folder
 }
 
 // Store writes a batch in one transaction and reports, for each message in
@@ -175,7 +176,7 @@ func (s *Sink) Store(ctx context.Context, b Batch) ([]bool, error) {
 			inserted[i] = true
 		}
 	} else if len(b.Messages) > 0 {
-		src := &copySource{msgs: b.Messages, pos: -1, folders: []string{b.Folder}}
+		src := &copySource{msgs: b.Messages, pos: -1, folder: b.Folder}
 		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"backfill_staging"}, stagingColumns, src); err != nil {
 			return nil, fmt.Errorf("copy %d messages: %w", len(b.Messages), err)
 		}
@@ -231,8 +232,8 @@ func (s *Sink) Store(ctx context.Context, b Batch) ([]bool, error) {
 	return inserted, nil
 }
 
-// addFolder adds the batch's folder to the stored rows its messages turned
-// out to be (a message seen before in another folder, or stored by an
+// addFolder adds the batch's folder, or the folders a message names, to
+// the stored rows its messages turned out to be (a message seen before in another folder, or stored by an
 // earlier run), in the batch's transaction, so that a message present in
 // several folders is one row listing them all. Rows that list the folder
 // already are left alone. An adopted email_messages is never updated (see
@@ -241,20 +242,34 @@ func addFolder(ctx context.Context, tx pgx.Tx, w *writer, b Batch, inserted []bo
 	if w.addFolder == "" {
 		return nil
 	}
-	var ids []string
+	// The Message-IDs of the stored rows to add each folder to, in the
+	// order the folders come: a message names its own folders (Gmail's
+	// labels), or is in the batch's.
+	var order []string
+	ids := map[string][]string{}
+	add := func(id string, folders []string) {
+		if folders == nil {
+			folders = []string{b.Folder}
+		}
+		for _, f := range folders {
+			if _, ok := ids[f]; !ok {
+				order = append(order, f)
+			}
+			ids[f] = append(ids[f], id)
+		}
+	}
 	for i, m := range b.Messages {
 		if !inserted[i] {
-			ids = append(ids, m.MessageID)
+			add(m.MessageID, m.Folders)
 		}
 	}
 	for _, d := range b.Done {
-		ids = append(ids, d.MessageID)
+		add(d.MessageID, d.Folders)
 	}
-	if len(ids) == 0 {
-		return nil
-	}
-	if _, err := tx.Exec(ctx, w.addFolder, b.Inbox, b.Folder, ids); err != nil {
-		return fmt.Errorf("add folder %s to stored messages: %w", b.Folder, err)
+	for _, f := range order {
+		if _, err := tx.Exec(ctx, w.addFolder, b.Inbox, f, ids[f]); err != nil {
+			return fmt.Errorf("add folder %s to stored messages: %w", f, err)
+		}
 	}
 	return nil
 }
@@ -351,7 +366,7 @@ func storeDirect(ctx context.Context, tx pgx.Tx, b Batch) (ok bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("savepoint: %w", err)
 	}
-	src := &copySource{msgs: b.Messages, pos: -1, inbox: b.Inbox, folders: []string{b.Folder}}
+	src := &copySource{msgs: b.Messages, pos: -1, inbox: b.Inbox, folder: b.Folder}
 	if _, err := sp.CopyFrom(ctx, pgx.Identifier{"email_messages"}, messageColumns, src); err != nil {
 		var pgErr *pgconn.PgError
 		if errors.As(err, &pgErr) && pgErr.Code == "23505" { // unique_violation
@@ -514,10 +529,18 @@ const ownThreadsInsert = `INSERT INTO email_threads AS t (inbox, thread_id, subj
 // copySource streams a batch into COPY without building a second slice:
 // into backfill_staging, or with inbox set, straight into email_messages.
 type copySource struct {
-	msgs    []*message.Message
-	pos     int
-	inbox   string
-	folders []string // every row's: the batch's folder
+	msgs   []*message.Message
+	pos    int
+	inbox  string
+	folder string // the batch's: a row's folders unless its message names its own
+}
+
+// folders is the folders column of m's row.
+func (c *copySource) folders(m *message.Message) []string {
+	if m.Folders != nil {
+		return m.Folders
+	}
+	return []string{c.folder}
 }
 
 func (c *copySource) Next() bool {
@@ -540,14 +563,14 @@ func (c *copySource) Values() ([]any, error) {
 			c.inbox, m.MessageID, m.ThreadID, m.FromAddress, m.FromName, nonNil(m.To), nonNil(m.Cc),
 			m.Subject, nullable(m.TextBody), nullable(m.HTMLBody), m.ReceivedAt, m.SentAt, attJSON,
 			nullable(m.InReplyTo), nonNil(m.References), m.SizeBytes, int64(m.UID), int64(m.UIDValidity),
-			m.IsRead, m.IsStarred, nonNil(m.Labels), nonNil(c.folders), gmailID(m.GmailMsgID), gmailID(m.GmailThreadID),
+			m.IsRead, m.IsStarred, nonNil(m.Labels), c.folders(m), gmailID(m.GmailMsgID), gmailID(m.GmailThreadID),
 		}, nil
 	}
 	return []any{
 		int32(c.pos), m.MessageID, m.ThreadID, m.FromAddress, m.FromName, nonNil(m.To), nonNil(m.Cc),
 		m.Subject, nullable(m.TextBody), nullable(m.HTMLBody), m.ReceivedAt, m.SentAt, attJSON,
 		nullable(m.InReplyTo), nonNil(m.References), m.SizeBytes, int64(m.UID), int64(m.UIDValidity),
-		m.IsRead, m.IsStarred, nonNil(m.Labels), nonNil(c.folders), gmailID(m.GmailMsgID), gmailID(m.GmailThreadID),
+		m.IsRead, m.IsStarred, nonNil(m.Labels), c.folders(m), gmailID(m.GmailMsgID), gmailID(m.GmailThreadID),
 		participants(m),
 	}, nil
 }

@@ -3,7 +3,10 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"slices"
 	"time"
+
+	"github.com/emersion/go-imap/v2"
 
 	"github.com/myhibachi/backfill/errlog"
 	"github.com/myhibachi/backfill/imapsrc"
@@ -16,7 +19,7 @@ import (
 // messages during the run stops that folder only: the others are read,
 // and the run ends with its error. Any other error stops the run.
 func (r *runner) eachFolder(ctx context.Context, read func(context.Context) error) error {
-	folders, err := r.selectFolders(ctx)
+	folders, labelFolders, err := r.selectFolders(ctx)
 	if err != nil {
 		return err
 	}
@@ -32,6 +35,10 @@ func (r *runner) eachFolder(ctx context.Context, read func(context.Context) erro
 			r.conns = r.newConns(cfg)
 		}
 		r.listing, r.lastUID = Listing{}, 0
+		r.labelFolders = nil
+		if f.SpecialUse == imap.MailboxAttrAll {
+			r.labelFolders = labelFolders
+		}
 		r.mu.Lock()
 		before := r.res
 		r.mu.Unlock()
@@ -57,14 +64,16 @@ func folderOnly(err error) bool {
 
 // selectFolders lists the account's folders and picks the run's, when it
 // was given Config.Folders or Config.AllFolders; otherwise the run reads
-// IMAP.Mailbox, as it did before folders existed, without listing.
-func (r *runner) selectFolders(ctx context.Context) ([]imapsrc.Folder, error) {
+// IMAP.Mailbox, as it did before folders existed, without listing. On
+// Gmail it also returns the account's folders, to tell which ones a
+// message read from the \All folder is in (labelFolders; nil elsewhere).
+func (r *runner) selectFolders(ctx context.Context) (folders, labelFolders []imapsrc.Folder, err error) {
 	if len(r.cfg.Folders) == 0 && !r.cfg.AllFolders {
-		return []imapsrc.Folder{{Name: r.cfg.IMAP.Mailbox}}, nil
+		return []imapsrc.Folder{{Name: r.cfg.IMAP.Mailbox}}, nil, nil
 	}
 	var list []imapsrc.Folder
 	var gmail bool
-	err := r.retryOp(ctx, "IMAP connection", min(r.cfg.RetryFor, firstConnectFor), func(*attempts) error {
+	err = r.retryOp(ctx, "IMAP connection", min(r.cfg.RetryFor, firstConnectFor), func(*attempts) error {
 		conn, err := r.conns.dial(ctx)
 		if err != nil {
 			return err
@@ -75,18 +84,38 @@ func (r *runner) selectFolders(ctx context.Context) ([]imapsrc.Folder, error) {
 		return err
 	})
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	r.announce(r.conns.config())
 	sel, err := imapsrc.SelectFolders(list, r.cfg.Folders, r.cfg.AllFolders, gmail)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	r.mu.Lock()
 	r.res.FolderNote = sel.Note
 	r.mu.Unlock()
 	r.obs.FoldersSelected(sel)
-	return sel.Folders, nil
+	r.listed = true
+	if gmail {
+		labelFolders = list
+	}
+	return sel.Folders, labelFolders, nil
+}
+
+// listForLabels lists a Gmail account's folders on conn, for a run that
+// did not (it reads the mailbox its URL names): when that is the \All
+// folder, its messages are stored in the folders their labels stand for,
+// as with --all-folders.
+func (r *runner) listForLabels(ctx context.Context, conn *imapsrc.Conn, mailbox string) error {
+	list, err := conn.ListFolders(ctx)
+	if err != nil {
+		return err
+	}
+	r.listed = true
+	if slices.ContainsFunc(list, func(f imapsrc.Folder) bool { return f.Name == mailbox && f.SpecialUse == imap.MailboxAttrAll }) {
+		r.labelFolders = list
+	}
+	return nil
 }
 
 // announce tells the observer, once, how the run connects.

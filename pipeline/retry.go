@@ -127,6 +127,12 @@ func (r *runner) tryList(ctx context.Context) (*imapsrc.Conn, imapsrc.Mailbox, [
 	if err != nil {
 		return nil, mbox, nil, err
 	}
+	if conn.Gmail() && !r.listed {
+		if err := r.listForLabels(ctx, conn, mbox.Name); err != nil {
+			conn.Close()
+			return nil, mbox, nil, err
+		}
+	}
 	if !r.cfg.DryRun {
 		r.conns.predial(ctx, mbox.UIDValidity, func(ctx context.Context) int { return r.predialCount(ctx, mbox) })
 	}

@@ -82,6 +82,12 @@ type runner struct {
 	res     Result
 	listing Listing // of the folder being read
 	lastUID uint32  // highest UID selected in the folder being read
+	// labelFolders is the account's folders while the run reads Gmail's
+	// \All folder: a message there is stored in the folders its labels
+	// stand for (imapsrc.GmailFolders). nil otherwise.
+	labelFolders []imapsrc.Folder
+	// listed is set once the run listed the account's folders.
+	listed bool
 	// announced is set once the observer was told how the run connects.
 	announced bool
 	// dryRunSeen holds the Message-IDs a dry run counted, across folders:

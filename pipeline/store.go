@@ -27,7 +27,7 @@ func (r *runner) dedup(ctx context.Context, in <-chan *batch, out chan<- *batch)
 			if first, dup := seen[key]; dup {
 				res := b.results[m.UID]
 				res.Outcome, res.Reason = Skipped, fmt.Sprintf("same Message-ID as UID %d", first)
-				b.done = append(b.done, pgsink.Settled{UID: m.UID, MessageID: m.MessageID})
+				b.done = append(b.done, pgsink.Settled{UID: m.UID, MessageID: m.MessageID, Folders: m.Folders})
 				continue
 			}
 			seen[key] = m.UID

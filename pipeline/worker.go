@@ -301,8 +301,12 @@ func (w *worker) accept(b *batch, f imapsrc.Fetched, attempts int) {
 		m.SetFlags(f.Flags)
 		m.AddGmailLabels(f.GmailLabels)
 	}
-	// Gmail's ids are the message's identity, not flags: --no-flags keeps them.
+	// Gmail's ids are the message's identity, not flags: --no-flags keeps
+	// them, and the folders its labels stand for.
 	m.GmailMsgID, m.GmailThreadID = f.GmailMsgID, f.GmailThreadID
+	if w.r.labelFolders != nil {
+		m.Folders = imapsrc.GmailFolders(w.r.labelFolders, f.GmailLabels)
+	}
 	b.fetched++
 	b.messageBytes += f.Size
 	if len(m.Warnings) > 0 {

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -17,14 +18,26 @@ import (
 
 // gmailLabels are the X-GM-LABELS of flaggedMails on the Gmail test server:
 // system labels, a nested non-ASCII user label, a keyword beside labels, and
-// a message starred by its \Starred label alone (lean-unread).
+// a message starred by its \Starred label alone (lean-unread), and an
+// archived message without labels.
 var gmailLabels = [][]string{
 	{`\Inbox`, `\Important`},
 	{`\Sent`},
 	{`\Inbox`, "Été/Réservations"},
 	{`\Inbox`, `\Starred`},
 	{`\Starred`, "Muy Importante"},
-	{`\Inbox`, "Été/Réservations"},
+	nil,
+}
+
+// gmailFolders are the folders Gmail shows each of flaggedMails in, by
+// their gmailLabels, as a row's folders should list them.
+var gmailFolders = map[string][]string{
+	"unread@flags.test":      {"INBOX", gmailtest.Important},
+	"read@flags.test":        {gmailtest.SentMail},
+	"starred@flags.test":     {"INBOX", "Été/Réservations"},
+	"all@flags.test":         {"INBOX", gmailtest.Starred},
+	"lean-unread@flags.test": {"Muy Importante", gmailtest.Starred},
+	"lean-read@flags.test":   {gmailtest.AllMail},
 }
 
 // startGmail loads flaggedMails into a Gmail test server with gmailLabels;
@@ -229,4 +242,51 @@ func TestGmailAllFolders(t *testing.T) {
 	}
 	out = f.mustRun(0, "--inbox", "demo", "--all-folders")
 	f.wantLine(out, "Downloaded:    0 message bodies")
+}
+
+// Issue 10 (Gmail): a message read through [Gmail]/All Mail lists the
+// folders Gmail shows it in (its labels'), not All Mail, which every
+// message is in; an archived one lists All Mail. Reading the labels'
+// folders themselves gives the same rows, in either order.
+func TestGmailAllMailFolders(t *testing.T) {
+	t.Parallel()
+	srv, _ := startGmail(t)
+	all, named := newFixture(t), newFixture(t)
+	for _, f := range []*fixture{all, named} {
+		f.environ = append(f.environ, "BACKFILL_INBOX_DEMO="+srv.URL("INBOX"), "BACKFILL_INBOX_DEMO_PASSWORD="+srv.Password)
+		f.migrate()
+	}
+	wantFolders := func(f *fixture, run string, want map[string][]string) {
+		t.Helper()
+		if got := f.folders(); !maps.EqualFunc(got, want, slices.Equal) {
+			t.Fatalf("after %s, folders by Message-ID:\n%v\nwant:\n%v", run, got, want)
+		}
+	}
+	all.mustRun(0, "--inbox", "demo", "--all-folders")
+	wantFolders(all, "--all-folders", gmailFolders)
+
+	// --folders INBOX,sent stores the messages Gmail shows there, each
+	// listing the ones of the two it is in.
+	named.mustRun(0, "--inbox", "demo", "--folders", "INBOX,sent")
+	read := map[string][]string{}
+	for id, folders := range gmailFolders {
+		if in := slices.DeleteFunc(slices.Clone(folders), func(f string) bool { return f != "INBOX" && f != gmailtest.SentMail }); len(in) > 0 {
+			read[id] = in
+		}
+	}
+	wantFolders(named, "--folders INBOX,sent", read)
+	// All Mail then adds the other labels' folders to the stored rows,
+	// and stores the rest.
+	named.mustRun(0, "--inbox", "demo", "--all-folders")
+	wantFolders(named, "--folders INBOX,sent and --all-folders", gmailFolders)
+	// And the labels' own folders add nothing more.
+	named.mustRun(0, "--inbox", "demo", "--folders", "INBOX,sent,Été/Réservations,Muy Importante,"+gmailtest.Starred+","+gmailtest.Important)
+	wantFolders(named, "reading every label's folder", gmailFolders)
+
+	// An inbox whose URL names All Mail gets the same folders.
+	url := newFixture(t)
+	url.environ = append(url.environ, "BACKFILL_INBOX_DEMO="+srv.URL(gmailtest.AllMail), "BACKFILL_INBOX_DEMO_PASSWORD="+srv.Password)
+	url.migrate()
+	url.mustRun(0, "--inbox", "demo")
+	wantFolders(url, "reading the URL's All Mail", gmailFolders)
 }
