@@ -26,6 +26,30 @@ type InboxStatus struct {
 	// Folders are the inbox's folders as their last runs left them
 	// (email_sync_folders), INBOX first.
 	Folders []FolderStatus `json:"folders"`
+	// Downloaded24h is what runs downloaded from the inbox's server in
+	// the last 24 hours (email_downloads), in bytes.
+	Downloaded24h int64 `json:"downloaded_24h_bytes"`
+	// Budget is where the inbox's download budget stands, when status
+	// knows the budget (the inbox's variable or its provider's preset;
+	// a --max-download given to a run is not recorded); nil otherwise.
+	Budget *BudgetStatus `json:"download_budget"`
+}
+
+// BudgetStatus is where an inbox's download budget stands.
+type BudgetStatus struct {
+	Bytes  int64  `json:"bytes"`
+	Period string `json:"period"` // as --max-download writes it: 24h, 7d
+	// Source says where the budget comes from: the variable's name, or
+	// the server name whose preset it is.
+	Source string `json:"source"`
+	// Used is what the window (the last Period) holds; Left what the
+	// budget has left, never below 0.
+	Used int64 `json:"used_bytes"`
+	Left int64 `json:"left_bytes"`
+	// FreesAt is, when nothing is left, when enough downloads will have
+	// left the window for the budget to have room again; nil when it has
+	// room now.
+	FreesAt *time.Time `json:"frees_at"`
 }
 
 // FolderStatus is one email_sync_folders row.
@@ -62,7 +86,12 @@ func (s *Sink) Statuses(ctx context.Context, inbox string) ([]InboxStatus, error
 	if err != nil {
 		return nil, err
 	}
+	downloaded, err := s.downloaded24h(ctx, inbox)
+	if err != nil {
+		return nil, err
+	}
 	for i := range out {
+		out[i].Downloaded24h = downloaded[out[i].Inbox]
 		out[i].Folders = folders[out[i].Inbox]
 		if out[i].Folders == nil {
 			out[i].Folders = []FolderStatus{}
@@ -89,6 +118,25 @@ func (s *Sink) folderStatuses(ctx context.Context, inbox string) (map[string][]F
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read folder status: %w", err)
+	}
+	return out, nil
+}
+
+// downloaded24h sums each inbox's email_downloads of the last 24 hours.
+func (s *Sink) downloaded24h(ctx context.Context, inbox string) (map[string]int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT inbox, sum(bytes)::bigint FROM email_downloads
+		WHERE ($1 = '' OR inbox = $1) AND at > now() - interval '24 hours' GROUP BY inbox`, inbox)
+	if err != nil {
+		return nil, fmt.Errorf("read download ledger: %w", err)
+	}
+	out := map[string]int64{}
+	var in string
+	var n int64
+	if _, err := pgx.ForEachRow(rows, []any{&in, &n}, func() error {
+		out[in] = n
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("read download ledger: %w", err)
 	}
 	return out, nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/myhibachi/backfill/imapsrc"
+	"github.com/myhibachi/backfill/pgsink"
 	"github.com/myhibachi/backfill/pipeline"
 )
 
@@ -165,4 +167,56 @@ func formatWait(d time.Duration) string {
 		return max(d, 0).Round(time.Second).String()
 	}
 	return formatPeriod(d.Round(time.Minute))
+}
+
+// inboxHost is the server name of an inbox's URL, "" when it has none
+// that parses: status looks up a provider's preset by it without needing
+// the inbox's password.
+func inboxHost(e env, inbox string) string {
+	raw := e.get(inboxVar(inbox))
+	if b, ok := builtins[inbox]; ok && raw == "" {
+		raw, _ = b.url(e)
+	}
+	cfg, err := imapsrc.ParseURL(raw, true)
+	if err != nil {
+		return ""
+	}
+	return cfg.Host
+}
+
+// statusBudget is where an inbox's download budget stands for `backfill
+// status`, by the budget a run would get without --max-download: the
+// inbox's variable, else its provider's preset. nil when it has none.
+func statusBudget(ctx context.Context, s *pgsink.Sink, e env, inbox string) (*pgsink.BudgetStatus, error) {
+	host := inboxHost(e, inbox)
+	b, _, err := resolveBudget("", false, e, inbox, host)
+	if err != nil || b.Bytes == 0 {
+		return nil, err
+	}
+	source := maxDownloadVar(inbox)
+	if e.get(source) == "" {
+		source = host
+	}
+	ledger, err := s.Downloads(ctx, inbox, b.Period)
+	if err != nil {
+		return nil, err
+	}
+	st := &pgsink.BudgetStatus{Bytes: b.Bytes, Period: formatPeriod(b.Period), Source: source}
+	for _, d := range ledger {
+		st.Used += d.Bytes
+	}
+	st.Left = max(0, b.Bytes-st.Used)
+	// Full: room comes back when the oldest downloads leave the window.
+	rest := st.Used
+	for _, d := range ledger {
+		if rest < b.Bytes {
+			break
+		}
+		rest -= d.Bytes
+		if rest < b.Bytes {
+			t := d.At.Add(b.Period)
+			st.FreesAt = &t
+		}
+	}
+	return st, nil
 }

@@ -4,12 +4,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/myhibachi/backfill/internal/dovecottest"
 	"github.com/myhibachi/backfill/internal/mailgen"
+	"github.com/myhibachi/backfill/pgsink"
 	"github.com/myhibachi/backfill/pipeline"
 )
 
@@ -318,5 +320,104 @@ func TestMaxDownloadVariableIsNoInbox(t *testing.T) {
 	}
 	if got := strings.Join(inboxNames(e), ","); got != "customer_support,payments,sales" {
 		t.Fatalf("inboxes %s, want customer_support,payments,sales", got)
+	}
+}
+
+// downloadsRow is the row of status's downloads table for inbox, split
+// into its columns (a budget's source in parentheses is a column of its
+// own); nil when there is none.
+func downloadsRow(out, inbox string) []string {
+	_, table, ok := strings.Cut(out, "DOWNLOADED (24H)")
+	if !ok {
+		return nil
+	}
+	for _, line := range strings.Split(table, "\n") {
+		if cols := strings.Fields(line); len(cols) > 0 && cols[0] == inbox {
+			return cols
+		}
+	}
+	return nil
+}
+
+// TestStatusShowsDownloadBudget: status shows what email_downloads holds
+// for each inbox in the last 24 hours and, for a budget it knows (the
+// inbox's variable, or the imap.gmail.com preset), what is used in the
+// budget's window, what is left and, when nothing is, when room comes back.
+func TestStatusShowsDownloadBudget(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.appendSized(2, 2000)
+	f.migrate()
+	f.mustRun(0, "--inbox", "demo")
+	// A ledger with known times: 1,500 bytes in the last 24 hours, 7,000
+	// before.
+	f.mustExec(`TRUNCATE email_downloads`)
+	f.mustExec(`INSERT INTO email_downloads (inbox, bytes, at) VALUES ('demo', 7000, now() - interval '30 hours'),
+		('demo', 1000, now() - interval '23 hours'), ('demo', 500, now() - interval '1 hour')`)
+	base := f.environ
+	status := func(env ...string) (pgsink.InboxStatus, string) {
+		t.Helper()
+		f.environ = append(slices.Clone(base), env...)
+		var sts []pgsink.InboxStatus
+		if out := f.mustRun(0, "status", "--json"); json.Unmarshal([]byte(out), &sts) != nil || len(sts) != 1 {
+			t.Fatalf("status --json with %q:\n%s", env, out)
+		}
+		return sts[0], f.mustRun(0, "status")
+	}
+
+	st, out := status()
+	if st.Downloaded24h != 1500 || st.Budget != nil {
+		t.Fatalf("without a budget: downloaded %d, budget %+v; want 1500 and none", st.Downloaded24h, st.Budget)
+	}
+	if got, want := downloadsRow(out, "demo"), []string{"demo", "1.5KB", "-", "-", "-", "-"}; !slices.Equal(got, want) {
+		t.Fatalf("downloads row %q, want %q:\n%s", got, want, out)
+	}
+
+	// Used up: room comes back when the download of 23 hours ago leaves
+	// the window, in an hour.
+	st, out = status("BACKFILL_INBOX_DEMO_MAX_DOWNLOAD=1200/24h")
+	b := st.Budget
+	if b == nil || b.Bytes != 1200 || b.Period != "24h" || b.Source != "BACKFILL_INBOX_DEMO_MAX_DOWNLOAD" || b.Used != 1500 || b.Left != 0 ||
+		b.FreesAt == nil || time.Until(*b.FreesAt) < 59*time.Minute || time.Until(*b.FreesAt) > 61*time.Minute {
+		t.Fatalf("budget 1200/24h: %+v (frees at %v), want 1500 used, 0 left, free in an hour", b, b.FreesAt)
+	}
+	row := downloadsRow(out, "demo")
+	if want := []string{"demo", "1.5KB", "1.2KB/24h", "(BACKFILL_INBOX_DEMO_MAX_DOWNLOAD)", "1.5KB", "0B", fmtTime(b.FreesAt)}; strings.Join(row, " ") != strings.Join(want, " ") {
+		t.Fatalf("downloads row %q, want %q:\n%s", row, want, out)
+	}
+
+	// Room left, in a window of its own length: 2 hours, then 2 days.
+	for _, c := range []struct {
+		budget     string
+		used, left int64
+	}{{"1KB/2h", 500, 500}, {"10KB/2d", 8500, 1500}} {
+		st, _ = status("BACKFILL_INBOX_DEMO_MAX_DOWNLOAD=" + c.budget)
+		if b := st.Budget; b == nil || b.Used != c.used || b.Left != c.left || b.FreesAt != nil {
+			t.Fatalf("budget %s: %+v, want %d used, %d left, room now", c.budget, b, c.used, c.left)
+		}
+	}
+
+	// An inbox on imap.gmail.com has Gmail's preset, unless its variable
+	// says none.
+	f.mustExec(`INSERT INTO email_sync_status (inbox) VALUES ('pay')`)
+	f.mustExec(`INSERT INTO email_downloads (inbox, bytes) VALUES ('pay', 1000000000)`)
+	f.environ = append(slices.Clone(base), "BACKFILL_INBOX_PAY=imaps://p%40gmail.com@imap.gmail.com:993/INBOX")
+	gmail := func() (pgsink.InboxStatus, string) {
+		var sts []pgsink.InboxStatus
+		if out := f.mustRun(0, "status", "--inbox", "pay", "--json"); json.Unmarshal([]byte(out), &sts) != nil || len(sts) != 1 {
+			t.Fatalf("status --inbox pay --json:\n%s", out)
+		}
+		return sts[0], f.mustRun(0, "status", "--inbox", "pay")
+	}
+	st, out = gmail()
+	if b := st.Budget; b == nil || b.Bytes != 2_500_000_000 || b.Period != "24h" || b.Source != "imap.gmail.com" || b.Left != 1_500_000_000 {
+		t.Fatalf("Gmail inbox: budget %+v, want the 2.5GB/24h preset with 1.5GB left", b)
+	}
+	if want := []string{"pay", "1GB", "2.5GB/24h", "(imap.gmail.com)", "1GB", "1.5GB", "-"}; strings.Join(downloadsRow(out, "pay"), " ") != strings.Join(want, " ") {
+		t.Fatalf("downloads row %q, want %q:\n%s", downloadsRow(out, "pay"), want, out)
+	}
+	f.environ = append(f.environ, "BACKFILL_INBOX_PAY_MAX_DOWNLOAD=none")
+	if st, _ = gmail(); st.Budget != nil || st.Downloaded24h != 1_000_000_000 {
+		t.Fatalf("Gmail inbox with none: budget %+v, downloaded %d", st.Budget, st.Downloaded24h)
 	}
 }

@@ -111,8 +111,19 @@ func (a *appEnv) statusCommand() *cli.Command {
 			&cli.StringFlag{Name: "inbox", Usage: "only this inbox"},
 			&cli.BoolFlag{Name: "json", Usage: "print JSON"}},
 		Action: func(c *cli.Context) error {
+			e, err := a.env()
+			if err != nil {
+				return err
+			}
 			sts, err := query(a, c, func(s *pgsink.Sink) ([]pgsink.InboxStatus, error) {
-				return s.Statuses(c.Context, c.String("inbox"))
+				sts, err := s.Statuses(c.Context, c.String("inbox"))
+				for i := range sts {
+					if err != nil {
+						break
+					}
+					sts[i].Budget, err = statusBudget(c.Context, s, e, sts[i].Inbox)
+				}
+				return sts, err
 			})
 			if err != nil || c.Bool("json") {
 				return err
@@ -130,9 +141,36 @@ func (a *appEnv) statusCommand() *cli.Command {
 			if err := tw.Flush(); err != nil {
 				return err
 			}
-			return printFolderStatuses(a.stdout, sts)
+			if err := printFolderStatuses(a.stdout, sts); err != nil {
+				return err
+			}
+			return printDownloads(a.stdout, sts)
 		},
 	}
+}
+
+// printDownloads shows what each inbox downloaded in the last 24 hours
+// and, where its budget is known, what the budget has left and when a
+// full one has room again; nothing when no inbox downloaded or has one.
+func printDownloads(w io.Writer, sts []pgsink.InboxStatus) error {
+	if !slices.ContainsFunc(sts, func(s pgsink.InboxStatus) bool { return s.Downloaded24h > 0 || s.Budget != nil }) {
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "INBOX\tDOWNLOADED (24H)\tBUDGET\tUSED IN WINDOW\tLEFT\tFREES UP")
+	for _, s := range sts {
+		budget, used, left, frees := "-", "-", "-", "-"
+		if b := s.Budget; b != nil {
+			budget = fmt.Sprintf("%s/%s (%s)", formatBytes(b.Bytes), b.Period, b.Source)
+			used, left = formatBytes(b.Used), formatBytes(b.Left)
+			if b.FreesAt != nil {
+				frees = fmtTime(b.FreesAt)
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Inbox, formatBytes(s.Downloaded24h), budget, used, left, frees)
+	}
+	return tw.Flush()
 }
 
 // printFolderStatuses lists each inbox's folders as their last runs left
