@@ -6,6 +6,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -289,4 +290,26 @@ func TestGmailAllMailFolders(t *testing.T) {
 	url.migrate()
 	url.mustRun(0, "--inbox", "demo")
 	wantFolders(url, "reading the URL's All Mail", gmailFolders)
+}
+
+// Issue 10 (Gmail): watch following All Mail (--all-folders) stores a
+// message that arrives there in the folders its labels stand for.
+func TestGmailWatchAllMailFolders(t *testing.T) {
+	t.Parallel()
+	srv, _ := startGmail(t)
+	f := newFixture(t)
+	f.environ = append(f.environ, "BACKFILL_INBOX_DEMO="+srv.URL("INBOX"), "BACKFILL_INBOX_DEMO_PASSWORD="+srv.Password)
+	f.migrate()
+	p := startWatch(t, buildBinary(t), f.dir, f.environ, "--inbox", "demo", "--all-folders", "--max-backoff", "500ms")
+	p.waitLines("👀 demo/"+gmailtest.AllMail+": following", 1)
+	if got := f.folders(); !maps.EqualFunc(got, gmailFolders, slices.Equal) {
+		t.Fatalf("after watch's backfill, folders by Message-ID:\n%v\nwant:\n%v", got, gmailFolders)
+	}
+	srv.Add(t, gmailtest.Message{Raw: liveMail("gm-live"), Date: time.Now(), Labels: []string{`\Inbox`, "Muy Importante"}})
+	f.eventually("the new message stored with its labels' folders", func() bool {
+		return f.count(`SELECT count(*) FROM email_messages WHERE message_id = 'gm-live@example.com' AND folders = '{INBOX,Muy Importante}'`) == 1
+	})
+	if code := p.stop(syscall.SIGTERM); code != 143 {
+		t.Fatalf("exit %d after SIGTERM, want 143", code)
+	}
 }
