@@ -233,11 +233,12 @@ func (s *Sink) Store(ctx context.Context, b Batch) ([]bool, error) {
 }
 
 // addFolder adds the batch's folder, or the folders a message names, to
-// the stored rows its messages turned out to be (a message seen before in another folder, or stored by an
-// earlier run), in the batch's transaction, so that a message present in
-// several folders is one row listing them all. Rows that list the folder
-// already are left alone. An adopted email_messages is never updated (see
-// migrations.BackendTables): there only new rows carry their folder.
+// the stored rows its messages turned out to be (a message seen before in
+// another folder, or stored by an earlier run), in the batch's
+// transaction, so that a message present in several folders is one row
+// listing them all. Rows that list the folder already are left alone. An
+// adopted email_messages is never updated (see migrations.BackendTables):
+// there only new rows carry their folder.
 func addFolder(ctx context.Context, tx pgx.Tx, w *writer, b Batch, inserted []bool) error {
 	if w.addFolder == "" {
 		return nil

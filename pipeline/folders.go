@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/emersion/go-imap/v2"
-
 	"github.com/myhibachi/backfill/errlog"
 	"github.com/myhibachi/backfill/imapsrc"
 	"github.com/myhibachi/backfill/pgsink"
