@@ -218,16 +218,33 @@ func (c *Conn) SelectReadOnly(ctx context.Context, name string) (Mailbox, error)
 // ListUIDs returns every UID in the selected mailbox, ascending. Plain UID
 // SEARCH ALL works on every server (ESEARCH is not assumed).
 func (c *Conn) ListUIDs(ctx context.Context) ([]uint32, error) {
+	return c.ListUIDsFrom(ctx, 0)
+}
+
+// ListUIDsFrom returns the UIDs from first up, ascending: UID SEARCH UID
+// first:*, so that the answer is as long as what is new, not as the
+// mailbox. first 0 or 1 lists every UID (SEARCH ALL).
+func (c *Conn) ListUIDsFrom(ctx context.Context, first uint32) ([]uint32, error) {
 	stop := c.closeOn(ctx)
 	defer stop()
-	data, err := c.c.UIDSearch(&imap.SearchCriteria{}, nil).Wait()
+	criteria := &imap.SearchCriteria{}
+	if first > 1 {
+		var set imap.UIDSet
+		set.AddRange(imap.UID(first), 0) // 0 is "*"
+		criteria.UID = []imap.UIDSet{set}
+	}
+	data, err := c.c.UIDSearch(criteria, nil).Wait()
 	if err != nil {
 		return nil, fmt.Errorf("list UIDs: %w", ctxErr(ctx, err))
 	}
 	uids := data.AllUIDs()
-	out := make([]uint32, len(uids))
-	for i, u := range uids {
-		out[i] = uint32(u)
+	out := make([]uint32, 0, len(uids))
+	for _, u := range uids {
+		// "n:*" names the highest UID even when it is below n (RFC 3501
+		// 6.4.8): a mailbox with nothing new answers with an old message.
+		if uint32(u) >= first {
+			out = append(out, uint32(u))
+		}
 	}
 	slices.Sort(out)
 	return out, nil

@@ -3,6 +3,7 @@ package imapsrc
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
@@ -68,5 +69,49 @@ func TestIdleHearsNewMail(t *testing.T) {
 	time.AfterFunc(50*time.Millisecond, cancel)
 	if err := c.Idle(cctx, time.Minute); !errors.Is(err, context.Canceled) {
 		t.Fatalf("IDLE with its context cancelled returned %v, want context.Canceled", err)
+	}
+}
+
+// TestListUIDsFrom lists the UIDs above the ones already seen: the new
+// ones only, and none when there are none, although "n:*" names the
+// highest UID even when it is below n.
+func TestListUIDsFrom(t *testing.T) {
+	srv := imaptest.Start(t)
+	date := time.Date(2026, 3, 1, 9, 0, 0, 0, time.UTC)
+	for i := range 5 {
+		srv.Append(t, testMail(i, false), date)
+	}
+	cfg, err := ParseURL(srv.URL("INBOX"), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Password = srv.Password
+	ctx := context.Background()
+	c, err := Dial(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.SelectReadOnly(ctx, "INBOX"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		first uint32
+		want  []uint32
+	}{
+		{0, []uint32{1, 2, 3, 4, 5}},
+		{1, []uint32{1, 2, 3, 4, 5}},
+		{4, []uint32{4, 5}},
+		{5, []uint32{5}},
+		{6, nil},
+		{100, nil},
+	} {
+		got, err := c.ListUIDsFrom(ctx, tc.first)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("ListUIDsFrom(%d) = %v, want %v", tc.first, got, tc.want)
+		}
 	}
 }
