@@ -69,7 +69,7 @@ func newWriter(m *migrations.Mapping) *writer {
 	if !msgs.Table.Owned {
 		w.seen = `SELECT u.uid FROM email_sync_uids u
 	CROSS JOIN LATERAL (SELECT 1 FROM email_messages m WHERE ` + probe(msgs, "u.message_id", "$1") + ` LIMIT 1) AS m
-	WHERE u.inbox = $1 AND u.folder = $3 AND u.uidvalidity = $2`
+	WHERE u.inbox = $1 AND u.folder = $3 AND u.uidvalidity = $2 AND u.uid >= $4`
 		w.hashes = false
 		w.addFolder = ""
 		w.existing = `SELECT h.id FROM unnest($2::text[]) AS h(id), (SELECT $1::text AS inbox) AS p

@@ -104,6 +104,9 @@ func TestStoreIsIdempotentAndCountsThreadsOnce(t *testing.T) {
 	if err != nil || len(seen) != 4 || !seen[4] {
 		t.Fatalf("SeenUIDs = %v, %v; want UIDs 1-4", seen, err)
 	}
+	if seen, err := s.SeenUIDsFrom(ctx, "support", "", 7, 3); err != nil || len(seen) != 2 || !seen[3] || !seen[4] {
+		t.Fatalf("SeenUIDsFrom(3) = %v, %v; want UIDs 3, 4", seen, err)
+	}
 	if seen, err := s.SeenUIDs(ctx, "support", "", 8); err != nil || len(seen) != 0 {
 		t.Fatalf("SeenUIDs for another UIDVALIDITY = %v, %v; want none", seen, err)
 	}

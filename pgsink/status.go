@@ -30,7 +30,14 @@ func (s *Sink) SettledCount(ctx context.Context, inbox, folder string, uidValidi
 // cleanup job, by TRUNCATE) is left out, so the run fetches and stores it
 // again, as the guide promises: what is not in the database is synced.
 func (s *Sink) SeenUIDs(ctx context.Context, inbox, folder string, uidValidity uint32) (map[uint32]bool, error) {
-	rows, err := s.pool.Query(ctx, s.writer().seen, inbox, int64(uidValidity), folderName(folder))
+	return s.SeenUIDsFrom(ctx, inbox, folder, uidValidity, 0)
+}
+
+// SeenUIDsFrom is SeenUIDs for the UIDs from first up only: a listing of
+// the UIDs above those already handled needs no more, and reads as many
+// rows as it has UIDs, not as the folder.
+func (s *Sink) SeenUIDsFrom(ctx context.Context, inbox, folder string, uidValidity, first uint32) (map[uint32]bool, error) {
+	rows, err := s.pool.Query(ctx, s.writer().seen, inbox, int64(uidValidity), folderName(folder), int64(first))
 	if err != nil {
 		return nil, fmt.Errorf("read synced UIDs: %w", err)
 	}
@@ -52,7 +59,7 @@ func (s *Sink) SeenUIDs(ctx context.Context, inbox, folder string, uidValidity u
 const seenSQL = `SELECT u.uid FROM email_sync_uids u
 	CROSS JOIN LATERAL (SELECT 1 FROM email_messages m
 		WHERE m.inbox = $1 AND md5(m.message_id) = md5(u.message_id) LIMIT 1) AS m
-	WHERE u.inbox = $1 AND u.folder = $3 AND u.uidvalidity = $2`
+	WHERE u.inbox = $1 AND u.folder = $3 AND u.uidvalidity = $2 AND u.uid >= $4`
 
 // ForgetOtherUIDValidities deletes the UIDs of folder ("" means INBOX)
 // settled under any UIDVALIDITY but uidValidity; other folders' stay. Once
