@@ -32,6 +32,13 @@ type Config struct {
 	// its last one, so as not to download and log them again on every
 	// new message (they are tried again at its next full sync).
 	Skip func(uid uint32) bool
+	// MinUID, when the folder's UIDVALIDITY is MinUIDValidity, narrows the
+	// listing to the UIDs from MinUID up (UID SEARCH UID MinUID:*), and
+	// the look-up of settled UIDs with it: a follower that handed every
+	// lower UID to an earlier run lists what is new, not the whole folder.
+	// Under another UIDVALIDITY the UIDs are renumbered and it lists all.
+	// 0 lists all; a run of several folders applies it to each.
+	MinUID, MinUIDValidity uint32
 	// NoFlags stores the guide's defaults (unread, not starred, no
 	// labels) instead of the server's flags.
 	NoFlags bool
@@ -102,11 +109,13 @@ type BatchReport struct {
 type Listing struct {
 	Mailbox       string
 	UIDValidity   uint32
-	Total         int // messages in the mailbox
+	Total         int // messages in the mailbox (from Config.MinUID up)
 	Selected      int // after --limit
 	AlreadySynced int // finished by earlier runs at this UIDVALIDITY: no body fetched
 	ToFetch       int
 	Batches       int
+	// LastUID is the highest UID selected, 0 when none was.
+	LastUID uint32
 	// PreviousUIDValidity is the UIDVALIDITY earlier runs settled UIDs under
 	// when it differs from UIDValidity (the server renumbered the mailbox);
 	// those settlements are dropped. 0 when unchanged or unknown.

@@ -136,7 +136,7 @@ func (r *runner) tryList(ctx context.Context) (*imapsrc.Conn, imapsrc.Mailbox, [
 	if !r.cfg.DryRun {
 		r.conns.predial(ctx, mbox.UIDValidity, func(ctx context.Context) int { return r.predialCount(ctx, mbox) })
 	}
-	uids, err := conn.ListUIDs(ctx)
+	uids, err := conn.ListUIDsFrom(ctx, r.minUID(mbox))
 	if err != nil {
 		conn.Close()
 		return nil, mbox, nil, err

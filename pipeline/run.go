@@ -233,6 +233,7 @@ func (r *runner) list(ctx context.Context, next func(*imapsrc.Conn, imapsrc.Mail
 	if len(uids) > 0 {
 		r.lastUID = uids[len(uids)-1]
 	}
+	l.LastUID = r.lastUID
 	todo := uids
 	if r.sink != nil {
 		var seen map[uint32]bool
@@ -241,7 +242,7 @@ func (r *runner) list(ctx context.Context, next func(*imapsrc.Conn, imapsrc.Mail
 			if err != nil {
 				return err
 			}
-			seen, err = r.sink.SeenUIDs(ctx, r.cfg.Inbox, mbox.Name, mbox.UIDValidity)
+			seen, err = r.sink.SeenUIDsFrom(ctx, r.cfg.Inbox, mbox.Name, mbox.UIDValidity, r.minUID(mbox))
 			return err
 		})
 		if err != nil {
@@ -451,7 +452,10 @@ func (r *runner) structureFailed(err error) {
 // fetch logs in once; when there is more work than the count promises,
 // the workers dial their own connections.
 func (r *runner) predialCount(ctx context.Context, mbox imapsrc.Mailbox) int {
-	if r.sink == nil || r.budget.full() {
+	if r.sink == nil || r.budget.full() || r.minUID(mbox) > 0 {
+		// A narrowed listing holds what is new since a run moments ago:
+		// few messages, and counting the folder's settlements would cost
+		// what narrowing saves.
 		return 0
 	}
 	settled, err := r.sink.SettledCount(ctx, r.cfg.Inbox, mbox.Name, mbox.UIDValidity)
@@ -467,4 +471,13 @@ func (r *runner) predialCount(ctx context.Context, mbox imapsrc.Mailbox) int {
 		return 0
 	}
 	return min(r.cfg.Workers, (unsettled+r.cfg.BatchSize-1)/r.cfg.BatchSize) - 1
+}
+
+// minUID is the lowest UID to list in mbox (see Config.MinUID); 0 lists
+// every UID.
+func (r *runner) minUID(mbox imapsrc.Mailbox) uint32 {
+	if r.cfg.MinUID > 1 && mbox.UIDValidity == r.cfg.MinUIDValidity {
+		return r.cfg.MinUID
+	}
+	return 0
 }
