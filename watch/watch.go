@@ -206,8 +206,10 @@ const lockWait = 2 * time.Second
 // sync stores what is new in folder exactly as a run does, under the
 // inbox's run lock. A one-shot run holding the lock is waited for: what
 // it stores is what the sync would have. UIDs in skip are not fetched;
-// the UIDs of the messages that failed are returned.
-func (w *watcher) sync(ctx context.Context, folder string, skip map[uint32]bool) (pipeline.Result, map[uint32]bool, error) {
+// the UIDs of the messages that failed are returned. from, when not
+// zero, narrows the run's listing to the UIDs above from.UID
+// (pipeline.Config.MinUID).
+func (w *watcher) sync(ctx context.Context, folder string, skip map[uint32]bool, from mark) (pipeline.Result, map[uint32]bool, error) {
 	w.syncing.Lock()
 	defer w.syncing.Unlock()
 	inbox := w.cfg.Run.Inbox
@@ -233,6 +235,9 @@ func (w *watcher) sync(ctx context.Context, folder string, skip map[uint32]bool)
 	cfg.IMAP.Mailbox = folder
 	if len(skip) > 0 {
 		cfg.Skip = func(uid uint32) bool { return skip[uid] }
+	}
+	if from.uid > 0 {
+		cfg.MinUID, cfg.MinUIDValidity = from.uid+1, from.uidValidity
 	}
 	failures := &failedUIDs{Observer: w.ev, uids: map[uint32]bool{}}
 	var obs pipeline.Observer = failures
@@ -323,6 +328,27 @@ type follower struct {
 	// since: later syncs skip them (pipeline.Config.Skip), the next full
 	// one tries them again. Only the follower's goroutine uses it.
 	failed map[uint32]bool
+	// listed is the highest UID a sync has handed to its run: stored,
+	// settled, or failed and in failed. A sync on news lists only the
+	// UIDs above it; full ones list every UID, which also finds what a
+	// narrow listing cannot (a row deleted from the database).
+	listed mark
+}
+
+// mark is a UID under the UIDVALIDITY that gives it its meaning.
+type mark struct{ uid, uidValidity uint32 }
+
+// handed notes the UIDs a successful sync's run listed.
+func (f *follower) handed(res pipeline.Result) {
+	if res.Left > 0 {
+		// The download budget left messages unfetched: the next sync
+		// lists them again.
+		return
+	}
+	if res.UIDValidity != f.listed.uidValidity {
+		f.listed = mark{uidValidity: res.UIDValidity}
+	}
+	f.listed.uid = max(f.listed.uid, res.LastUID)
 }
 
 // run backfills the folder, then follows it session after session: a
@@ -332,12 +358,13 @@ func (f *follower) run(ctx context.Context) error {
 	f.w.ev.Starting(f.folder)
 	b := newBackoff(f.w.cfg.MaxBackoff)
 	for attempt := 1; ; attempt++ {
-		res, failed, err := f.w.sync(ctx, f.folder, nil)
+		res, failed, err := f.w.sync(ctx, f.folder, nil, mark{})
 		if ctx.Err() != nil {
 			return nil
 		}
 		if err == nil {
 			f.failed = failed
+			f.handed(res)
 			f.w.ev.Backfilled(f.folder, res)
 			break
 		}
@@ -449,8 +476,8 @@ func (s *session) run(ctx context.Context) error {
 			return err
 		}
 		// Not every server reports news on NOOP: look anyway. The sync
-		// lists UIDs and fetches only unsettled ones, so a poll with no
-		// news costs a listing.
+		// lists the UIDs above those already handled and fetches only
+		// unsettled ones, so a poll with no news costs a short listing.
 		pending = all
 		full = !s.features.CondStore
 	}
@@ -462,19 +489,22 @@ var errRenumbered = errors.New("the folder's UIDVALIDITY changed: following it a
 
 // catchUp records what changed: new mail first (stored by a sync, which
 // settles its UIDs), then expunges and flags, found by UID. full compares
-// every UID and every message's flags; otherwise only what pending names,
-// and with CONDSTORE only flags changed since the last look.
+// every UID and every message's flags; otherwise only what pending names:
+// new mail above the UIDs already handled, and with CONDSTORE only flags
+// changed since the last look.
 func (s *session) catchUp(ctx context.Context, pending imapsrc.Change, full bool) error {
 	w, folder := s.f.w, s.f.folder
 	if pending&imapsrc.NewMail != 0 {
-		skip := s.f.failed
+		skip, from := s.f.failed, s.f.listed
 		if full {
-			skip = nil // a full sync tries every failure again
+			// A full sync tries every failure again and lists every UID.
+			skip, from = nil, mark{}
 		}
-		res, failed, err := w.sync(ctx, folder, skip)
+		res, failed, err := w.sync(ctx, folder, skip, from)
 		if err != nil {
 			return fmt.Errorf("store new mail: %w", err)
 		}
+		s.f.handed(res)
 		if full {
 			s.f.failed = failed
 		} else if len(failed) > 0 {
