@@ -1,16 +1,13 @@
 package main
 
 import (
-	"io"
-	"net"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/myhibachi/backfill/internal/dovecottest"
+	"github.com/myhibachi/backfill/internal/faultproxy"
 	"github.com/myhibachi/backfill/internal/mailgen"
 )
 
@@ -43,7 +40,7 @@ func TestAutoFetchChoosesByLink(t *testing.T) {
 			f := newFixture(t)
 			url := srv.URL(user.Name, "INBOX")
 			if tc.capped {
-				url = withHost(t, url, startCappedProxy(t, srv.Addr(), 1<<20))
+				url = withHost(t, url, faultproxy.Start(t, srv.Addr(), faultproxy.Rate(1<<20, nil)).Addr())
 			}
 			f.environ = append(f.environ, "BACKFILL_INBOX_DEMO="+url, "BACKFILL_INBOX_DEMO_PASSWORD="+user.Password)
 			f.migrate()
@@ -96,54 +93,3 @@ func mustFloat(t *testing.T, s string) float64 {
 }
 
 var wholeLean = regexp.MustCompile(`Downloaded: .*: (\d+) whole, (\d+) lean`)
-
-// startCappedProxy forwards a loopback port to target and lets at most rate
-// bytes per second through towards the client on each connection: a slow
-// link, as far as the client can tell. It returns the port's address.
-func startCappedProxy(t *testing.T, target string, rate int) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var wg sync.WaitGroup
-	t.Cleanup(func() { ln.Close(); wg.Wait() })
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			client, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			server, err := net.Dial("tcp", target)
-			if err != nil {
-				client.Close()
-				continue
-			}
-			wg.Add(2)
-			go func() { defer wg.Done(); io.Copy(server, client); server.Close() }() //nolint:errcheck // ends with either side
-			go func() { defer wg.Done(); pace(client, server, rate); client.Close() }()
-		}
-	}()
-	return ln.Addr().String()
-}
-
-// pace copies src to dst in chunks of a hundredth of rate, one every 10 ms.
-func pace(dst io.Writer, src io.Reader, rate int) {
-	buf := make([]byte, rate/100)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				return
-			}
-		}
-		if err != nil {
-			return
-		}
-		<-tick.C
-	}
-}

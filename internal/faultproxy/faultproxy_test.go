@@ -302,6 +302,24 @@ func TestStallHoldsThenResumes(t *testing.T) {
 	}
 }
 
+// TestRateCapsTheLink streams through a 1 MB/s link: the bytes arrive
+// unchanged, no faster than the link carries them.
+func TestRateCapsTheLink(t *testing.T) {
+	t.Parallel()
+	const size, rate = 400_000, 1_000_000
+	p := faultproxy.Start(t, streamServer(t, size).addr(), faultproxy.Rate(rate, nil))
+	start := time.Now()
+	c := request(t, p.Addr())
+	got, err := io.ReadAll(c)
+	if err != nil || !bytes.Equal(got, pattern(size)) {
+		t.Fatalf("stream through a capped link: %d bytes, err %v; want the %d bytes unchanged", len(got), err, size)
+	}
+	// A lower bound only: the first chunk (32 KiB) may go at once.
+	if d, least := time.Since(start), time.Duration(size-32<<10)*time.Second/rate; d < least {
+		t.Fatalf("%d bytes came in %s over a %d B/s link, want at least %s", size, d, rate, least)
+	}
+}
+
 func TestDelayEachWay(t *testing.T) {
 	t.Parallel()
 	const delay = 100 * time.Millisecond
@@ -333,6 +351,7 @@ func TestNewRejectsBadInput(t *testing.T) {
 		{"negative duration", "127.0.0.1:1", faultproxy.Stall(0, -time.Second, nil)},
 		{"bad direction", "127.0.0.1:1", faultproxy.ResetAfter(1, nil).In(7)},
 		{"zero times", "127.0.0.1:1", faultproxy.ResetAfter(1, nil).Times(0)},
+		{"zero rate", "127.0.0.1:1", faultproxy.Rate(0, nil)},
 	} {
 		if p, err := faultproxy.New(tc.target, tc.rule); err == nil {
 			p.Close()

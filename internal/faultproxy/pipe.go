@@ -104,6 +104,7 @@ func (c *conn) read(src *net.TCPConn, queue chan<- chunk, delay time.Duration) {
 // sees the end of stream the other peer sent.
 func (c *conn) write(dst *net.TCPConn, queue <-chan chunk, dp dirPlan, total *atomic.Int64) {
 	var sent int64
+	var free time.Time // when a rate-limited link can carry the next byte
 	for {
 		var ck chunk
 		var ok bool
@@ -122,6 +123,13 @@ func (c *conn) write(dst *net.TCPConn, queue <-chan chunk, dp dirPlan, total *at
 		alive := c.sleep(time.Until(ck.due)) && c.forward(dst, (*ck.buf)[:ck.n], &sent, &dp)
 		total.Add(sent - before)
 		chunkPool.Put(ck.buf)
+		if alive && dp.rate > 0 {
+			if now := time.Now(); free.Before(now) {
+				free = now // idle time is not saved up for a burst
+			}
+			free = free.Add(time.Duration((sent - before) * int64(time.Second) / dp.rate))
+			alive = c.sleep(time.Until(free))
+		}
 		if !alive {
 			return
 		}

@@ -51,6 +51,7 @@ const (
 	kindStall
 	kindDelay
 	kindRefuse
+	kindRate
 )
 
 // ResetAfter cuts a matching connection once n bytes have been forwarded
@@ -86,8 +87,16 @@ func RefuseConnections(which func(conn int) bool) Rule {
 	return Rule{kind: kindRefuse, which: which}
 }
 
+// Rate lets at most bytesPerSec through server→client (see Rule.In) on a
+// matching connection, as a slow link does: each write is followed by the
+// time the link would take to carry it, and time spent idle is not saved
+// up for a burst later. A nil which matches every connection.
+func Rate(bytesPerSec int64, which func(conn int) bool) Rule {
+	return Rule{kind: kindRate, bytes: bytesPerSec, which: which}
+}
+
 // In returns the rule counting bytes in direction dir. It matters to
-// ResetAfter and Stall only.
+// ResetAfter, Stall and Rate only.
 func (r Rule) In(dir Direction) Rule {
 	r.dir = dir
 	return r
@@ -109,9 +118,11 @@ func (r Rule) Times(n int) Rule {
 func (r Rule) validate() error {
 	switch {
 	case r.kind == kindNone:
-		return errors.New("zero Rule; build one with ResetAfter, Stall, Delay or RefuseConnections")
+		return errors.New("zero Rule; build one with ResetAfter, Stall, Delay, Rate or RefuseConnections")
 	case r.bytes < 0:
 		return errors.New("negative byte count")
+	case r.kind == kindRate && r.bytes == 0:
+		return errors.New("Rate needs a positive number of bytes per second")
 	case r.d < 0:
 		return errors.New("negative duration")
 	case r.dir != ServerToClient && r.dir != ClientToServer:
@@ -176,6 +187,7 @@ type plan struct {
 type dirPlan struct {
 	resets []fault
 	stalls []fault
+	rate   int64 // bytes per second; 0: unlimited
 }
 
 type fault struct {
@@ -207,6 +219,10 @@ func newPlan(n int, rules []Rule) plan {
 			dp.resets = append(dp.resets, fault{at: r.bytes, rule: r})
 		case kindStall:
 			dp.stalls = append(dp.stalls, fault{at: r.bytes, d: r.d, rule: r})
+		case kindRate:
+			if r.take() && (dp.rate == 0 || r.bytes < dp.rate) {
+				dp.rate = r.bytes // the slowest link wins
+			}
 		}
 	}
 	byOffset := func(a, b fault) int { return cmp.Compare(a.at, b.at) }
