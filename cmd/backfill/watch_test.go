@@ -530,8 +530,11 @@ func TestWatchSIGTERMCommitsInFlight(t *testing.T) {
 	if err := w.srv.Deliver(w.user, "INBOX", liveMail("in-flight")); err != nil {
 		t.Fatal(err)
 	}
+	// The cluster is shared by parallel tests, some with slow triggers of
+	// their own: only a sleep in this test's database is this message's.
 	w.eventually("watch inserting", func() bool {
-		return w.count(`SELECT count(*) FROM pg_stat_activity WHERE application_name = 'backfill' AND wait_event = 'PgSleep'`) > 0
+		return w.count(`SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND application_name = 'backfill' AND wait_event = 'PgSleep'`) > 0
 	})
 	if code := p.stop(syscall.SIGTERM); code != 143 {
 		t.Fatalf("exit %d after SIGTERM, want 143", code)
