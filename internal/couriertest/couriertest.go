@@ -6,8 +6,6 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -24,16 +22,12 @@ import (
 
 // Server is a running Courier-IMAP started by Start.
 type Server struct {
-	User     string // the login, user@domain
-	Password string
+	debtree.Instance
 
-	dir     string
-	addr    string
 	maildir string
 	mailUID int
 	mailGID int
 	seq     atomic.Int64 // makes Maildir file names unique and ordered
-	proc    *debtree.Proc
 }
 
 // Start starts Courier for the test and stops it when the test ends. It
@@ -47,32 +41,12 @@ func Start(tb testing.TB) *Server {
 	})
 }
 
-// Addr returns the host:port of the plaintext IMAP listener.
-func (s *Server) Addr() string { return s.addr }
-
-// URL returns the imap:// URL of the user's mailbox, the @ in the user name
-// percent-encoded.
-func (s *Server) URL(mailbox string) string {
-	u := url.URL{Scheme: "imap", User: url.User(s.User), Host: s.addr, Path: "/" + mailbox}
-	return u.String()
-}
-
-// LogFile returns the path of the servers' output (authdaemond, couriertcpd
-// and imapd write to stderr).
-func (s *Server) LogFile() string { return filepath.Join(s.dir, "courier.log") }
-
-// Pid returns the process group of the server's processes.
-func (s *Server) Pid() int { return s.proc.Pid() }
-
-// Stop ends every process of the server. Stopping twice does nothing.
-func (s *Server) Stop() error { return s.proc.Stop() }
-
 // Settle opens the INBOX read-write once and logs out, as a user's mail
 // client does. Until then Courier has no UID list for a Maildir: every
 // read-only session (EXAMINE) numbers the messages afresh under a new
 // UIDVALIDITY. Settle after loading, unless a test wants that behaviour.
 func (s *Server) Settle() error {
-	c, err := imapclient.DialInsecure(s.addr, nil)
+	c, err := imapclient.DialInsecure(s.Addr(), nil)
 	if err != nil {
 		return fmt.Errorf("couriertest: %w", err)
 	}
@@ -90,7 +64,7 @@ func (s *Server) Settle() error {
 }
 
 func start(ctx context.Context, tree debtree.Tree, dir, name, password string) (*Server, error) {
-	s := &Server{User: name, Password: password, dir: dir}
+	s := &Server{Instance: debtree.NewInstance(dir, "courier.log", name, password)}
 	mail, err := user.Lookup("mail")
 	if err != nil {
 		return nil, fmt.Errorf("couriertest: %w", err)
@@ -119,12 +93,7 @@ func start(ctx context.Context, tree debtree.Tree, dir, name, password string) (
 		return nil, fmt.Errorf("couriertest: %w", err)
 	}
 
-	_, err = testserver.OnFreePort(ctx, func(port int) error {
-		s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		p, err := debtree.Launch(ctx, tree, etc, s.LogFile(), s.addr, launchScript(port))
-		s.proc = p
-		return err
-	})
+	err = s.Launch(ctx, tree, etc, func(port int) (string, error) { return launchScript(port), nil })
 	if err != nil {
 		return nil, fmt.Errorf("couriertest: %w", err)
 	}

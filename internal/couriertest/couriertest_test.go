@@ -140,7 +140,7 @@ func TestStopLeavesNoProcess(t *testing.T) {
 	}
 	// Pinned, the namespace keeps its name after its last process, so the
 	// look below cannot find another test's server under it.
-	pin, err := debtree.PinNamespace(s.Pid(), s.proc.Namespace())
+	pin, err := debtree.PinNamespace(s.Pid(), s.Proc().Namespace())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func TestStopLeavesNoProcess(t *testing.T) {
 	if pids := debtree.GroupProcesses(s.Pid()); len(pids) != 0 {
 		t.Errorf("processes left after Stop: %v", pids)
 	}
-	if pids := s.proc.NamespaceProcesses(); len(pids) != 0 {
+	if pids := s.Proc().NamespaceProcesses(); len(pids) != 0 {
 		var cmds []string
 		for _, pid := range pids {
 			b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
@@ -178,7 +178,7 @@ func TestServerDiesWithTestProcess(t *testing.T) {
 		if _, err := c.Select("INBOX", nil).Wait(); err != nil { // starts gam_server
 			t.Fatal(err)
 		}
-		fmt.Println("ns", s.proc.Namespace(), s.Pid())
+		fmt.Println("ns", s.Proc().Namespace(), s.Pid())
 		// Killed by the test while it waits, with no Stop, like a
 		// process killed by a timeout.
 		_, _ = io.Copy(io.Discard, os.Stdin)

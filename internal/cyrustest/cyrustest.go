@@ -3,8 +3,6 @@ package cyrustest
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"os/user"
@@ -21,13 +19,9 @@ import (
 
 // Server is a running Cyrus started by Start.
 type Server struct {
-	User     string // the login, user@domain
-	Password string
+	debtree.Instance
 
-	dir   string
-	addr  string
 	admin string // password of the administrator cyrus
-	proc  *debtree.Proc
 }
 
 // Start starts Cyrus for the test with its user's INBOX created, and stops
@@ -41,26 +35,6 @@ func Start(tb testing.TB) *Server {
 		return start(ctx, tree, dir, "cs@myhibachichef.com", "cyrus-pw")
 	})
 }
-
-// Addr returns the host:port of the plaintext IMAP listener.
-func (s *Server) Addr() string { return s.addr }
-
-// URL returns the imap:// URL of the user's mailbox, the @ in the user name
-// percent-encoded.
-func (s *Server) URL(mailbox string) string {
-	u := url.URL{Scheme: "imap", User: url.User(s.User), Host: s.addr, Path: "/" + mailbox}
-	return u.String()
-}
-
-// LogFile returns the path of the master's output. Cyrus logs the rest to
-// syslog, which a private instance does not have.
-func (s *Server) LogFile() string { return filepath.Join(s.dir, "cyrus.log") }
-
-// Pid returns the process group of the server's processes.
-func (s *Server) Pid() int { return s.proc.Pid() }
-
-// Stop ends every process of the server. Stopping twice does nothing.
-func (s *Server) Stop() error { return s.proc.Stop() }
 
 // configTemplate is a complete imapd.conf, laid over /etc/imapd.conf in the
 // server's namespace, where every Cyrus program reads it.
@@ -97,7 +71,7 @@ EVENTS {
 `))
 
 func start(ctx context.Context, tree debtree.Tree, dir, name, password string) (*Server, error) {
-	s := &Server{User: name, Password: password, dir: dir, admin: "cyrus-admin-pw"}
+	s := &Server{Instance: debtree.NewInstance(dir, "cyrus.log", name, password), admin: "cyrus-admin-pw"}
 	cyrus, err := user.Lookup("cyrus")
 	if err != nil {
 		return nil, fmt.Errorf("cyrustest: system user cyrus: %w; run scripts/servers.sh cyrus", err)
@@ -135,16 +109,13 @@ func start(ctx context.Context, tree debtree.Tree, dir, name, password string) (
 		return nil, fmt.Errorf("cyrustest: %w", err)
 	}
 
-	_, err = testserver.OnFreePort(ctx, func(port int) error {
-		s.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+	err = s.Launch(ctx, tree, etc, func(port int) (string, error) {
 		if err := writeTemplate(filepath.Join(etc, "cyrus.conf"), servicesTemplate, map[string]int{"Port": port}); err != nil {
-			return err
+			return "", err
 		}
 		// master drops privileges to cyrus itself; -D keeps it in the
 		// foreground.
-		p, err := debtree.Launch(ctx, tree, etc, s.LogFile(), s.addr, "exec /usr/lib/cyrus/bin/master -D -p "+filepath.Join(dir, "conf", "master.pid"))
-		s.proc = p
-		return err
+		return "exec /usr/lib/cyrus/bin/master -D -p " + filepath.Join(dir, "conf", "master.pid"), nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("cyrustest: %w", err)
@@ -159,7 +130,7 @@ func start(ctx context.Context, tree debtree.Tree, dir, name, password string) (
 // writeSASL stores the user's and the administrator's passwords in the
 // sasldb with the tree's saslpasswd2.
 func (s *Server) writeSASL(tree debtree.Tree, uid, gid int) error {
-	db := filepath.Join(s.dir, "sasldb2")
+	db := filepath.Join(s.Dir(), "sasldb2")
 	local, domain, _ := strings.Cut(s.User, "@")
 	for _, u := range []struct{ args []string }{
 		{[]string{"-u", domain, local}},
@@ -182,7 +153,7 @@ func (s *Server) writeSASL(tree debtree.Tree, uid, gid int) error {
 // createInbox creates the user's INBOX as the administrator, as cyradm's
 // "cm user/NAME" does.
 func (s *Server) createInbox() error {
-	c, err := imapclient.DialInsecure(s.addr, nil)
+	c, err := imapclient.DialInsecure(s.Addr(), nil)
 	if err != nil {
 		return err
 	}

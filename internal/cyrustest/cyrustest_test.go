@@ -101,7 +101,7 @@ func TestStopLeavesNoProcess(t *testing.T) {
 	}
 	// Pinned, the namespace keeps its name after its last process, so the
 	// look below cannot find another test's server under it.
-	pin, err := debtree.PinNamespace(s.Pid(), s.proc.Namespace())
+	pin, err := debtree.PinNamespace(s.Pid(), s.Proc().Namespace())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -109,7 +109,7 @@ func TestStopLeavesNoProcess(t *testing.T) {
 	if err := s.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if pids := s.proc.NamespaceProcesses(); len(pids) != 0 {
+	if pids := s.Proc().NamespaceProcesses(); len(pids) != 0 {
 		t.Errorf("processes left after Stop: %v", pids)
 	}
 	if conn, err := net.DialTimeout("tcp", s.Addr(), time.Second); err == nil {

@@ -26,7 +26,7 @@ type Refused struct {
 // Cyrus refuses them otherwise. Messages that Cyrus still refuses are left
 // out and listed, in order; UIDs follow the order of the messages stored.
 func (s *Server) Load(mails iter.Seq2[[]byte, time.Time]) ([]Refused, error) {
-	c, err := imapclient.DialInsecure(s.addr, nil)
+	c, err := imapclient.DialInsecure(s.Addr(), nil)
 	if err != nil {
 		return nil, fmt.Errorf("cyrustest: %w", err)
 	}
