@@ -1196,6 +1196,13 @@ type UnilateralDataHandler struct {
 
 	// requires ENABLE METADATA or ENABLE SERVER-METADATA
 	Metadata func(mailbox string, entries []string)
+
+	// Status receives a STATUS response no STATUS or LIST command asked
+	// for: with NOTIFY, the news of a mailbox that is not selected. Only
+	// the items that changed may be present (see imap.StatusData).
+	//
+	// requires NOTIFY
+	Status func(data *imap.StatusData)
 }
 
 // command is an interface for IMAP commands.

@@ -61,7 +61,9 @@ func (c *Client) handleStatus() error {
 	cmd := c.findPendingCmdFunc(func(cmd command) bool {
 		switch cmd := cmd.(type) {
 		case *StatusCommand:
-			return cmd.mailbox == data.Mailbox
+			// A command takes the first response for its mailbox; a
+			// later one is unilateral (NOTIFY).
+			return cmd.mailbox == data.Mailbox && cmd.data.Mailbox == ""
 		case *ListCommand:
 			return cmd.returnStatus && cmd.pendingData != nil && cmd.pendingData.Mailbox == data.Mailbox
 		default:
@@ -75,6 +77,10 @@ func (c *Client) handleStatus() error {
 		cmd.pendingData.Status = data
 		cmd.mailboxes <- cmd.pendingData
 		cmd.pendingData = nil
+	default:
+		if handler := c.options.unilateralDataHandler().Status; handler != nil {
+			handler(data)
+		}
 	}
 
 	return nil
