@@ -25,11 +25,20 @@ const (
 )
 
 // Changes gathers the Changes a connection heard until they are taken, and
-// wakes whoever waits for them. It is safe for concurrent use.
+// wakes whoever waits for them. It is safe for concurrent use. With
+// OnStatus, it also hands on what the server says unprompted of other
+// folders (NOTIFY).
 type Changes struct {
-	bits atomic.Int32
-	wake chan struct{}
+	bits     atomic.Int32
+	wake     chan struct{}
+	onStatus func(FolderStatus)
 }
+
+// OnStatus sets f to receive every STATUS response no command asked for:
+// with NOTIFY, news of folders that are not selected. Set it before the
+// connection is dialled. f runs on the connection's reader goroutine,
+// which waits for it: it must not block.
+func (c *Changes) OnStatus(f func(FolderStatus)) { c.onStatus = f }
 
 // NewChanges returns an empty Changes.
 func NewChanges() *Changes { return &Changes{wake: make(chan struct{}, 1)} }
@@ -59,7 +68,7 @@ func (c *Changes) Take() Change {
 // on the connection's reader goroutine, which waits for it: it must not
 // block.
 func (c *Changes) handler() *imapclient.UnilateralDataHandler {
-	return &imapclient.UnilateralDataHandler{
+	h := &imapclient.UnilateralDataHandler{
 		Expunge: func(uint32) { c.Add(Expunged) },
 		Mailbox: func(d *imapclient.UnilateralDataMailbox) {
 			if d.NumMessages != nil {
@@ -73,18 +82,23 @@ func (c *Changes) handler() *imapclient.UnilateralDataHandler {
 			c.Add(FlagsChanged)
 		},
 	}
+	if c.onStatus != nil {
+		h.Status = func(d *imap.StatusData) { c.onStatus(folderStatus(d)) }
+	}
+	return h
 }
 
 // Features are the extensions a followed mailbox can use.
 type Features struct {
 	Idle      bool // IDLE (RFC 2177), or IMAP4rev2
 	CondStore bool // CONDSTORE (RFC 7162): flag changes since a mod-sequence
+	Notify    bool // NOTIFY (RFC 5465): one connection hears of every folder
 }
 
 // Features reports which extensions the server offers.
 func (c *Conn) Features() Features {
 	caps := c.c.Caps()
-	return Features{Idle: caps.Has(imap.CapIdle), CondStore: caps.Has(imap.CapCondStore)}
+	return Features{Idle: caps.Has(imap.CapIdle), CondStore: caps.Has(imap.CapCondStore), Notify: caps.Has(imap.CapNotify)}
 }
 
 // SelectFollow examines the mailbox as SelectReadOnly does, with CONDSTORE
