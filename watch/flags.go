@@ -15,12 +15,18 @@ import (
 // AddGmailLabels), so a flag change leaves a row as a fresh run would have
 // stored it.
 func (s *session) flags(ctx context.Context, full bool) (int, error) {
-	since := s.modSeq
+	ms := &s.f.modSeq
+	if ms.uidValidity != s.mbox.UIDValidity {
+		// Mod-sequences of another numbering say nothing of this one.
+		*ms = modSeqMark{uidValidity: s.mbox.UIDValidity}
+		full = true
+	}
+	since := ms.modSeq
 	if full {
 		since = 0
 		// What changes while the whole list streams in is asked for again
 		// next time, from the mod-sequence the SELECT reported.
-		s.modSeq = max(s.modSeq, s.mbox.HighestModSeq)
+		ms.modSeq = max(ms.modSeq, s.mbox.HighestModSeq)
 	}
 	got, err := s.conn.FlagsSince(ctx, since, s.features.CondStore)
 	if err != nil {
@@ -32,7 +38,7 @@ func (s *session) flags(ctx context.Context, full bool) (int, error) {
 		m.SetFlags(g.Flags)
 		m.AddGmailLabels(g.GmailLabels)
 		states[i] = pgsink.FlagState{UID: g.UID, IsRead: m.IsRead, IsStarred: m.IsStarred, Labels: m.Labels}
-		s.modSeq = max(s.modSeq, g.ModSeq)
+		ms.modSeq = max(ms.modSeq, g.ModSeq)
 	}
 	w := s.f.w
 	dctx, cancel := context.WithTimeout(ctx, dbTimeout)

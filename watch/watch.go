@@ -1,7 +1,9 @@
 // Package watch keeps the database a live copy of a mailbox: it backfills
-// what is missing as a run does, then follows each folder (IMAP IDLE, or
-// polling without it) and records new mail, flag changes and expunges as
-// they happen, retrying every failure for as long as it is asked to run.
+// what is missing as a run does, then follows each folder (IMAP IDLE or
+// polling on a connection of its own, or with the others on one NOTIFY or
+// STATUS-polling connection, within the provider's connection cap) and
+// records new mail, flag changes and expunges as they happen, retrying
+// every failure for as long as it is asked to run.
 package watch
 
 import (
@@ -38,8 +40,8 @@ type Config struct {
 	Run pipeline.Config
 	// Folders are the folders to follow as users name them (or
 	// imapsrc.SentKeyword), and with AllFolders every selectable one but
-	// \Junk and \Trash (see imapsrc.SelectFolders); each is followed on a
-	// connection of its own. Neither means Run.IMAP.Mailbox alone.
+	// \Junk and \Trash (see imapsrc.SelectFolders); planFollow says how
+	// each is followed. Neither means Run.IMAP.Mailbox alone.
 	Folders    []string
 	AllFolders bool
 	// Poll is how often a server without IDLE is asked for news; 0: 60 s.
@@ -67,7 +69,10 @@ type Events interface {
 	Stored(folder string, res pipeline.Result)
 	// Following says a folder is connected and caught up, and how it is
 	// followed.
-	Following(folder string, idle, condStore bool)
+	Following(folder string, how How)
+	// Lost says a folder is not followed until Following says so again:
+	// the shared connection watching it was lost (Failed says why).
+	Lost(folder string)
 	// CaughtUp says the folder is current as of now: whatever the server
 	// reported is recorded.
 	CaughtUp(folder string)
@@ -85,9 +90,8 @@ type Events interface {
 // Run watches one inbox until ctx ends: it then returns nil once what was
 // in flight is committed. It returns an error early only for a
 // configuration error, which retrying cannot cure: a folder named that
-// the server does not have, more folders than the provider admits
-// connections, or an initial backfill refused its login, mailbox or
-// schema.
+// the server does not have, or an initial backfill refused its login,
+// mailbox or schema.
 func Run(ctx context.Context, cfg Config, sink *pgsink.Sink, ev Events) error {
 	cfg = withDefaults(cfg)
 	w := &watcher{cfg: cfg, sink: sink, ev: ev}
@@ -98,27 +102,31 @@ func Run(ctx context.Context, cfg Config, sink *pgsink.Sink, ev Events) error {
 	if !w.followFlags && cfg.Flags == FlagsServer {
 		ev.Note("email_messages has no flag columns backfill can write: flag changes are not recorded")
 	}
-	folders, err := w.folders(ctx)
+	folders, feats, err := w.folders(ctx)
 	if err != nil || ctx.Err() != nil {
 		return err
 	}
-	if limit := imapsrc.ConnectionCap(cfg.Run.IMAP.Host); limit > 0 {
-		// A follower per folder holds its connection all the time; a sync
-		// adds its workers. Together they stay within the provider's cap.
-		if len(folders) >= limit {
-			return &errlog.CriticalError{Type: "too_many_folders", Err: fmt.Errorf(
-				"%d folders to follow need a connection each and one more to store new mail; %s admits %d: name fewer folders",
-				len(folders), cfg.Run.IMAP.Host, limit)}
-		}
-		if w.cfg.Run.Workers+len(folders) > limit {
-			w.cfg.Run.Workers = limit - len(folders)
-			ev.Note(fmt.Sprintf("--workers lowered to %d: %s admits %d connections per account, %d of them following",
-				w.cfg.Run.Workers, cfg.Run.IMAP.Host, limit, len(folders)))
+	limit := imapsrc.ConnectionCap(cfg.Run.IMAP.Host)
+	plan := planFollow(folders, feats.Notify, limit, cfg.Run.Workers)
+	if plan.workers < cfg.Run.Workers {
+		ev.Note(fmt.Sprintf("--workers lowered to %d: %s admits %d connections per account, %d of them following",
+			plan.workers, cfg.Run.IMAP.Host, limit, plan.conns-plan.workers))
+	}
+	w.cfg.Run.Workers = plan.workers
+	followers := make([]*follower, len(folders))
+	var shared []*follower
+	for i, folder := range folders {
+		followers[i] = &follower{w: w, folder: folder.Name, mode: plan.modes[i], news: imapsrc.NewChanges()}
+		if followers[i].mode != Own {
+			shared = append(shared, followers[i])
 		}
 	}
 	g, gctx := errgroup.WithContext(ctx)
-	for _, folder := range folders {
-		f := &follower{w: w, folder: folder}
+	if len(shared) > 0 {
+		w.hub = newHub(w, shared, shared[0].mode == Notified, feats.CondStore)
+		g.Go(func() error { return w.hub.run(gctx) })
+	}
+	for _, f := range followers {
 		g.Go(func() error { return f.run(gctx) })
 	}
 	err = g.Wait()
@@ -148,55 +156,59 @@ type watcher struct {
 	ev   Events
 	// followFlags and followDeletions say what the tables can record.
 	followFlags, followDeletions bool
+	// hub watches the folders without a connection of their own; nil
+	// when every folder has one.
+	hub *hub
 
-	// syncing serialises the inbox's syncs: they share its run lock.
+	// syncing serialises the inbox's syncs (they share its run lock) and
+	// the connections that catch-ups borrow: one of those takes the place
+	// of a sync's workers within the connection cap (see followPlan).
 	syncing sync.Mutex
 }
 
 // folders resolves the folders to follow against the server's list, as a
-// run resolves its own, retrying what is transient; a folder that does not
-// exist or a refused login is an error.
-func (w *watcher) folders(ctx context.Context) ([]string, error) {
+// run resolves its own, retrying what is transient, and says what the
+// server offers; a folder that does not exist or a refused login is an
+// error. One folder named by the inbox's URL needs no listing: it gets a
+// connection of its own whatever the server offers.
+func (w *watcher) folders(ctx context.Context) ([]imapsrc.Folder, imapsrc.Features, error) {
 	if len(w.cfg.Folders) == 0 && !w.cfg.AllFolders {
-		return []string{w.cfg.Run.IMAP.Mailbox}, nil
+		return []imapsrc.Folder{{Name: w.cfg.Run.IMAP.Mailbox}}, imapsrc.Features{}, nil
 	}
 	b := newBackoff(w.cfg.MaxBackoff)
 	for {
-		sel, err := w.selectFolders(ctx)
+		sel, feats, err := w.selectFolders(ctx)
 		if err == nil {
 			if sel.Note != "" {
 				w.ev.Note(sel.Note)
 			}
-			names := make([]string, len(sel.Folders))
-			for i, f := range sel.Folders {
-				names[i] = f.Name
-			}
-			return names, nil
+			return sel.Folders, feats, nil
 		}
 		if errlog.Classify(err) != errlog.Transient {
-			return nil, err
+			return nil, feats, err
 		}
 		d := b.Next()
 		w.ev.Failed("", err, d)
 		select {
 		case <-ctx.Done():
-			return nil, nil
+			return nil, feats, nil
 		case <-time.After(d):
 		}
 	}
 }
 
-func (w *watcher) selectFolders(ctx context.Context) (imapsrc.Selection, error) {
+func (w *watcher) selectFolders(ctx context.Context) (imapsrc.Selection, imapsrc.Features, error) {
 	conn, err := imapsrc.Dial(ctx, w.cfg.Run.IMAP)
 	if err != nil {
-		return imapsrc.Selection{}, err
+		return imapsrc.Selection{}, imapsrc.Features{}, err
 	}
 	defer conn.Close()
 	list, err := conn.ListFolders(ctx)
 	if err != nil {
-		return imapsrc.Selection{}, err
+		return imapsrc.Selection{}, imapsrc.Features{}, err
 	}
-	return imapsrc.SelectFolders(list, w.cfg.Folders, w.cfg.AllFolders, conn.Gmail())
+	sel, err := imapsrc.SelectFolders(list, w.cfg.Folders, w.cfg.AllFolders, conn.Gmail())
+	return sel, conn.Features(), err
 }
 
 // lockWait is how long a sync waits before trying again for a run lock
@@ -324,6 +336,15 @@ func fatalAtStart(err error) bool {
 type follower struct {
 	w      *watcher
 	folder string
+	mode   Mode
+	// news gathers what the hub saw change in the folder (modes other
+	// than Own).
+	news *imapsrc.Changes
+	// modSeq is the mod-sequence after which flag changes are not yet
+	// recorded (CONDSTORE), kept across sessions and borrowed
+	// connections so that a catch-up asks only for what changed since
+	// the last one.
+	modSeq modSeqMark
 	// failed are the UIDs whose messages failed at the last full sync and
 	// since: later syncs skip them (pipeline.Config.Skip), the next full
 	// one tries them again. Only the follower's goroutine uses it.
@@ -337,6 +358,12 @@ type follower struct {
 
 // mark is a UID under the UIDVALIDITY that gives it its meaning.
 type mark struct{ uid, uidValidity uint32 }
+
+// modSeqMark is a mod-sequence under the UIDVALIDITY it belongs to.
+type modSeqMark struct {
+	modSeq      uint64
+	uidValidity uint32
+}
 
 // handed notes the UIDs a successful sync's run listed.
 func (f *follower) handed(res pipeline.Result) {
@@ -377,12 +404,19 @@ func (f *follower) run(ctx context.Context) error {
 	}
 	b.Reset()
 	for attempt := 1; ; attempt++ {
-		s := &session{f: f}
-		err := s.run(ctx)
+		var caughtUp bool
+		var err error
+		if f.mode == Own {
+			s := &session{f: f}
+			err = s.run(ctx)
+			caughtUp = s.caughtUp
+		} else {
+			caughtUp, err = f.watched(ctx)
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
-		if s.caughtUp {
+		if caughtUp {
 			// It worked for a while: the next failure starts afresh.
 			b.Reset()
 			attempt = 1
@@ -411,14 +445,16 @@ func (f *follower) wait(ctx context.Context, b *backoffTimer, err error, attempt
 // ends the session, which begins again after a backoff.
 const dbTimeout = time.Minute
 
-// session is one connection's worth of following.
+// session is one connection's worth of following: the folder's own
+// connection, or one a catch-up borrows (see open).
 type session struct {
 	f        *follower
 	conn     *imapsrc.Conn
 	mbox     imapsrc.Mailbox
 	features imapsrc.Features
-	modSeq   uint64 // flags changed after it are not yet recorded
-	caughtUp bool   // the session caught up at least once
+	caughtUp bool // the session caught up at least once
+	// release ends a borrowed connection; nil for the folder's own.
+	release func()
 }
 
 // all is every kind of change: what a new session must assume happened
@@ -451,7 +487,7 @@ func (s *session) run(ctx context.Context) error {
 			w.ev.CaughtUp(folder)
 			if !s.caughtUp {
 				s.caughtUp = true
-				w.ev.Following(folder, s.features.Idle, s.features.CondStore)
+				w.ev.Following(folder, How{Mode: Own, Idle: s.features.Idle, CondStore: s.features.CondStore, Poll: w.cfg.Poll})
 			}
 			pending, full = 0, false
 		}
@@ -516,18 +552,26 @@ func (s *session) catchUp(ctx context.Context, pending imapsrc.Change, full bool
 		if res.Created+res.Failed > 0 {
 			w.ev.Stored(folder, res)
 		}
-		if res.UIDValidity != 0 && res.UIDValidity != s.mbox.UIDValidity {
+		if s.conn != nil && res.UIDValidity != 0 && res.UIDValidity != s.mbox.UIDValidity {
 			return errRenumbered
 		}
 	}
+	wantDeleted := w.followDeletions && (full || pending&imapsrc.Expunged != 0)
+	wantFlags := w.followFlags && w.cfg.Flags == FlagsServer && (full || pending&imapsrc.FlagsChanged != 0)
+	if !wantDeleted && !wantFlags {
+		return nil
+	}
+	if err := s.open(ctx); err != nil {
+		return err
+	}
 	var deleted, flagged int
 	var err error
-	if w.followDeletions && (full || pending&imapsrc.Expunged != 0) {
+	if wantDeleted {
 		if deleted, err = s.expunges(ctx); err != nil {
 			return err
 		}
 	}
-	if w.followFlags && w.cfg.Flags == FlagsServer && (full || pending&imapsrc.FlagsChanged != 0) {
+	if wantFlags {
 		// Without CONDSTORE flags can only be compared all at once.
 		if flagged, err = s.flags(ctx, full || !s.features.CondStore); err != nil {
 			return err

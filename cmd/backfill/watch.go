@@ -36,7 +36,7 @@ func (a *appEnv) watchCommand() *cli.Command {
 		&cli.StringSliceFlag{Name: "inbox", Usage: "the `NAME` of an inbox to watch; repeat the flag to watch several"},
 		&cli.StringFlag{Name: "flags", Value: "server", Usage: "`POLICY`: server (flag changes on the server overwrite is_read, is_starred, labels) or keep (never overwrite stored flags)"},
 		&cli.StringFlag{Name: "listen", Usage: "`ADDR` (host:port) to serve, read-only, /healthz, /metrics and /api/v1/admin/emails/{inbox|stats} on"},
-		&cli.DurationFlag{Name: "poll", Value: 60 * time.Second, Hidden: true, Usage: "how often to look for news on a server without IDLE"},
+		&cli.DurationFlag{Name: "poll", Value: 60 * time.Second, Hidden: true, Usage: "how often to look for news on a server without IDLE, and to poll folders without a connection of their own"},
 		&cli.DurationFlag{Name: "idle-refresh", Value: 25 * time.Minute, Hidden: true, Usage: "how long one IDLE lasts before it is renewed"},
 		&cli.DurationFlag{Name: "max-backoff", Value: time.Minute, Hidden: true, Usage: "the longest wait between attempts after a failure"},
 	}
@@ -86,8 +86,8 @@ func (a *appEnv) runWatch(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		// watch.Run lowers it further once it knows how many folders
-		// it follows, a connection each.
+		// watch.Run lowers it further if the folders it follows leave
+		// too little room within the cap.
 		workers := c.Int("workers")
 		if limit := imapsrc.ConnectionCap(imapCfg.Host); limit > 0 && workers > limit {
 			workers = limit
@@ -312,19 +312,19 @@ func (e *watchEvents) Stored(folder string, res pipeline.Result) {
 	e.log.emit("stored", f, "📥 %s/%s: %d new stored", e.inbox, folder, res.Created)
 }
 
-func (e *watchEvents) Following(folder string, idle, condStore bool) {
+func (e *watchEvents) Following(folder string, how watch.How) {
+	idle := how.Mode == watch.Own && how.Idle
 	if e.metrics != nil {
 		e.metrics.SetConnected(e.inbox, folder, idle, true)
 	}
-	how := "polling"
-	if idle {
-		how = "IDLE"
-	}
-	if condStore {
-		how += ", CONDSTORE"
-	}
-	e.log.emit("following", e.fields(folder, "idle", idle, "condstore", condStore),
+	e.log.emit("following", e.fields(folder, "idle", idle, "condstore", how.CondStore, "via", how.Via()),
 		"👀 %s/%s: following (%s)", e.inbox, folder, how)
+}
+
+func (e *watchEvents) Lost(folder string) {
+	if e.metrics != nil {
+		e.metrics.SetConnected(e.inbox, folder, false, false)
+	}
 }
 
 func (e *watchEvents) Changed(folder string, flags, deleted int) {

@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/myhibachi/backfill/internal/dovecottest"
+)
+
+// manyFolders are INBOX's companions in the folder tests: Sent and ten
+// more, twelve folders in all.
+func manyFolders() []dovecottest.Folder {
+	out := []dovecottest.Folder{{Name: "Sent", SpecialUse: `\Sent`}}
+	for i := 1; i <= 10; i++ {
+		out = append(out, dovecottest.Folder{Name: fmt.Sprintf("Project %02d", i)})
+	}
+	return out
+}
+
+// refusals returns Dovecot's log lines saying it refused a connection over
+// mail_max_userip_connections.
+func refusals(t *testing.T, srv *dovecottest.Server) []string {
+	t.Helper()
+	b, err := os.ReadFile(srv.LogFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, l := range strings.Split(string(b), "\n") {
+		if strings.Contains(l, "Maximum number of connections") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// uidOf waits for the message of liveMail(id) to be stored and returns its
+// UID in folder.
+func (w *dovecotWatch) uidOf(id, folder string) uint32 {
+	w.t.Helper()
+	w.eventually(id+" stored", func() bool { return w.rowCount(id, "true") == 1 })
+	var uid uint32
+	if err := w.pool.QueryRow(context.Background(), `SELECT uid FROM email_sync_uids WHERE folder = $1 AND message_id = $2`,
+		folder, id+"@example.com").Scan(&uid); err != nil {
+		w.t.Fatal(err)
+	}
+	return uid
+}
+
+// TestWatchNotifyFollowsAllFolders follows twelve folders of a Dovecot
+// that offers NOTIFY and admits four connections per user: one NOTIFY
+// connection watches them all, so every folder is followed, mail
+// delivered to folders other than INBOX is stored, a flag change and an
+// expunge in a folder nobody has selected are recorded, the NOTIFY
+// connection is made again after Dovecot restarts, and Dovecot refused no
+// connection.
+func TestWatchNotifyFollowsAllFolders(t *testing.T) {
+	t.Parallel()
+	folders := manyFolders()
+	w := newDovecotWatch(t, 5, watchSetup{dovecot: []dovecottest.Option{
+		dovecottest.WithFolders(folders...),
+		dovecottest.WithConfig("mailbox_list_index = yes"), // Dovecot offers NOTIFY with it
+		dovecottest.WithMaxUserIPConnections(4),
+	}})
+	p := w.start("--all-folders", "--workers", "2")
+	p.waitLines("👀 demo/INBOX: following (NOTIFY, CONDSTORE)", 1)
+	for _, f := range folders {
+		p.waitLines("👀 demo/"+f.Name+": following (NOTIFY, CONDSTORE)", 1)
+	}
+
+	for _, f := range []string{"Sent", "Project 03", "Project 10"} {
+		id := "to-" + strings.ReplaceAll(f, " ", "-")
+		if err := w.srv.Deliver(w.user, f, liveMail(id)); err != nil {
+			t.Fatal(err)
+		}
+		w.eventually("mail delivered to "+f+" stored", func() bool { return w.rowCount(id, fmt.Sprintf("folders = ARRAY['%s']", f)) == 1 })
+	}
+
+	uid := w.uidOf("to-Project-03", "Project 03")
+	if err := w.srv.AddFlags(w.user, "Project 03", uid, `\Seen`, `\Flagged`); err != nil {
+		t.Fatal(err)
+	}
+	w.eventually("the flag change in Project 03 recorded", func() bool { return w.rowCount("to-Project-03", "is_read AND is_starred") == 1 })
+	if err := w.srv.Expunge(w.user, "Project 03", uid); err != nil {
+		t.Fatal(err)
+	}
+	w.eventually("the expunge in Project 03 recorded", func() bool { return w.rowCount("to-Project-03", "deleted_at IS NOT NULL") == 1 })
+
+	// The NOTIFY connection is lost with the server, and made again.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := w.srv.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p.waitLines("👀 demo/Project 07: following (NOTIFY", 2)
+	if err := w.srv.Deliver(w.user, "Project 07", liveMail("after-restart")); err != nil {
+		t.Fatal(err)
+	}
+	w.eventually("mail delivered after Dovecot's restart stored", func() bool { return w.rowCount("after-restart", "true") == 1 })
+
+	if code := p.stop(syscall.SIGTERM); code != 143 {
+		t.Fatalf("exit %d after SIGTERM, want 143", code)
+	}
+	if r := refusals(t, w.srv); len(r) > 0 || strings.Contains(p.output(), "Maximum number of connections") {
+		t.Fatalf("Dovecot refused connections:\n%s", strings.Join(r, "\n"))
+	}
+}
+
+// TestWatchPollsFoldersWithinCap follows twelve folders of a Dovecot
+// without NOTIFY that admits eight connections per user: some folders
+// idle on their own connection (INBOX and Sent among them), the others
+// are polled with STATUS on one shared connection, and mail delivered to
+// a polled folder is stored, its flag change recorded, with no connection
+// refused.
+func TestWatchPollsFoldersWithinCap(t *testing.T) {
+	t.Parallel()
+	folders := manyFolders()
+	w := newDovecotWatch(t, 5, watchSetup{dovecot: []dovecottest.Option{
+		dovecottest.WithFolders(folders...),
+		dovecottest.WithConfig("mailbox_list_index = no"), // no NOTIFY then
+		dovecottest.WithMaxUserIPConnections(8),
+	}})
+	p := w.start("--all-folders", "--workers", "2", "--poll", "200ms")
+	const idle, polled = "(IDLE, CONDSTORE)", "(STATUS poll every 200ms, CONDSTORE)"
+	p.waitLines("👀 demo/INBOX: following "+idle, 1)
+	p.waitLines("👀 demo/Sent: following "+idle, 1)
+	p.waitLines("👀 demo/Project 10: following "+polled, 1)
+	p.waitLines("👀 demo/", len(folders)+1)
+	if n, m := strings.Count(p.output(), idle), strings.Count(p.output(), polled); n != 5 || m != 7 {
+		t.Fatalf("%d folders idling and %d polled, want 5 and 7 (the budget of an unknown server)", n, m)
+	}
+
+	if err := w.srv.Deliver(w.user, "Project 10", liveMail("polled")); err != nil {
+		t.Fatal(err)
+	}
+	w.eventually("mail delivered to a polled folder stored", func() bool { return w.rowCount("polled", "folders = '{Project 10}'") == 1 })
+	uid := w.uidOf("polled", "Project 10")
+	if err := w.srv.AddFlags(w.user, "Project 10", uid, `\Seen`); err != nil {
+		t.Fatal(err)
+	}
+	w.eventually("the flag change in a polled folder recorded", func() bool { return w.rowCount("polled", "is_read") == 1 })
+
+	if code := p.stop(syscall.SIGTERM); code != 143 {
+		t.Fatalf("exit %d after SIGTERM, want 143", code)
+	}
+	if r := refusals(t, w.srv); len(r) > 0 || strings.Contains(p.output(), "Maximum number of connections") {
+		t.Fatalf("Dovecot refused connections:\n%s", strings.Join(r, "\n"))
+	}
+}
