@@ -21,6 +21,10 @@ type hub struct {
 	w         *watcher
 	folders   []string
 	followers map[string]*follower
+	// ready is closed once the first connection has looked at every
+	// folder: from then on, news of them is heard.
+	ready     chan struct{}
+	readyOnce sync.Once
 
 	mu        sync.Mutex
 	notify    bool // NOTIFY, until the server refuses it: then STATUS polls
@@ -30,7 +34,7 @@ type hub struct {
 }
 
 func newHub(w *watcher, followers []*follower, notify, condStore bool) *hub {
-	h := &hub{w: w, followers: map[string]*follower{}, notify: notify, condStore: condStore,
+	h := &hub{w: w, followers: map[string]*follower{}, ready: make(chan struct{}), notify: notify, condStore: condStore,
 		last: map[string]imapsrc.FolderStatus{}, announced: map[string]bool{}}
 	for _, f := range followers {
 		h.folders = append(h.folders, f.folder)
@@ -122,6 +126,7 @@ func (h *hub) session(ctx context.Context) (up bool, err error) {
 	if err := h.look(ctx, conn, feats.CondStore); err != nil {
 		return false, err
 	}
+	h.readyOnce.Do(func() { close(h.ready) })
 	h.reannounce()
 	for {
 		if notify {
@@ -254,6 +259,11 @@ func news(prev imapsrc.FolderStatus, seen bool, st imapsrc.FolderStatus) imapsrc
 // says it caught up at least once.
 func (f *follower) watched(ctx context.Context) (caughtUp bool, err error) {
 	w := f.w
+	select {
+	case <-w.hub.ready: // so that Following says how it is followed, truly
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
 	f.news.Take() // news from before this full catch-up is in it
 	pending, full := all, true
 	refresh := time.NewTicker(w.cfg.IdleRefresh)

@@ -152,3 +152,30 @@ func TestWatchPollsFoldersWithinCap(t *testing.T) {
 		t.Fatalf("Dovecot refused connections:\n%s", strings.Join(r, "\n"))
 	}
 }
+
+// TestWatchPollsWhenNotifyRefused follows folders of a Dovecot that
+// advertises NOTIFY but refuses the command (without its mailbox list
+// index): watch says so and polls them with STATUS instead, and mail
+// delivered to a folder is stored.
+func TestWatchPollsWhenNotifyRefused(t *testing.T) {
+	t.Parallel()
+	w := newDovecotWatch(t, 3, watchSetup{dovecot: []dovecottest.Option{
+		dovecottest.WithFolders(manyFolders()[:3]...),
+		dovecottest.WithConfig("mailbox_list_index = no\nimap_capability = +NOTIFY"),
+	}})
+	p := w.start("--all-folders", "--poll", "200ms")
+	p.waitLines("⚠️  demo: the server refused NOTIFY", 1)
+	for _, f := range []string{"INBOX", "Sent", "Project 01", "Project 02"} {
+		p.waitLines("👀 demo/"+f+": following (STATUS poll every 200ms, CONDSTORE)", 1)
+	}
+	if n := p.count("👀 demo/"); n != 4 || strings.Contains(p.output(), "(NOTIFY") {
+		t.Fatalf("%d following lines, want 4, none saying NOTIFY", n)
+	}
+	if err := w.srv.Deliver(w.user, "Project 02", liveMail("refused")); err != nil {
+		t.Fatal(err)
+	}
+	w.eventually("mail delivered to Project 02 stored", func() bool { return w.rowCount("refused", "true") == 1 })
+	if code := p.stop(syscall.SIGTERM); code != 143 {
+		t.Fatalf("exit %d after SIGTERM, want 143", code)
+	}
+}
