@@ -148,10 +148,16 @@ func (h *hub) session(ctx context.Context) (up bool, err error) {
 	}
 }
 
-// look asks for every folder's counts.
+// look asks for every folder's counts. A folder the server refuses (gone
+// since the start) is reported and left out of this look, not the others.
 func (h *hub) look(ctx context.Context, conn *imapsrc.Conn, condStore bool) error {
 	for _, folder := range h.folders {
 		st, err := conn.Status(ctx, folder, condStore)
+		var refused *imap.Error
+		if errors.As(err, &refused) && ctx.Err() == nil {
+			h.w.ev.Failed(folder, err, h.w.cfg.Poll)
+			continue
+		}
 		if err != nil {
 			return err
 		}

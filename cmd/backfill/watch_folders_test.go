@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/myhibachi/backfill/internal/dovecottest"
+	"github.com/myhibachi/backfill/internal/mailgen"
 )
 
 // manyFolders are INBOX's companions in the folder tests: Sent and ten
@@ -34,6 +37,43 @@ func refusals(t *testing.T, srv *dovecottest.Server) []string {
 	for _, l := range strings.Split(string(b), "\n") {
 		if strings.Contains(l, "Maximum number of connections") {
 			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// logSize is how long Dovecot's log is now.
+func logSize(t *testing.T, srv *dovecottest.Server) int64 {
+	t.Helper()
+	fi, err := os.Stat(srv.LogFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fi.Size()
+}
+
+// bytesSent returns how many bytes Dovecot sent each session that logged
+// out after the log was from bytes long (its "Logged out ... out=N").
+func bytesSent(t *testing.T, srv *dovecottest.Server, from int64) []int {
+	t.Helper()
+	b, err := os.ReadFile(srv.LogFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []int
+	for _, l := range strings.Split(string(b[from:]), "\n") {
+		_, rest, ok := strings.Cut(l, "Logged out ")
+		if !ok {
+			continue
+		}
+		for _, f := range strings.Fields(rest) {
+			if v, ok := strings.CutPrefix(f, "out="); ok {
+				n, err := strconv.Atoi(v)
+				if err != nil {
+					t.Fatalf("log line %q: %v", l, err)
+				}
+				out = append(out, n)
+			}
 		}
 	}
 	return out
@@ -67,6 +107,10 @@ func TestWatchNotifyFollowsAllFolders(t *testing.T) {
 		dovecottest.WithConfig("mailbox_list_index = yes"), // Dovecot offers NOTIFY with it
 		dovecottest.WithMaxUserIPConnections(4),
 	}})
+	big := mailgen.Generate(7, 300)
+	if err := w.srv.LoadFolder(w.user, "Project 05", "", mails(big)); err != nil {
+		t.Fatal(err)
+	}
 	p := w.start("--all-folders", "--workers", "2")
 	p.waitLines("👀 demo/INBOX: following (NOTIFY, CONDSTORE)", 1)
 	for _, f := range folders {
@@ -90,6 +134,32 @@ func TestWatchNotifyFollowsAllFolders(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.eventually("the expunge in Project 03 recorded", func() bool { return w.rowCount("to-Project-03", "deleted_at IS NOT NULL") == 1 })
+
+	// A flag change in a folder of 300 messages: the woken catch-up asks
+	// for the flags changed since the last one (CHANGEDSINCE), not all
+	// 300, as the bytes Dovecot sent its connection show.
+	var id string
+	var last uint32
+	if err := w.pool.QueryRow(context.Background(), `SELECT message_id, uid FROM email_sync_uids
+		WHERE folder = 'Project 05' ORDER BY uid DESC LIMIT 1`).Scan(&id, &last); err != nil {
+		t.Fatal(err)
+	}
+	logged := logSize(t, w.srv)
+	if err := w.srv.AddFlags(w.user, "Project 05", last, `\Flagged`); err != nil {
+		t.Fatal(err)
+	}
+	w.eventually("the flag change in Project 05 recorded", func() bool {
+		return w.count(`SELECT count(*) FROM email_messages WHERE message_id = $1 AND is_starred`, id) == 1
+	})
+	var sent []int
+	w.eventually("the catch-up's connection logged out", func() bool {
+		sent = bytesSent(t, w.srv, logged)
+		return len(sent) > 0
+	})
+	t.Logf("bytes sent to the connections that logged out after the flag change: %v", sent)
+	if slices.Max(sent) > 4000 {
+		t.Fatalf("a catch-up connection was sent %d bytes after one flag change: all 300 messages' flags fetched?", slices.Max(sent))
+	}
 
 	// The NOTIFY connection is lost with the server, and made again.
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
