@@ -123,7 +123,11 @@ func (h *hub) session(ctx context.Context) (up bool, err error) {
 				refused, len(h.folders), h.w.cfg.Poll))
 		}
 	}
-	if err := h.look(ctx, conn, feats.CondStore); err != nil {
+	next := h.w.cfg.Poll // until the next look
+	if notify {
+		next = h.w.cfg.IdleRefresh
+	}
+	if err := h.look(ctx, conn, feats.CondStore, next); err != nil {
 		return false, err
 	}
 	h.readyOnce.Do(func() { close(h.ready) })
@@ -142,7 +146,7 @@ func (h *hub) session(ctx context.Context) (up bool, err error) {
 		}
 		// With NOTIFY, a look at each IDLE renewal finds what a lost
 		// notification would have said.
-		if err := h.look(ctx, conn, feats.CondStore); err != nil {
+		if err := h.look(ctx, conn, feats.CondStore, next); err != nil {
 			return true, err
 		}
 	}
@@ -150,12 +154,12 @@ func (h *hub) session(ctx context.Context) (up bool, err error) {
 
 // look asks for every folder's counts. A folder the server refuses (gone
 // since the start) is reported and left out of this look, not the others.
-func (h *hub) look(ctx context.Context, conn *imapsrc.Conn, condStore bool) error {
+func (h *hub) look(ctx context.Context, conn *imapsrc.Conn, condStore bool, next time.Duration) error {
 	for _, folder := range h.folders {
 		st, err := conn.Status(ctx, folder, condStore)
 		var refused *imap.Error
 		if errors.As(err, &refused) && ctx.Err() == nil {
-			h.w.ev.Failed(folder, err, h.w.cfg.Poll)
+			h.w.ev.Failed(folder, err, next)
 			continue
 		}
 		if err != nil {

@@ -44,11 +44,13 @@ type Config struct {
 	// each is followed. Neither means Run.IMAP.Mailbox alone.
 	Folders    []string
 	AllFolders bool
-	// Poll is how often a server without IDLE is asked for news; 0: 60 s.
+	// Poll is how often a server without IDLE is asked for news, and
+	// the STATUS poller asks for its folders' counts; 0: 60 s.
 	Poll time.Duration
 	// IdleRefresh is how long one IDLE lasts before it is ended and
 	// begun again, under the 29 minutes after which servers may drop an
-	// idle client; 0: 25 minutes.
+	// idle client; 0: 25 minutes. Folders without a connection of their
+	// own are compared in full as often.
 	IdleRefresh time.Duration
 	Flags       FlagPolicy
 	// MaxBackoff caps the wait between attempts after a failure; 0: 1 min.
