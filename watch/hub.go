@@ -31,11 +31,14 @@ type hub struct {
 	condStore bool
 	last      map[string]imapsrc.FolderStatus // what each folder's counts were
 	announced map[string]bool                 // folders whose follower said it follows
+	// notified are the folders a notification named since the last look
+	// at them (see session).
+	notified map[string]bool
 }
 
 func newHub(w *watcher, followers []*follower, notify, condStore bool) *hub {
 	h := &hub{w: w, followers: map[string]*follower{}, ready: make(chan struct{}), notify: notify, condStore: condStore,
-		last: map[string]imapsrc.FolderStatus{}, announced: map[string]bool{}}
+		last: map[string]imapsrc.FolderStatus{}, announced: map[string]bool{}, notified: map[string]bool{}}
 	for _, f := range followers {
 		h.folders = append(h.folders, f.folder)
 		h.followers[f.folder] = f
@@ -96,7 +99,13 @@ func (h *hub) session(ctx context.Context) (up bool, err error) {
 	h.mu.Unlock()
 	changes := imapsrc.NewChanges()
 	if notify {
-		changes.OnStatus(func(st imapsrc.FolderStatus) { h.observe(st, true) })
+		changes.OnStatus(func(st imapsrc.FolderStatus) {
+			h.observe(st, true)
+			h.mu.Lock()
+			h.notified[st.Folder] = true
+			h.mu.Unlock()
+			changes.Add(imapsrc.NewMail) // ends IDLE, for a look at the folder
+		})
 	}
 	cfg := h.w.cfg.Run.IMAP
 	cfg.Changes = changes
@@ -134,8 +143,20 @@ func (h *hub) session(ctx context.Context) (up bool, err error) {
 	h.reannounce()
 	for {
 		if notify {
-			if err := conn.Idle(ctx, h.w.cfg.IdleRefresh); err != nil {
+			// Dovecot 2.3 was seen to stop notifying of a folder after a
+			// few notifications while its mail was read on other
+			// connections, until a STATUS asked for the folder again:
+			// each notification is followed by one, and every folder is
+			// looked at each poll interval, in case one was lost all the
+			// same.
+			if err := conn.Idle(ctx, min(h.w.cfg.IdleRefresh, h.w.cfg.Poll)); err != nil {
 				return true, err
+			}
+			if changes.Take() != 0 {
+				if err := h.lookNotified(ctx, conn, feats.CondStore, next); err != nil {
+					return true, err
+				}
+				continue
 			}
 		} else {
 			select {
@@ -144,8 +165,6 @@ func (h *hub) session(ctx context.Context) (up bool, err error) {
 			case <-time.After(h.w.cfg.Poll):
 			}
 		}
-		// With NOTIFY, a look at each IDLE renewal finds what a lost
-		// notification would have said.
 		if err := h.look(ctx, conn, feats.CondStore, next); err != nil {
 			return true, err
 		}
@@ -156,16 +175,41 @@ func (h *hub) session(ctx context.Context) (up bool, err error) {
 // since the start) is reported and left out of this look, not the others.
 func (h *hub) look(ctx context.Context, conn *imapsrc.Conn, condStore bool, next time.Duration) error {
 	for _, folder := range h.folders {
-		st, err := conn.Status(ctx, folder, condStore)
-		var refused *imap.Error
-		if errors.As(err, &refused) && ctx.Err() == nil {
-			h.w.ev.Failed(folder, err, next)
-			continue
-		}
-		if err != nil {
+		if err := h.lookAt(ctx, conn, folder, condStore, next); err != nil {
 			return err
 		}
-		h.observe(st, false)
+	}
+	return nil
+}
+
+func (h *hub) lookAt(ctx context.Context, conn *imapsrc.Conn, folder string, condStore bool, next time.Duration) error {
+	st, err := conn.Status(ctx, folder, condStore)
+	var refused *imap.Error
+	if errors.As(err, &refused) && ctx.Err() == nil {
+		h.w.ev.Failed(folder, err, next)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	h.observe(st, false)
+	return nil
+}
+
+// lookNotified looks at the folders notifications named since the last
+// look at them.
+func (h *hub) lookNotified(ctx context.Context, conn *imapsrc.Conn, condStore bool, next time.Duration) error {
+	h.mu.Lock()
+	folders := make([]string, 0, len(h.notified))
+	for folder := range h.notified {
+		folders = append(folders, folder)
+	}
+	clear(h.notified)
+	h.mu.Unlock()
+	for _, folder := range folders {
+		if err := h.lookAt(ctx, conn, folder, condStore, next); err != nil {
+			return err
+		}
 	}
 	return nil
 }
