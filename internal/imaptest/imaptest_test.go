@@ -337,3 +337,44 @@ func ExampleServer_URL() {
 	fmt.Println(strings.Replace(s.URL(Inbox), s.Addr(), "127.0.0.1:PORT", 1))
 	// Output: imap://support%40example.com@127.0.0.1:PORT/INBOX
 }
+
+// TestIdleSendsWhatChangedBefore appends a message while a client is
+// selected but not idling: its EXISTS comes as soon as IDLE begins, as
+// Dovecot sends it, not only with the next change (watch would miss it).
+func TestIdleSendsWhatChangedBefore(t *testing.T) {
+	s := Start(t)
+	exists := make(chan uint32, 8)
+	c, err := imapclient.DialInsecure(s.Addr(), &imapclient.Options{
+		UnilateralDataHandler: &imapclient.UnilateralDataHandler{
+			Mailbox: func(d *imapclient.UnilateralDataMailbox) {
+				if d.NumMessages != nil {
+					exists <- *d.NumMessages
+				}
+			},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if err := c.Login(s.Username, s.Password).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Select(Inbox, nil).Wait(); err != nil {
+		t.Fatal(err)
+	}
+	s.Append(t, []byte("Subject: between commands\r\n\r\nbody\r\n"), time.Now())
+	idle, err := c.Idle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer idle.Close()
+	select {
+	case n := <-exists:
+		if n != 1 {
+			t.Fatalf("EXISTS %d, want 1", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no EXISTS for a message appended before IDLE began")
+	}
+}

@@ -212,6 +212,13 @@ func (t *SessionTracker) Idle(w *UpdateWriter, stop <-chan struct{}) error {
 		t.mutex.Unlock()
 	}()
 
+	// What changed since the last command is sent now, as other servers
+	// do: it signalled no one, so waiting would hold it back until the
+	// next change.
+	if err := t.Poll(w, true); err != nil {
+		return err
+	}
+
 	for {
 		select {
 		case <-updates:
