@@ -2,6 +2,7 @@ package watch
 
 import (
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/emersion/go-imap/v2"
@@ -83,7 +84,8 @@ type followPlan struct {
 }
 
 // planFollow decides how each folder is followed. With NOTIFY (and more
-// than one folder) one connection watches them all. Otherwise folders get
+// than one folder) one connection watches them all but INBOX, which keeps
+// its own where the cap allows. Otherwise folders get
 // connections of their own, INBOX first, then the \Sent folder, then the
 // rest in the order given, while the cap allows: limit (the provider's,
 // 0 when unknown) less the sync's workers and the shared poller, or
@@ -93,13 +95,29 @@ func planFollow(folders []imapsrc.Folder, notify bool, limit, workers int) follo
 	p := followPlan{modes: make([]Mode, len(folders)), workers: workers}
 	n := len(folders)
 	if notify && n > 1 {
+		// INBOX keeps a connection of its own where the cap has room for
+		// it beside a worker: Dovecot 2.3 was seen to stop notifying of a
+		// folder now and then until a STATUS asked for it (see
+		// hub.session), which the look each poll interval mends only
+		// after up to a minute. IDLE on INBOX has no such gaps.
+		inbox := slices.IndexFunc(folders, func(f imapsrc.Folder) bool { return f.Name == "INBOX" })
+		if inbox >= 0 && limit > 0 && limit < 3 {
+			inbox = -1
+		}
+		shared := 1
+		if inbox >= 0 {
+			shared = 2
+		}
 		if limit > 0 {
-			p.workers = max(1, min(workers, limit-1))
+			p.workers = max(1, min(workers, limit-shared))
 		}
 		for i := range p.modes {
 			p.modes[i] = Notified
 		}
-		p.conns = 1 + p.workers
+		if inbox >= 0 {
+			p.modes[inbox] = Own
+		}
+		p.conns = shared + p.workers
 		return p
 	}
 	own := min(n, defaultOwn)

@@ -94,7 +94,7 @@ func (w *dovecotWatch) uidOf(id, folder string) uint32 {
 
 // TestWatchNotifyFollowsAllFolders follows twelve folders of a Dovecot
 // that offers NOTIFY and admits four connections per user: one NOTIFY
-// connection watches them all, so every folder is followed, mail
+// connection watches them all but INBOX, which has its own, so every folder is followed, mail
 // delivered to folders other than INBOX is stored, a flag change and an
 // expunge in a folder nobody has selected are recorded, the NOTIFY
 // connection is made again after Dovecot restarts, and Dovecot refused no
@@ -115,7 +115,7 @@ func TestWatchNotifyFollowsAllFolders(t *testing.T) {
 	// dropped a notification (see hub.session): 30 s keeps a dropped one
 	// within the test's patience.
 	p := w.start("--all-folders", "--workers", "2", "--poll", "30s")
-	p.waitLines("👀 demo/INBOX: following (NOTIFY, CONDSTORE)", 1)
+	p.waitLines("👀 demo/INBOX: following (IDLE, CONDSTORE)", 1)
 	for _, f := range folders {
 		p.waitLines("👀 demo/"+f.Name+": following (NOTIFY, CONDSTORE)", 1)
 	}
@@ -228,7 +228,8 @@ func TestWatchPollsFoldersWithinCap(t *testing.T) {
 
 // TestWatchPollsWhenNotifyRefused follows folders of a Dovecot that
 // advertises NOTIFY but refuses the command (without its mailbox list
-// index): watch says so and polls them with STATUS instead, and mail
+// index): watch says so and polls them (all but INBOX, which has its own
+// connection) with STATUS instead, and mail
 // delivered to a folder is stored.
 func TestWatchPollsWhenNotifyRefused(t *testing.T) {
 	t.Parallel()
@@ -238,7 +239,8 @@ func TestWatchPollsWhenNotifyRefused(t *testing.T) {
 	}})
 	p := w.start("--all-folders", "--poll", "200ms")
 	p.waitLines("⚠️  demo: the server refused NOTIFY", 1)
-	for _, f := range []string{"INBOX", "Sent", "Project 01", "Project 02"} {
+	p.waitLines("👀 demo/INBOX: following (IDLE, CONDSTORE)", 1)
+	for _, f := range []string{"Sent", "Project 01", "Project 02"} {
 		p.waitLines("👀 demo/"+f+": following (STATUS poll every 200ms, CONDSTORE)", 1)
 	}
 	if n := p.count("👀 demo/"); n != 4 || strings.Contains(p.output(), "(NOTIFY") {
