@@ -91,6 +91,12 @@ func (h *hub) run(ctx context.Context) error {
 	}
 }
 
+// notifyLook is how often every folder NOTIFY watches is looked at all
+// the same: for one new message in 12 to 60 Dovecot 2.3.19 sent no
+// notification (BenchmarkWatchLatencyFolders), and this bounds how long
+// such a message waits. A STATUS per folder costs Dovecot an index read.
+const notifyLook = 10 * time.Second
+
 // session is one connection's worth: up says its first look at every
 // folder worked.
 func (h *hub) session(ctx context.Context) (up bool, err error) {
@@ -134,7 +140,7 @@ func (h *hub) session(ctx context.Context) (up bool, err error) {
 	}
 	next := h.w.cfg.Poll // until the next look
 	if notify {
-		next = h.w.cfg.IdleRefresh
+		next = min(h.w.cfg.IdleRefresh, h.w.cfg.Poll, notifyLook)
 	}
 	if err := h.look(ctx, conn, feats.CondStore, next); err != nil {
 		return false, err
@@ -147,9 +153,9 @@ func (h *hub) session(ctx context.Context) (up bool, err error) {
 			// few notifications while its mail was read on other
 			// connections, until a STATUS asked for the folder again:
 			// each notification is followed by one, and every folder is
-			// looked at each poll interval, in case one was lost all the
-			// same.
-			if err := conn.Idle(ctx, min(h.w.cfg.IdleRefresh, h.w.cfg.Poll)); err != nil {
+			// looked at every notifyLook (or poll interval, if shorter),
+			// in case one was lost all the same.
+			if err := conn.Idle(ctx, next); err != nil {
 				return true, err
 			}
 			if changes.Take() != 0 {

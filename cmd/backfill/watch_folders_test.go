@@ -93,34 +93,42 @@ func (w *dovecotWatch) uidOf(id, folder string) uint32 {
 }
 
 // TestWatchNotifyFollowsAllFolders follows twelve folders of a Dovecot
-// that offers NOTIFY and admits four connections per user: one NOTIFY
-// connection watches them all but INBOX, which has its own, so every folder is followed, mail
-// delivered to folders other than INBOX is stored, a flag change and an
-// expunge in a folder nobody has selected are recorded, the NOTIFY
-// connection is made again after Dovecot restarts, and Dovecot refused no
-// connection.
+// that offers NOTIFY and admits eight connections per user: five folders
+// idle on connections of their own (INBOX and Sent among them), one
+// NOTIFY connection watches the other seven, so every folder is followed,
+// mail delivered to those is stored, a flag change and an expunge in a
+// folder nobody has selected are recorded, the NOTIFY connection is made
+// again after Dovecot restarts, and Dovecot refused no connection.
 func TestWatchNotifyFollowsAllFolders(t *testing.T) {
 	t.Parallel()
 	folders := manyFolders()
 	w := newDovecotWatch(t, 5, watchSetup{dovecot: []dovecottest.Option{
 		dovecottest.WithFolders(folders...),
 		dovecottest.WithConfig("mailbox_list_index = yes"), // Dovecot offers NOTIFY with it
-		dovecottest.WithMaxUserIPConnections(4),
+		dovecottest.WithMaxUserIPConnections(8),
 	}})
 	big := mailgen.Generate(7, 300)
-	if err := w.srv.LoadFolder(w.user, "Project 05", "", mails(big)); err != nil {
+	if err := w.srv.LoadFolder(w.user, "Project 07", "", mails(big)); err != nil {
 		t.Fatal(err)
 	}
-	// Every folder is looked at each poll interval too, in case Dovecot
-	// dropped a notification (see hub.session): 30 s keeps a dropped one
-	// within the test's patience.
-	p := w.start("--all-folders", "--workers", "2", "--poll", "30s")
-	p.waitLines("👀 demo/INBOX: following (IDLE, CONDSTORE)", 1)
-	for _, f := range folders {
-		p.waitLines("👀 demo/"+f.Name+": following (NOTIFY, CONDSTORE)", 1)
+	// Every folder is looked at every 10 s too, in case Dovecot dropped a
+	// notification (see notifyLook): well within the test's patience.
+	p := w.start("--all-folders", "--workers", "2")
+	const idle, notified = "(IDLE, CONDSTORE)", "(NOTIFY, CONDSTORE)"
+	p.waitLines("👀 demo/INBOX: following "+idle, 1)
+	p.waitLines("👀 demo/Sent: following "+idle, 1)
+	p.waitLines("👀 demo/Project 10: following "+notified, 1)
+	p.waitLines("👀 demo/", len(folders)+1)
+	if n, m := strings.Count(p.output(), idle), strings.Count(p.output(), notified); n != 5 || m != 7 {
+		t.Fatalf("%d folders idling and %d notified, want 5 and 7 (the budget of an unknown server)", n, m)
+	}
+	for _, f := range []string{"Project 07", "Project 08", "Project 09", "Project 10"} {
+		if !strings.Contains(p.output(), "👀 demo/"+f+": following "+notified) {
+			t.Fatalf("%s is not watched by NOTIFY: the test's folders below prove nothing", f)
+		}
 	}
 
-	for _, f := range []string{"Sent", "Project 03", "Project 10"} {
+	for _, f := range []string{"Project 08", "Project 09", "Project 10"} {
 		id := "to-" + strings.ReplaceAll(f, " ", "-")
 		if err := w.srv.Deliver(w.user, f, liveMail(id)); err != nil {
 			t.Fatal(err)
@@ -128,15 +136,15 @@ func TestWatchNotifyFollowsAllFolders(t *testing.T) {
 		w.eventually("mail delivered to "+f+" stored", func() bool { return w.rowCount(id, fmt.Sprintf("folders = ARRAY['%s']", f)) == 1 })
 	}
 
-	uid := w.uidOf("to-Project-03", "Project 03")
-	if err := w.srv.AddFlags(w.user, "Project 03", uid, `\Seen`, `\Flagged`); err != nil {
+	uid := w.uidOf("to-Project-09", "Project 09")
+	if err := w.srv.AddFlags(w.user, "Project 09", uid, `\Seen`, `\Flagged`); err != nil {
 		t.Fatal(err)
 	}
-	w.eventually("the flag change in Project 03 recorded", func() bool { return w.rowCount("to-Project-03", "is_read AND is_starred") == 1 })
-	if err := w.srv.Expunge(w.user, "Project 03", uid); err != nil {
+	w.eventually("the flag change in Project 09 recorded", func() bool { return w.rowCount("to-Project-09", "is_read AND is_starred") == 1 })
+	if err := w.srv.Expunge(w.user, "Project 09", uid); err != nil {
 		t.Fatal(err)
 	}
-	w.eventually("the expunge in Project 03 recorded", func() bool { return w.rowCount("to-Project-03", "deleted_at IS NOT NULL") == 1 })
+	w.eventually("the expunge in Project 09 recorded", func() bool { return w.rowCount("to-Project-09", "deleted_at IS NOT NULL") == 1 })
 
 	// A flag change in a folder of 300 messages: the woken catch-up asks
 	// for the flags changed since the last one (CHANGEDSINCE), not all
@@ -144,14 +152,14 @@ func TestWatchNotifyFollowsAllFolders(t *testing.T) {
 	var id string
 	var last uint32
 	if err := w.pool.QueryRow(context.Background(), `SELECT message_id, uid FROM email_sync_uids
-		WHERE folder = 'Project 05' ORDER BY uid DESC LIMIT 1`).Scan(&id, &last); err != nil {
+		WHERE folder = 'Project 07' ORDER BY uid DESC LIMIT 1`).Scan(&id, &last); err != nil {
 		t.Fatal(err)
 	}
 	logged := logSize(t, w.srv)
-	if err := w.srv.AddFlags(w.user, "Project 05", last, `\Flagged`); err != nil {
+	if err := w.srv.AddFlags(w.user, "Project 07", last, `\Flagged`); err != nil {
 		t.Fatal(err)
 	}
-	w.eventually("the flag change in Project 05 recorded", func() bool {
+	w.eventually("the flag change in Project 07 recorded", func() bool {
 		return w.count(`SELECT count(*) FROM email_messages WHERE message_id = $1 AND is_starred`, id) == 1
 	})
 	var sent []int
@@ -226,39 +234,38 @@ func TestWatchPollsFoldersWithinCap(t *testing.T) {
 	}
 }
 
-// TestWatchPollsWhenNotifyRefused follows folders of a Dovecot that
-// advertises NOTIFY but refuses the command (without its mailbox list
-// index): watch says so and polls them (all but INBOX, which has its own
-// connection) with STATUS instead, and mail
-// delivered to a folder is stored.
+// TestWatchPollsWhenNotifyRefused follows twelve folders of a Dovecot
+// that advertises NOTIFY but refuses the command (without its mailbox
+// list index): watch says so and polls the folders without a connection
+// of their own with STATUS instead, and mail delivered to one is stored.
 func TestWatchPollsWhenNotifyRefused(t *testing.T) {
 	t.Parallel()
+	folders := manyFolders()
 	w := newDovecotWatch(t, 3, watchSetup{dovecot: []dovecottest.Option{
-		dovecottest.WithFolders(manyFolders()[:3]...),
+		dovecottest.WithFolders(folders...),
 		dovecottest.WithConfig("mailbox_list_index = no\nimap_capability = +NOTIFY"),
 	}})
 	p := w.start("--all-folders", "--poll", "200ms")
 	p.waitLines("⚠️  demo: the server refused NOTIFY", 1)
-	p.waitLines("👀 demo/INBOX: following (IDLE, CONDSTORE)", 1)
-	for _, f := range []string{"Sent", "Project 01", "Project 02"} {
-		p.waitLines("👀 demo/"+f+": following (STATUS poll every 200ms, CONDSTORE)", 1)
+	const idle, polled = "(IDLE, CONDSTORE)", "(STATUS poll every 200ms, CONDSTORE)"
+	p.waitLines("👀 demo/Project 10: following "+polled, 1)
+	p.waitLines("👀 demo/", len(folders)+1)
+	if n, m := strings.Count(p.output(), idle), strings.Count(p.output(), polled); n != 5 || m != 7 || strings.Contains(p.output(), "(NOTIFY") {
+		t.Fatalf("%d folders idling and %d polled, want 5 and 7, none saying NOTIFY", n, m)
 	}
-	if n := p.count("👀 demo/"); n != 4 || strings.Contains(p.output(), "(NOTIFY") {
-		t.Fatalf("%d following lines, want 4, none saying NOTIFY", n)
-	}
-	if err := w.srv.Deliver(w.user, "Project 02", liveMail("refused")); err != nil {
+	if err := w.srv.Deliver(w.user, "Project 10", liveMail("refused")); err != nil {
 		t.Fatal(err)
 	}
-	w.eventually("mail delivered to Project 02 stored", func() bool { return w.rowCount("refused", "true") == 1 })
+	w.eventually("mail delivered to Project 10 stored", func() bool { return w.rowCount("refused", "true") == 1 })
 	if code := p.stop(syscall.SIGTERM); code != 143 {
 		t.Fatalf("exit %d after SIGTERM, want 143", code)
 	}
 }
 
 // BenchmarkWatchLatencyFolders is BenchmarkWatchLatency for a folder
-// without a connection of its own, among twelve: BENCH_WATCH_VIA=notify
-// (the default) hears of it by NOTIFY, =poll by STATUS polls every 200 ms
-// (Dovecot without its mailbox list index, five folders idling). Each new
+// without a connection of its own, among twelve (five idle on their own):
+// BENCH_WATCH_VIA=notify (the default) hears of it by NOTIFY, =poll by
+// STATUS polls every 200 ms (Dovecot without its mailbox list index). Each new
 // message's catch-up logs in for the folder, which IDLE on the folder's
 // own connection does not. BENCH_WATCH_N messages are in the folder.
 func BenchmarkWatchLatencyFolders(b *testing.B) {
