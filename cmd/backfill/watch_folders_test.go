@@ -25,6 +25,34 @@ func manyFolders() []dovecottest.Folder {
 	return out
 }
 
+// followsManyFolders waits until watch follows the twelve folders of
+// manyFolders on a server whose connection cap it does not know: five
+// idling on connections of their own, INBOX and Sent among them, and
+// seven watched as shared says.
+func followsManyFolders(t *testing.T, p *watchProc, shared string) {
+	t.Helper()
+	const idle = "(IDLE, CONDSTORE)"
+	p.waitLines("👀 demo/INBOX: following "+idle, 1)
+	p.waitLines("👀 demo/Sent: following "+idle, 1)
+	p.waitLines("👀 demo/Project 10: following "+shared, 1)
+	p.waitLines("👀 demo/", len(manyFolders())+1)
+	if n, m := strings.Count(p.output(), idle), strings.Count(p.output(), shared); n != 5 || m != 7 {
+		t.Fatalf("%d folders idling and %d %s, want 5 and 7 (the budget of an unknown server)", n, m, shared)
+	}
+}
+
+// stopRefusingNothing stops watch with SIGTERM, which must exit 143, and
+// checks that Dovecot refused none of its connections.
+func stopRefusingNothing(t *testing.T, w *dovecotWatch, p *watchProc) {
+	t.Helper()
+	if code := p.stop(syscall.SIGTERM); code != 143 {
+		t.Fatalf("exit %d after SIGTERM, want 143", code)
+	}
+	if r := refusals(t, w.srv); len(r) > 0 || strings.Contains(p.output(), "Maximum number of connections") {
+		t.Fatalf("Dovecot refused connections:\n%s", strings.Join(r, "\n"))
+	}
+}
+
 // refusals returns Dovecot's log lines saying it refused a connection over
 // mail_max_userip_connections.
 func refusals(t *testing.T, srv *dovecottest.Server) []string {
@@ -114,14 +142,8 @@ func TestWatchNotifyFollowsAllFolders(t *testing.T) {
 	// Every folder is looked at every 10 s too, in case Dovecot dropped a
 	// notification (see notifyLook): well within the test's patience.
 	p := w.start("--all-folders", "--workers", "2")
-	const idle, notified = "(IDLE, CONDSTORE)", "(NOTIFY, CONDSTORE)"
-	p.waitLines("👀 demo/INBOX: following "+idle, 1)
-	p.waitLines("👀 demo/Sent: following "+idle, 1)
-	p.waitLines("👀 demo/Project 10: following "+notified, 1)
-	p.waitLines("👀 demo/", len(folders)+1)
-	if n, m := strings.Count(p.output(), idle), strings.Count(p.output(), notified); n != 5 || m != 7 {
-		t.Fatalf("%d folders idling and %d notified, want 5 and 7 (the budget of an unknown server)", n, m)
-	}
+	const notified = "(NOTIFY, CONDSTORE)"
+	followsManyFolders(t, p, notified)
 	for _, f := range []string{"Project 07", "Project 08", "Project 09", "Project 10"} {
 		if !strings.Contains(p.output(), "👀 demo/"+f+": following "+notified) {
 			t.Fatalf("%s is not watched by NOTIFY: the test's folders below prove nothing", f)
@@ -184,12 +206,7 @@ func TestWatchNotifyFollowsAllFolders(t *testing.T) {
 	}
 	w.eventually("mail delivered after Dovecot's restart stored", func() bool { return w.rowCount("after-restart", "true") == 1 })
 
-	if code := p.stop(syscall.SIGTERM); code != 143 {
-		t.Fatalf("exit %d after SIGTERM, want 143", code)
-	}
-	if r := refusals(t, w.srv); len(r) > 0 || strings.Contains(p.output(), "Maximum number of connections") {
-		t.Fatalf("Dovecot refused connections:\n%s", strings.Join(r, "\n"))
-	}
+	stopRefusingNothing(t, w, p)
 }
 
 // TestWatchPollsFoldersWithinCap follows twelve folders of a Dovecot
@@ -207,14 +224,8 @@ func TestWatchPollsFoldersWithinCap(t *testing.T) {
 		dovecottest.WithMaxUserIPConnections(8),
 	}})
 	p := w.start("--all-folders", "--workers", "2", "--poll", "200ms")
-	const idle, polled = "(IDLE, CONDSTORE)", "(STATUS poll every 200ms, CONDSTORE)"
-	p.waitLines("👀 demo/INBOX: following "+idle, 1)
-	p.waitLines("👀 demo/Sent: following "+idle, 1)
-	p.waitLines("👀 demo/Project 10: following "+polled, 1)
-	p.waitLines("👀 demo/", len(folders)+1)
-	if n, m := strings.Count(p.output(), idle), strings.Count(p.output(), polled); n != 5 || m != 7 {
-		t.Fatalf("%d folders idling and %d polled, want 5 and 7 (the budget of an unknown server)", n, m)
-	}
+	const polled = "(STATUS poll every 200ms, CONDSTORE)"
+	followsManyFolders(t, p, polled)
 
 	if err := w.srv.Deliver(w.user, "Project 10", liveMail("polled")); err != nil {
 		t.Fatal(err)
@@ -226,12 +237,7 @@ func TestWatchPollsFoldersWithinCap(t *testing.T) {
 	}
 	w.eventually("the flag change in a polled folder recorded", func() bool { return w.rowCount("polled", "is_read") == 1 })
 
-	if code := p.stop(syscall.SIGTERM); code != 143 {
-		t.Fatalf("exit %d after SIGTERM, want 143", code)
-	}
-	if r := refusals(t, w.srv); len(r) > 0 || strings.Contains(p.output(), "Maximum number of connections") {
-		t.Fatalf("Dovecot refused connections:\n%s", strings.Join(r, "\n"))
-	}
+	stopRefusingNothing(t, w, p)
 }
 
 // TestWatchPollsWhenNotifyRefused follows twelve folders of a Dovecot
@@ -247,11 +253,10 @@ func TestWatchPollsWhenNotifyRefused(t *testing.T) {
 	}})
 	p := w.start("--all-folders", "--poll", "200ms")
 	p.waitLines("⚠️  demo: the server refused NOTIFY", 1)
-	const idle, polled = "(IDLE, CONDSTORE)", "(STATUS poll every 200ms, CONDSTORE)"
-	p.waitLines("👀 demo/Project 10: following "+polled, 1)
-	p.waitLines("👀 demo/", len(folders)+1)
-	if n, m := strings.Count(p.output(), idle), strings.Count(p.output(), polled); n != 5 || m != 7 || strings.Contains(p.output(), "(NOTIFY") {
-		t.Fatalf("%d folders idling and %d polled, want 5 and 7, none saying NOTIFY", n, m)
+	const polled = "(STATUS poll every 200ms, CONDSTORE)"
+	followsManyFolders(t, p, polled)
+	if strings.Contains(p.output(), "(NOTIFY") {
+		t.Fatal("a folder is said to be followed by NOTIFY, which the server refused")
 	}
 	if err := w.srv.Deliver(w.user, "Project 10", liveMail("refused")); err != nil {
 		t.Fatal(err)
