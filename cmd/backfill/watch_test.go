@@ -129,6 +129,15 @@ func (p *watchProc) stop(sig syscall.Signal) int {
 	return p.code
 }
 
+// terminate stops watch with SIGTERM, as systemd does, and fails the
+// test unless it exits 143 (interrupted, what was in flight committed).
+func (p *watchProc) terminate() {
+	p.t.Helper()
+	if code := p.stop(syscall.SIGTERM); code != 143 {
+		p.t.Fatalf("exit %d after SIGTERM, want 143", code)
+	}
+}
+
 // eventually polls the database until check holds. Its deadline bounds a
 // test that would otherwise hang; it is no speed assertion.
 func (f *fixture) eventually(what string, check func() bool) {
@@ -241,9 +250,7 @@ func TestWatchFollowsDovecot(t *testing.T) {
 
 	w.followScenario("live-1")
 
-	if code := p.stop(syscall.SIGTERM); code != 143 {
-		t.Fatalf("exit %d after SIGTERM, want 143", code)
-	}
+	p.terminate()
 	if !strings.Contains(p.output(), "⏹️  WATCH STOPPED") {
 		t.Fatal("no line says watch stopped")
 	}
@@ -341,9 +348,7 @@ func TestWatchSurvivesRestarts(t *testing.T) {
 	}
 	w.eventually("mail delivered after the outage stored", func() bool { return w.rowCount("after-db-restart", "true") == 1 })
 
-	if code := p.stop(syscall.SIGTERM); code != 143 {
-		t.Fatalf("exit %d after SIGTERM, want 143", code)
-	}
+	p.terminate()
 	if n := w.count(`SELECT count(*) FROM email_messages`); n != w.unique+3 {
 		t.Fatalf("email_messages has %d rows, want %d", n, w.unique+3)
 	}
@@ -402,9 +407,7 @@ func TestOneShotBesideWatch(t *testing.T) {
 		WHERE m.inbox = t.inbox AND m.thread_id = t.thread_id)`); n != 0 {
 		t.Fatalf("%d threads miscounted", n)
 	}
-	if code := p.stop(syscall.SIGTERM); code != 143 {
-		t.Fatalf("exit %d after SIGTERM, want 143", code)
-	}
+	p.terminate()
 	out := w.mustRun(0, "--inbox", "demo")
 	w.wantLine(out, "Downloaded:    0 message bodies")
 }
@@ -445,9 +448,7 @@ func TestWatchFollowsRenumberedFolder(t *testing.T) {
 	if n := w.count(`SELECT count(*) FROM email_messages WHERE deleted_at IS NOT NULL`); n != 0 {
 		t.Fatalf("%d rows marked deleted: renumbered messages taken for expunged", n)
 	}
-	if code := p.stop(syscall.SIGTERM); code != 143 {
-		t.Fatalf("exit %d after SIGTERM, want 143", code)
-	}
+	p.terminate()
 }
 
 // TestWatchFlagsKeep runs watch with --flags keep: a flag change on the
@@ -486,9 +487,7 @@ func TestWatchFlagsKeep(t *testing.T) {
 	if n := w.rowCount("kept", "is_read AND NOT is_starred"); n != 1 {
 		t.Fatal("--flags keep: the stored flags were overwritten")
 	}
-	if code := p.stop(syscall.SIGTERM); code != 143 {
-		t.Fatalf("exit %d after SIGTERM, want 143", code)
-	}
+	p.terminate()
 }
 
 // TestWatchSeveralInboxes watches two inboxes in one process: each is
@@ -512,9 +511,7 @@ func TestWatchSeveralInboxes(t *testing.T) {
 	if n := w.count(`SELECT count(*) FROM email_messages WHERE inbox = 'other'`); n != 1 {
 		t.Fatalf("inbox other has %d rows, want 1", n)
 	}
-	if code := p.stop(syscall.SIGTERM); code != 143 {
-		t.Fatalf("exit %d after SIGTERM, want 143", code)
-	}
+	p.terminate()
 }
 
 // TestWatchSIGTERMCommitsInFlight stops watch while it is storing new
@@ -536,9 +533,7 @@ func TestWatchSIGTERMCommitsInFlight(t *testing.T) {
 		return w.count(`SELECT count(*) FROM pg_stat_activity
 			WHERE datname = current_database() AND application_name = 'backfill' AND wait_event = 'PgSleep'`) > 0
 	})
-	if code := p.stop(syscall.SIGTERM); code != 143 {
-		t.Fatalf("exit %d after SIGTERM, want 143", code)
-	}
+	p.terminate()
 	if n := w.rowCount("in-flight", "true"); n != 1 {
 		t.Fatal("the message being stored when SIGTERM came was not committed")
 	}
@@ -565,9 +560,7 @@ func TestWatchIdleRefresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.eventually("mail delivered after renewals stored", func() bool { return w.rowCount("after-renewals", "true") == 1 })
-	if code := p.stop(syscall.SIGTERM); code != 143 {
-		t.Fatalf("exit %d after SIGTERM, want 143", code)
-	}
+	p.terminate()
 }
 
 // TestWatchJSONLog runs watch with --log-format json: every line of its
@@ -581,9 +574,7 @@ func TestWatchJSONLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	p.waitLines(`{"created":1,"event":"stored","failed":0,"folder":"INBOX","inbox":"demo"`, 1)
-	if code := p.stop(syscall.SIGTERM); code != 143 {
-		t.Fatalf("exit %d after SIGTERM, want 143", code)
-	}
+	p.terminate()
 	for _, line := range strings.Split(p.output(), "\n") {
 		var ev map[string]any
 		if err := json.Unmarshal([]byte(line), &ev); err != nil || ev["event"] == nil || ev["time"] == nil {
@@ -619,9 +610,7 @@ func TestWatchSkipsKnownFailures(t *testing.T) {
 	if n := w.count(`SELECT count(*) FROM error_logs WHERE error_type = 'oversized'`); n != logged {
 		t.Fatalf("the oversized message was logged %d times more while new mail arrived", n-logged)
 	}
-	if code := p.stop(syscall.SIGTERM); code != 143 {
-		t.Fatalf("exit %d after SIGTERM, want 143", code)
-	}
+	p.terminate()
 }
 
 // TestWatchUsageAndConfigErrorsExit2 checks what stops watch before it
@@ -693,9 +682,7 @@ func TestWatchFollowsFolders(t *testing.T) {
 	if n := w.rowCount("sent-1", "deleted_at IS NULL"); n != 1 {
 		t.Fatal("a message still in Sent was marked deleted when it left INBOX")
 	}
-	if code := p.stop(syscall.SIGTERM); code != 143 {
-		t.Fatalf("exit %d after SIGTERM, want 143", code)
-	}
+	p.terminate()
 }
 
 // TestWatchServesHealthAndMetrics runs watch with --listen and asks it
@@ -755,7 +742,5 @@ func TestWatchServesHealthAndMetrics(t *testing.T) {
 		code, body := get("/healthz")
 		return code == 503 && strings.Contains(body, "demo/INBOX")
 	})
-	if code := p.stop(syscall.SIGTERM); code != 143 {
-		t.Fatalf("exit %d after SIGTERM, want 143", code)
-	}
+	p.terminate()
 }
