@@ -347,6 +347,8 @@ func TestUsageAndConfigErrorsExit2(t *testing.T) {
 		{args: []string{"--inbox", "demo"}, environ: []string{"BACKFILL_INBOX_DEMO=imap://u@127.0.0.1/INBOX", "BACKFILL_INBOX_DEMO_PASSWORD=p"}, want: "no database: set DATABASE_URL"},
 		{args: []string{"--inbox", "demo"}, environ: []string{"BACKFILL_INBOX_DEMO=ftp://a@b/", "BACKFILL_INBOX_DEMO_PASSWORD=p", "DATABASE_URL=x"}, want: "scheme must be imaps:// or imap://"},
 		{args: []string{"errors", "--operation", "nope"}, want: "is not an operation id"},
+		{args: []string{"status", "--bogus"}, want: "flag provided but not defined: -bogus (see backfill status --help)"},
+		{args: []string{"watch", "--inbox", "demo", "--folders"}, want: "flag needs an argument: -folders (see backfill watch --help)"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -358,6 +360,9 @@ func TestUsageAndConfigErrorsExit2(t *testing.T) {
 			out := g.mustRun(2, tt.args...)
 			if !strings.Contains(out, tt.want) {
 				t.Fatalf("output lacks %q:\n%s", tt.want, out)
+			}
+			if strings.Contains(out, "Incorrect Usage") {
+				t.Fatalf("the error is said twice, once in urfave/cli's words:\n%s", out)
 			}
 		})
 	}

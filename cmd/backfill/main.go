@@ -176,6 +176,11 @@ backfill --version`,
 		HideHelpCommand: true,
 	}
 	for _, cmd := range app.Commands {
+		// urfave/cli would print "Incorrect Usage" and the command's help
+		// to stdout first, then our line: say it once, on stderr, exit 2.
+		cmd.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
+			return usageError("%v (see backfill %s --help)", err, cmd.Name)
+		}
 		cmd.HideHelp = true
 		cmd.Flags = append(cmd.Flags, helpFlag())
 		cmd.Action = withHelp(cmd.Action)
