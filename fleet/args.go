@@ -5,6 +5,7 @@
 package fleet
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/riverqueue/river"
@@ -47,4 +48,11 @@ var unique = river.UniqueOpts{
 // InsertOpts implements river.JobArgsWithInsertOpts.
 func (FolderArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{UniqueOpts: unique}
+}
+
+// argsOf decodes a job row's args; zero when they are not a FolderArgs.
+func argsOf(encoded []byte) FolderArgs {
+	var a FolderArgs
+	_ = json.Unmarshal(encoded, &a) // a job of ours: River wrote what we gave it
+	return a
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/myhibachi/backfill/fleet"
 	"github.com/myhibachi/backfill/imapsrc"
 	"github.com/myhibachi/backfill/migrations"
 	"github.com/myhibachi/backfill/pgsink"
@@ -55,7 +56,16 @@ func (a *appEnv) migrateCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			printMigration(a.stdout, rep, dry)
+			// The job queue's tables, for enqueue and worker: River's own
+			// migrations, in the same schema.
+			applied, err := fleet.Migrate(c.Context, sink.Pool(), dry)
+			if err != nil {
+				return err
+			}
+			printMigration(a.stdout, rep, dry, len(applied) > 0)
+			for _, m := range applied {
+				fmt.Fprintf(a.stdout, "%s job queue (River) migration %03d_%s\n", pick(dry, "✅ Would apply", "✅ Applied"), m.Version, m.Name)
+			}
 			return nil
 		},
 	}
@@ -63,7 +73,8 @@ func (a *appEnv) migrateCommand() *cli.Command {
 
 // printMigration says what migrate changed (or would change), which tables
 // it adopted and how it writes them.
-func printMigration(w io.Writer, rep *migrations.Report, dry bool) {
+// more says other changes follow, so the schema is not up to date.
+func printMigration(w io.Writer, rep *migrations.Report, dry, more bool) {
 	if dry {
 		fmt.Fprintln(w, "🔍 DRY RUN: nothing is changed")
 	}
@@ -85,7 +96,9 @@ func printMigration(w io.Writer, rep *migrations.Report, dry bool) {
 		fmt.Fprintf(w, "%s %03d_%s\n", pick(dry, "✅ Would apply", "✅ Applied"), m.Version, m.Name)
 	}
 	if len(rep.Statements) == 0 {
-		fmt.Fprintln(w, "✅ Schema is up to date")
+		if !more {
+			fmt.Fprintln(w, "✅ Schema is up to date")
+		}
 		return
 	}
 	if dry {
@@ -115,7 +128,7 @@ func (a *appEnv) statusCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			sts, err := query(a, c, func(s *pgsink.Sink) ([]pgsink.InboxStatus, error) {
+			sts, err := query(a, c, func(s *pgsink.Sink) ([]inboxStatus, error) {
 				sts, err := s.Statuses(c.Context, c.String("inbox"))
 				for i := range sts {
 					if err != nil {
@@ -123,7 +136,11 @@ func (a *appEnv) statusCommand() *cli.Command {
 					}
 					sts[i].Budget, err = statusBudget(c.Context, s, e, sts[i].Inbox)
 				}
-				return sts, err
+				if err != nil {
+					return nil, err
+				}
+				jobs, err := fleet.Jobs(c.Context, s.Pool(), c.String("inbox"))
+				return withJobs(sts, jobs), err
 			})
 			if err != nil || c.Bool("json") {
 				return err
@@ -141,12 +158,74 @@ func (a *appEnv) statusCommand() *cli.Command {
 			if err := tw.Flush(); err != nil {
 				return err
 			}
-			if err := printFolderStatuses(a.stdout, sts); err != nil {
+			plain := make([]pgsink.InboxStatus, len(sts))
+			for i, s := range sts {
+				plain[i] = s.InboxStatus
+			}
+			if err := printFolderStatuses(a.stdout, plain); err != nil {
 				return err
 			}
-			return printDownloads(a.stdout, sts)
+			if err := printDownloads(a.stdout, plain); err != nil {
+				return err
+			}
+			return printJobs(a.stdout, sts)
 		},
 	}
+}
+
+// inboxStatus is an inbox's line in status: its runs' record and, where
+// it has any, its queued jobs.
+type inboxStatus struct {
+	pgsink.InboxStatus
+	Jobs *fleet.InboxJobs `json:"jobs,omitempty"`
+}
+
+// withJobs joins the inboxes' statuses with their job counts; an inbox
+// with jobs but no run yet gets a line of its own, in name order.
+func withJobs(sts []pgsink.InboxStatus, jobs []fleet.InboxJobs) []inboxStatus {
+	out := make([]inboxStatus, 0, len(sts))
+	byName := map[string]int{}
+	for _, s := range sts {
+		byName[s.Inbox] = len(out)
+		out = append(out, inboxStatus{InboxStatus: s})
+	}
+	added := false
+	for _, j := range jobs {
+		i, ok := byName[j.Inbox]
+		if !ok {
+			i, added = len(out), true
+			out = append(out, inboxStatus{InboxStatus: pgsink.InboxStatus{Inbox: j.Inbox}})
+		}
+		out[i].Jobs = &j
+	}
+	if added {
+		slices.SortStableFunc(out, func(a, b inboxStatus) int { return strings.Compare(a.Inbox, b.Inbox) })
+	}
+	return out
+}
+
+// printJobs shows each inbox's queued, running, done and failed jobs;
+// nothing when no job was ever queued.
+func printJobs(w io.Writer, sts []inboxStatus) error {
+	if !slices.ContainsFunc(sts, func(s inboxStatus) bool { return s.Jobs != nil }) {
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "INBOX\tJOBS QUEUED\tRUNNING\tDONE\tFAILED\tNEXT RUN\tLAST ERROR")
+	for _, s := range sts {
+		if j := s.Jobs; j != nil {
+			last, next := "-", "-"
+			if j.NextRun != nil {
+				next = fmtTime(j.NextRun)
+			}
+			if j.LastError != nil {
+				last = oneLine(*j.LastError)
+			}
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\n", s.Inbox, j.Queued, j.Running, j.Done, j.Failed, next, last)
+		}
+	}
+	return tw.Flush()
 }
 
 // printDownloads shows what each inbox downloaded in the last 24 hours

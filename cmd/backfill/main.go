@@ -146,6 +146,8 @@ backfill status [--inbox NAME] [--json]
 backfill errors [--operation ID] [--limit N]
 backfill inboxes [--check]
 backfill watch --inbox NAME [--inbox NAME ...] [--folders LIST | --all-folders] [--flags server|keep] [--listen ADDR]
+backfill enqueue (--inbox NAME ... | --all-inboxes) [--folders LIST | --all-folders] [--every DURATION]
+backfill worker [--concurrency N] [--listen ADDR] [--max-job-time DURATION]
 backfill --version`,
 		Description: `Inboxes: BACKFILL_INBOX_<NAME>=imaps://user%40example.com@host:993/INBOX plus
    BACKFILL_INBOX_<NAME>_PASSWORD, or for OAuth2 BACKFILL_INBOX_<NAME>_TOKEN_COMMAND,
@@ -164,6 +166,8 @@ backfill --version`,
 			a.errorsCommand(),
 			a.inboxesCommand(),
 			a.watchCommand(),
+			a.enqueueCommand(),
+			a.workerCommand(),
 			a.versionCommand(),
 		},
 		// Usage errors exit 2, not urfave's default 1, which means "some

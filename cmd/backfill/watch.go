@@ -185,7 +185,7 @@ func (a *appEnv) runWatch(c *cli.Context) error {
 // handler reads through a pool of its own, so that /healthz never waits
 // behind the watch's batches; health is every followed folder connected
 // (and, checked by the handler, the database answering).
-func listen(ctx context.Context, addr, dbURL string) (stop func(), m *serve.Metrics, err error) {
+func listen(ctx context.Context, addr, dbURL string, extra ...prometheus.Collector) (stop func(), m *serve.Metrics, err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, nil, usageError("--listen %s: %v", addr, err)
@@ -197,6 +197,7 @@ func listen(ctx context.Context, addr, dbURL string) (stop func(), m *serve.Metr
 	}
 	reg := prometheus.NewRegistry()
 	m = serve.NewMetrics(reg)
+	reg.MustRegister(extra...)
 	srv := &http.Server{Handler: serve.NewHandler(pool.Pool(), m.Health, reg), ReadHeaderTimeout: 10 * time.Second}
 	done := make(chan struct{})
 	go func() {

@@ -39,7 +39,14 @@ type watchProc struct {
 // when the test ends, if it still runs.
 func startWatch(t testing.TB, bin, dir string, environ []string, args ...string) *watchProc {
 	t.Helper()
-	cmd := exec.Command(bin, append([]string{"watch"}, args...)...)
+	return startProc(t, bin, dir, environ, append([]string{"watch"}, args...)...)
+}
+
+// startProc runs backfill with args as a process of its own (watch,
+// worker), its output collected line by line.
+func startProc(t testing.TB, bin, dir string, environ []string, args ...string) *watchProc {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
 	cmd.Dir, cmd.Env = dir, environ
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -71,7 +78,7 @@ func startWatch(t testing.TB, bin, dir string, environ []string, args ...string)
 			<-p.done
 		}
 		if t.Failed() || testing.Verbose() {
-			t.Logf("backfill watch output:\n%s", p.output())
+			t.Logf("backfill %s output:\n%s", args[0], p.output())
 		}
 	})
 	return p

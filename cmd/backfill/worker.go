@@ -1,0 +1,288 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/myhibachi/backfill/errlog"
+	"github.com/myhibachi/backfill/fleet"
+	"github.com/myhibachi/backfill/imapsrc"
+	"github.com/myhibachi/backfill/pgsink"
+	"github.com/myhibachi/backfill/pipeline"
+	"github.com/myhibachi/backfill/serve"
+	"github.com/urfave/cli/v2"
+)
+
+// lockRetry is how long a job waits when another run holds its inbox's
+// run lock: another folder's job of the same inbox, a watch, a one-shot.
+const lockRetry = 30 * time.Second
+
+func (a *appEnv) workerCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "worker",
+		Usage:     "run queued backfill jobs (backfill enqueue) until stopped; any number of workers on any number of machines",
+		UsageText: "backfill worker [--concurrency N] [--listen ADDR] [--max-job-time DURATION] [--workers N]",
+		Flags: []cli.Flag{dbFlag(),
+			&cli.IntFlag{Name: "concurrency", Value: 4, Usage: "`N` jobs at once in this process (a job is one folder of one inbox; one inbox runs one job at a time)"},
+			&cli.StringFlag{Name: "listen", Usage: "`ADDR` (host:port) to serve /healthz and /metrics on"},
+			&cli.DurationFlag{Name: "max-job-time", Value: 10 * time.Minute, Usage: "a job runs at most this `DURATION` at a stretch, then commits and continues later on any worker; a job whose worker died is taken over after about this plus 2m"},
+			&cli.DurationFlag{Name: "rescue-grace", Value: 2 * time.Minute, Hidden: true, Usage: "time a cut job has to commit before River may hand it to another worker"},
+			&cli.IntFlag{Name: "batch-size", Value: 100, Usage: "`N` messages per batch: one database transaction each"},
+			&cli.IntFlag{Name: "workers", Value: 4, Usage: "`N` IMAP connections per job (providers cap them per account)"},
+			&cli.BoolFlag{Name: "no-flags", Usage: "store new rows unread, not starred, without labels"},
+			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "`FORMAT`: text, or json (one JSON object per line)"},
+			&cli.BoolFlag{Name: "allow-plaintext", Usage: "allow imap:// without STARTTLS to a non-loopback host"},
+			&cli.Int64Flag{Name: "max-message-size", Value: 50 << 20, Usage: "`BYTES`: larger messages are logged with their UID and skipped"},
+			&cli.IntFlag{Name: "max-consecutive-failures", Value: 100, Usage: "abort a job's run after `N` messages fail in a row (0: never)"},
+			&cli.Float64Flag{Name: "max-failure-rate", Value: 0.5, Usage: "abort a job's run when more than this `SHARE` of the last 200 messages failed (0: never)"},
+			&cli.StringFlag{Name: "fetch", Value: "auto", Usage: "`MODE`: auto, lean or full, as for a run"},
+			&cli.DurationFlag{Name: "imap-timeout", Value: 60 * time.Second, Usage: "drop an IMAP connection whose server sends nothing for this `DURATION` while an answer is due"},
+			&cli.DurationFlag{Name: "retry-for", Value: 2 * time.Minute, Usage: "how long one operation is retried on transient errors before the job is retried later"},
+		},
+		Action: a.runWorker,
+	}
+}
+
+func (a *appEnv) runWorker(c *cli.Context) error {
+	if c.Args().Present() {
+		return usageError("backfill worker takes no arguments, got %q", c.Args().First())
+	}
+	if err := validateFetchFlags(c); err != nil {
+		return err
+	}
+	switch {
+	case c.Int("concurrency") < 1 || c.Int("concurrency") > 1000:
+		return usageError("--concurrency must be between 1 and 1000, got %d", c.Int("concurrency"))
+	case c.Duration("max-job-time") < time.Second:
+		return usageError("--max-job-time must be at least 1s")
+	case c.Duration("rescue-grace") < time.Second:
+		return usageError("--rescue-grace must be at least 1s")
+	}
+	e, err := a.env()
+	if err != nil {
+		return err
+	}
+	dbURL, err := a.databaseURL(c, e)
+	if err != nil {
+		return err
+	}
+	out := &watchLog{w: a.stdout, json: c.String("log-format") == "json"}
+	fail := func(err error) error {
+		out.emit("fatal", map[string]any{"error": err.Error()}, "❌ %v", err)
+		return &shownError{&exitError{code: exitFatal, err: err}}
+	}
+	ctx := c.Context
+	concurrency := c.Int("concurrency")
+	// Each job: its run lock, inserters and error log; River: its
+	// listener, fetches and the leader's maintenance.
+	sink, err := pgsink.Open(ctx, dbURL, concurrency*6+10)
+	if err == nil {
+		if err = sink.CheckSchema(ctx); err != nil {
+			sink.Close()
+		}
+	}
+	if err != nil {
+		return fail(err)
+	}
+	defer sink.Close()
+	if ok, err := fleet.Ready(ctx, sink.Pool()); err != nil {
+		return fail(err)
+	} else if !ok {
+		return fail(errors.New("the job queue's tables (river_job) are missing: run backfill migrate"))
+	}
+
+	var metrics *serve.Metrics
+	jobMetrics := fleet.NewMetrics(sink.Pool())
+	if addr := c.String("listen"); addr != "" {
+		stop, m, err := listen(ctx, addr, dbURL, jobMetrics.Collectors()...)
+		if err != nil {
+			return fail(err)
+		}
+		defer stop()
+		metrics = m
+		out.emit("listening", map[string]any{"listen": addr}, "🌐 Serving /healthz and /metrics on http://%s", addr)
+	}
+
+	runner := &jobRunner{a: a, c: c, e: e, sink: sink, metrics: metrics}
+	client, err := fleet.NewWorker(sink.Pool(), runner, fleet.Options{
+		Concurrency: concurrency,
+		MaxJobTime:  c.Duration("max-job-time"),
+		Grace:       c.Duration("rescue-grace"),
+		Logger:      slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		Events: func(ev fleet.Event) {
+			jobMetrics.Observe(ev)
+			printJobEvent(out, ev)
+		},
+	})
+	if err != nil {
+		return fail(err)
+	}
+	// River's own context outlives the signal, so that a stop is soft:
+	// jobs see the signal through their own contexts, which River cancels
+	// on StopAndCancel, commit what is in flight and are given back.
+	if err := client.Start(context.WithoutCancel(ctx)); err != nil {
+		return fail(fmt.Errorf("start worker: %w", err))
+	}
+	out.emit("start", map[string]any{"concurrency": concurrency, "client_id": client.ID(), "version": currentVersion()},
+		"🚀 Worker %s running up to %d jobs at once", client.ID(), concurrency)
+	<-ctx.Done()
+	stopCtx, cancel := context.WithTimeout(context.Background(), c.Duration("rescue-grace"))
+	defer cancel()
+	if err := client.StopAndCancel(stopCtx); err != nil {
+		out.emit("stop_error", map[string]any{"error": err.Error()}, "⚠️  stopping: %v", err)
+	}
+	out.emit("stopped", map[string]any{"reason": context.Cause(ctx).Error()},
+		"⏹️  WORKER STOPPED (%v): what was in flight is committed; its jobs are queued again", context.Cause(ctx))
+	return &shownError{context.Cause(ctx)}
+}
+
+// jobRunner runs a job as `backfill --inbox NAME --folders FOLDER` would,
+// with the worker's flags.
+type jobRunner struct {
+	a       *appEnv
+	c       *cli.Context
+	e       env
+	sink    *pgsink.Sink
+	metrics *serve.Metrics // nil without --listen
+}
+
+func (r *jobRunner) Run(ctx context.Context, job fleet.Job) (fleet.Outcome, error) {
+	c := r.c
+	imapCfg, maxDownload, err := r.lookupInbox(ctx, job.Inbox)
+	if err != nil {
+		var ee *exitError
+		if errors.As(err, &ee) {
+			return fleet.Outcome{}, fleet.Fatal(err)
+		}
+		return fleet.Outcome{}, err
+	}
+	imapCfg.Silence = c.Duration("imap-timeout")
+	budget, _, err := resolveBudget(maxDownload, maxDownload != "", r.e, job.Inbox, imapCfg.Host)
+	if err != nil {
+		return fleet.Outcome{}, fleet.Fatal(err)
+	}
+	workers := c.Int("workers")
+	if limit := imapsrc.ConnectionCap(imapCfg.Host); limit > 0 && workers > limit {
+		workers = limit
+	}
+	release, err := r.sink.Lock(ctx, job.Inbox)
+	if errors.Is(err, pgsink.ErrLocked) {
+		return fleet.Outcome{RetryAt: time.Now().Add(lockRetry), Summary: fleet.Summary{Status: "locked"}}, nil
+	}
+	if err != nil {
+		return fleet.Outcome{}, err
+	}
+	defer release()
+
+	opID := uuid.New()
+	fallback := filepath.Join(r.a.dir, fmt.Sprintf("backfill-errors-%s.jsonl", opID))
+	log := errlog.New(opID, job.Inbox, r.sink, fallback)
+	cfg := pipeline.Config{
+		Inbox:          job.Inbox,
+		IMAP:           imapCfg,
+		OperationID:    opID,
+		BatchSize:      c.Int("batch-size"),
+		Workers:        workers,
+		MaxMessageSize: c.Int64("max-message-size"),
+		Fetch:          fetchMode(c.String("fetch")),
+		NoFlags:        c.Bool("no-flags"),
+		RetryFor:       c.Duration("retry-for"),
+		Budget:         budget,
+		FallbackPath:   fallback,
+
+		MaxConsecutiveFailures: c.Int("max-consecutive-failures"),
+		MaxFailureRate:         c.Float64("max-failure-rate"),
+	}
+	if job.Folder == fleet.AllFolders {
+		cfg.AllFolders = true
+	} else {
+		cfg.Folders = []string{job.Folder}
+	}
+	var obs pipeline.Observer = nopObserver{}
+	if r.metrics != nil {
+		obs = r.metrics.Observer(job.Inbox, job.Folder, obs)
+	}
+	res, runErr := pipeline.Run(ctx, cfg, r.sink, log, obs)
+	if r.metrics != nil {
+		r.metrics.Downloaded(job.Inbox, res.Transferred)
+	}
+	out := fleet.Outcome{Summary: fleet.Summary{Stored: res.Created, Skipped: res.Skipped, Failed: res.Failed,
+		Left: res.Left, Runs: 1, Status: res.Status, Operations: []string{opID.String()}}}
+	switch {
+	case ctx.Err() != nil:
+		return out, nil // the worker decides: continued later, or given back
+	case runErr != nil && errlog.Classify(runErr) == errlog.Critical:
+		return out, fleet.Fatal(runErr)
+	case runErr != nil:
+		return out, runErr
+	case res.Status == "budget_exhausted":
+		out.RetryAt = time.Now().Add(time.Hour)
+		if res.Budget != nil && !res.Budget.FreesAt.IsZero() {
+			out.RetryAt = res.Budget.FreesAt
+		}
+	}
+	return out, nil
+}
+
+// lookupInbox resolves a job's inbox where the worker runs: its IMAP
+// configuration and the budget it was registered with ("" when none). A
+// configuration error is an *exitError.
+func (r *jobRunner) lookupInbox(_ context.Context, name string) (imapsrc.Config, string, error) {
+	cfg, err := resolveInbox(r.e, name, r.c.Bool("allow-plaintext"))
+	if err != nil {
+		return cfg, "", usageError("%v", err)
+	}
+	return cfg, "", nil
+}
+
+// nopObserver hears a job's progress and says nothing: a worker logs a
+// line per job, not per batch.
+type nopObserver struct{}
+
+func (nopObserver) Connecting(imapsrc.Config)                  {}
+func (nopObserver) Listed(pipeline.Listing)                    {}
+func (nopObserver) BatchDone(pipeline.BatchReport)             {}
+func (nopObserver) Retrying(string, error, int, time.Duration) {}
+
+// printJobEvent writes one line per job started or ended.
+func printJobEvent(out *watchLog, ev fleet.Event) {
+	j := ev.Job
+	name := j.Inbox + "/" + j.Folder
+	fields := map[string]any{"job_id": j.ID, "inbox": j.Inbox, "folder": j.Folder, "attempt": j.Attempt}
+	if ev.Start {
+		out.emit("job_start", fields, "▶️  %s: started (job %d, attempt %d)", name, j.ID, j.Attempt)
+		return
+	}
+	s := ev.Outcome.Summary
+	fields["result"], fields["elapsed_ms"] = ev.Result, ev.Elapsed.Milliseconds()
+	fields["stored"], fields["skipped"], fields["failed"] = s.Stored, s.Skipped, s.Failed
+	if ev.Err != nil {
+		fields["error"] = ev.Err.Error()
+	}
+	took := ev.Elapsed.Round(100 * time.Millisecond)
+	switch ev.Result {
+	case "completed":
+		out.emit("job_end", fields, "✅ %s: %d new, %d already stored, %d failed (job %d, %s)", name, s.Stored, s.Skipped, s.Failed, j.ID, took)
+	case "continued":
+		out.emit("job_end", fields, "⏸️  %s: %d new so far; ran --max-job-time, continues later (job %d)", name, s.Stored, j.ID)
+	case "snoozed":
+		at := ev.Outcome.RetryAt.UTC().Format("2006-01-02 15:04:05 UTC")
+		fields["retry_at"] = at
+		why := "the download budget is used up"
+		if s.Status == "locked" {
+			why = "another run holds the inbox's run lock"
+		}
+		out.emit("job_end", fields, "💤 %s: %s; runs again at %s (job %d)", name, why, at, j.ID)
+	case "cancelled":
+		out.emit("job_end", fields, "❌ %s: cancelled, not retried: %v (job %d)", name, ev.Err, j.ID)
+	case "retry":
+		out.emit("job_end", fields, "⚠️  %s: %v; retried later (job %d, attempt %d)", name, ev.Err, j.ID, j.Attempt)
+	default:
+		out.emit("job_end", fields, "⏹️  %s: stopped with the worker after %d new; queued again (job %d)", name, s.Stored, j.ID)
+	}
+}
