@@ -47,10 +47,13 @@ type Summary struct {
 	Operations []string `json:"operations,omitempty"`
 }
 
+// add counts the job's earlier stretches into s, the latest. What they
+// stored, this one found stored: it is theirs, not "already stored" when
+// the job began. Failures are the latest's: each run retries the earlier
+// ones.
 func (s Summary) add(prev Summary) Summary {
+	s.Skipped = max(s.Skipped-prev.Stored, 0)
 	s.Stored += prev.Stored
-	s.Skipped += prev.Skipped
-	s.Failed += prev.Failed
 	s.Runs += prev.Runs
 	s.Operations = append(append([]string(nil), prev.Operations...), s.Operations...)
 	if n := len(s.Operations); n > 20 {

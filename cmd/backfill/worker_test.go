@@ -1,0 +1,276 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/myhibachi/backfill/internal/imaptest"
+	"github.com/myhibachi/backfill/internal/mailgen"
+	"github.com/myhibachi/backfill/pgsink"
+)
+
+// jobStates is each job's state, by inbox/folder, as River holds them.
+func (f *fixture) jobStates() map[string][]string {
+	f.t.Helper()
+	rows, err := f.pool.Query(context.Background(),
+		`SELECT args->>'inbox' || '/' || (args->>'folder'), state::text FROM river_job WHERE kind = 'backfill_folder' ORDER BY id`)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	defer rows.Close()
+	out := map[string][]string{}
+	for rows.Next() {
+		var k, s string
+		if err := rows.Scan(&k, &s); err != nil {
+			f.t.Fatal(err)
+		}
+		out[k] = append(out[k], s)
+	}
+	return out
+}
+
+// waitJobs waits until no job is waiting or running; the deadline only
+// bounds a test that would otherwise hang.
+func (f *fixture) waitJobs(p *watchProc) {
+	f.t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for f.count(`SELECT count(*) FROM river_job WHERE state IN ('available', 'running', 'retryable', 'pending')`) > 0 {
+		if time.Now().After(deadline) {
+			f.t.Fatalf("jobs still queued after 90 s: %v", f.jobStates())
+		}
+		select {
+		case <-p.done:
+			f.t.Fatalf("worker exited with jobs queued: %v", f.jobStates())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+func TestWorkerRunsQueuedJobs(t *testing.T) {
+	f := newFixture(t)
+	f.imap.AppendMails(t, mailgen.Generate(7, 40))
+	f.migrate()
+
+	out := f.mustRun(0, "enqueue", "--inbox", "demo")
+	f.wantLine(out, "➕ queued demo/INBOX (job ")
+	// A second enqueue while the first waits does not double it.
+	f.wantLine(f.mustRun(0, "enqueue", "--inbox", "demo"), "✅ demo/INBOX already queued (job ")
+	if n := f.count(`SELECT count(*) FROM river_job`); n != 1 {
+		t.Fatalf("%d jobs after two enqueues, want 1", n)
+	}
+
+	bin := buildBinary(t)
+	w := startProc(t, bin, f.dir, f.environ, "worker", "--concurrency", "2")
+	w.waitLines("✅ demo/INBOX: 40 new, 0 already stored, 0 failed (job ", 1)
+	f.waitJobs(w)
+	if n := f.count(`SELECT count(*) FROM email_messages WHERE inbox = 'demo'`); n != 40 {
+		t.Fatalf("%d rows, want 40", n)
+	}
+
+	// A completed job does not block the next enqueue, which finds
+	// nothing new.
+	f.wantLine(f.mustRun(0, "enqueue", "--inbox", "demo"), "➕ queued demo/INBOX (job ")
+	w.waitLines("✅ demo/INBOX: 0 new, 40 already stored, 0 failed (job ", 1)
+	f.waitJobs(w)
+	w.terminate()
+	if got := f.jobStates()["demo/INBOX"]; strings.Join(got, ",") != "completed,completed" {
+		t.Fatalf("job states %v, want two completed", got)
+	}
+	status := f.mustRun(0, "status")
+	f.wantLine(status, "INBOX  JOBS QUEUED")
+	if !strings.Contains(status, "\ndemo   0            0        2     0       -         -") {
+		t.Fatalf("status does not show demo's two done jobs:\n%s", status)
+	}
+}
+
+func TestWorkerCancelsWrongPassword(t *testing.T) {
+	f := newFixture(t)
+	f.imap.AppendMails(t, mailgen.Generate(7, 5))
+	f.migrate()
+	f.environ = append(f.environ, "BACKFILL_INBOX_DEMO_PASSWORD=wrong")
+	f.mustRun(0, "enqueue", "--inbox", "demo")
+	w := startProc(t, buildBinary(t), f.dir, f.environ, "worker")
+	w.waitLines("❌ demo/INBOX: cancelled, not retried: ", 1)
+	f.waitJobs(w)
+	w.terminate()
+	if got := f.jobStates()["demo/INBOX"]; strings.Join(got, ",") != "cancelled" {
+		t.Fatalf("job states %v, want cancelled", got)
+	}
+	status := f.mustRun(0, "status")
+	if !strings.Contains(status, "demo   0            0        0     1") || !strings.Contains(strings.ToLower(status), "auth") {
+		t.Fatalf("status does not show demo's failed job and why:\n%s", status)
+	}
+}
+
+// slowFixture serves 40 messages, each FETCH taking 100 ms, so that a job
+// is still running when a test stops or cuts it.
+func slowFixture(t *testing.T) *fixture {
+	f := newFixture(t, imaptest.WithFetchHook(func(int) error {
+		time.Sleep(100 * time.Millisecond)
+		return nil
+	}))
+	f.imap.AppendMails(t, mailgen.Generate(11, 40))
+	f.migrate()
+	f.mustRun(0, "enqueue", "--inbox", "demo")
+	return f
+}
+
+// TestWorkerStopGivesJobBack stops a worker mid-job with SIGTERM: what it
+// fetched is committed, the job is queued again as it was (no attempt
+// spent), and the next worker stores only the rest.
+func TestWorkerStopGivesJobBack(t *testing.T) {
+	f := slowFixture(t)
+	bin := buildBinary(t)
+	w := startProc(t, bin, f.dir, f.environ, "worker", "--batch-size", "2", "--workers", "1")
+	w.waitLines("▶️  demo/INBOX: started (job ", 1)
+	waitFor(t, "some rows stored", func() bool { return f.count(`SELECT count(*) FROM email_messages`) >= 4 })
+	w.terminate()
+	w.waitLines("⏹️  demo/INBOX: stopped with the worker after ", 1)
+	stored := f.count(`SELECT count(*) FROM email_messages`)
+	if settled := f.count(`SELECT count(*) FROM email_sync_uids`); stored >= 40 || settled != stored {
+		t.Fatalf("%d rows stored, %d UIDs settled: want a part of 40, all settled", stored, settled)
+	}
+	if n := f.count(`SELECT count(*) FROM river_job WHERE state = 'available' AND attempt = 0`); n != 1 {
+		t.Fatalf("the job was not given back unspent: %v", f.jobStates())
+	}
+	w2 := startProc(t, bin, f.dir, f.environ, "worker", "--batch-size", "8")
+	// The job's line counts its stretches: the first worker's and this
+	// one's, which found the first's rows stored.
+	w2.waitLines("✅ demo/INBOX: 40 new, 0 already stored, 0 failed (job 1,", 1)
+	f.waitJobs(w2)
+	w2.terminate()
+	if n := f.count(`SELECT count(DISTINCT message_id) FROM email_messages`); n != 40 || f.count(`SELECT count(*) FROM email_messages`) != 40 {
+		t.Fatalf("%d distinct messages stored, want 40 once each", n)
+	}
+	// Resumed from the settled UIDs: downloaded again at most what the
+	// stop cut in flight (a round of up to four batches of 2), not the 8+
+	// stored.
+	if whole, pieces := f.imap.BodiesAsked(); whole+pieces > 40+8 {
+		t.Fatalf("%d bodies downloaded for 40 messages, %d stored by the first worker", whole+pieces, stored)
+	}
+	if n := f.count(`SELECT (metadata->'output'->>'runs')::int FROM river_job`); n != 2 {
+		t.Fatalf("the job's output counts %d runs, want 2", n)
+	}
+}
+
+// TestWorkerContinuesAfterMaxJobTime: a job cut by --max-job-time
+// commits, runs on as the same job and, done, counts every stretch.
+func TestWorkerContinuesAfterMaxJobTime(t *testing.T) {
+	f := slowFixture(t)
+	w := startProc(t, buildBinary(t), f.dir, f.environ, "worker", "--batch-size", "2", "--workers", "1", "--max-job-time", "1s")
+	w.waitLines("✅ demo/INBOX: 40 new, 0 already stored, 0 failed (job 1,", 1)
+	f.waitJobs(w)
+	w.terminate()
+	if w.count("⏸️  demo/INBOX: ") < 1 {
+		t.Fatalf("the job was never cut by --max-job-time:\n%s", w.output())
+	}
+	if got := f.jobStates()["demo/INBOX"]; strings.Join(got, ",") != "completed" {
+		t.Fatalf("job states %v, want one job completed", got)
+	}
+	if n := f.count(`SELECT count(*) FROM email_messages`); n != 40 {
+		t.Fatalf("%d rows, want 40", n)
+	}
+}
+
+// TestWorkerSnoozesUntilBudgetFrees: a used-up download budget puts the
+// job off until the budget frees up, with what was fetched committed.
+func TestWorkerSnoozesUntilBudgetFrees(t *testing.T) {
+	f := newFixture(t)
+	f.appendSized(30, 2000)
+	f.migrate()
+	f.environ = append(f.environ, "BACKFILL_INBOX_DEMO_MAX_DOWNLOAD=40KB/24h")
+	f.mustRun(0, "enqueue", "--inbox", "demo")
+	w := startProc(t, buildBinary(t), f.dir, f.environ, "worker", "--batch-size", "4", "--workers", "2")
+	w.waitLines("💤 demo/INBOX: the download budget is used up; runs again at ", 1)
+	stored := f.count(`SELECT count(*) FROM email_messages`)
+	if stored == 0 || stored >= 30 {
+		t.Fatalf("stored %d of 30 under a budget of 20", stored)
+	}
+	// Snoozed until the first round leaves the 24-hour window, not
+	// retried: no attempt spent, no error.
+	waitFor(t, "the job snoozed", func() bool { return f.count(`SELECT count(*) FROM river_job WHERE state = 'scheduled'`) == 1 })
+	if n := f.count(`SELECT count(*) FROM river_job WHERE state = 'scheduled' AND attempt = 0 AND errors IS NULL
+		AND scheduled_at BETWEEN (SELECT min(at) FROM email_downloads) + interval '24 hours' - interval '2 seconds'
+		                     AND (SELECT max(at) FROM email_downloads) + interval '24 hours' + interval '2 seconds'`); n != 1 {
+		t.Fatalf("the job is not put off until the budget frees up: %v", f.jobStates())
+	}
+	// A day later: the window is empty and the job's time has come.
+	f.mustExec(`UPDATE email_downloads SET at = at - interval '25 hours'`)
+	f.mustExec(`UPDATE river_job SET scheduled_at = now()`)
+	w.waitLines(fmt.Sprintf("✅ demo/INBOX: %d new, ", 30), 1)
+	f.waitJobs(w)
+	w.terminate()
+	if n := f.count(`SELECT count(*) FROM email_messages`); n != 30 {
+		t.Fatalf("%d rows, want 30", n)
+	}
+}
+
+// TestWorkerWaitsForRunLock: a job whose inbox another run holds waits
+// and runs when the lock is free, rather than failing.
+func TestWorkerWaitsForRunLock(t *testing.T) {
+	f := newFixture(t)
+	f.imap.AppendMails(t, mailgen.Generate(7, 10))
+	f.migrate()
+	sink, err := pgsink.Open(t.Context(), f.dbURL, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sink.Close()
+	release, err := sink.Lock(t.Context(), "demo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mustRun(0, "enqueue", "--inbox", "demo")
+	w := startProc(t, buildBinary(t), f.dir, f.environ, "worker")
+	w.waitLines("💤 demo/INBOX: another run holds the inbox's run lock; runs again at ", 1)
+	waitFor(t, "the job snoozed", func() bool { return f.count(`SELECT count(*) FROM river_job WHERE state = 'scheduled'`) == 1 })
+	if n := f.count(`SELECT count(*) FROM river_job WHERE state = 'scheduled' AND attempt = 0 AND errors IS NULL`); n != 1 {
+		t.Fatalf("the job is not waiting for the lock: %v", f.jobStates())
+	}
+	release()
+	f.mustExec(`UPDATE river_job SET scheduled_at = now()`)
+	w.waitLines("✅ demo/INBOX: 10 new, 0 already stored, 0 failed (job ", 1)
+	f.waitJobs(w)
+	w.terminate()
+}
+
+// TestEnqueueEvery: a periodic job queues its next run as it completes;
+// enqueueing it again while that run waits does not double it.
+func TestEnqueueEvery(t *testing.T) {
+	f := newFixture(t)
+	f.imap.AppendMails(t, mailgen.Generate(7, 5))
+	f.migrate()
+	f.wantLine(f.mustRun(0, "enqueue", "--inbox", "demo", "--every", "1h"), "➕ queued demo/INBOX (job 1, every 1h0m0s)")
+	w := startProc(t, buildBinary(t), f.dir, f.environ, "worker")
+	w.waitLines("✅ demo/INBOX: 5 new, ", 1)
+	waitFor(t, "the next run queued", func() bool {
+		return f.count(`SELECT count(*) FROM river_job WHERE state = 'scheduled'
+			AND scheduled_at BETWEEN now() + interval '59 minutes' AND now() + interval '1 hour'`) == 1
+	})
+	f.wantLine(f.mustRun(0, "enqueue", "--inbox", "demo"), "✅ demo/INBOX already queued (job 2, scheduled, every 1h0m0s)")
+	f.imap.AppendMails(t, mailgen.Generate(8, 2))
+	f.mustExec(`UPDATE river_job SET scheduled_at = now() WHERE state = 'scheduled'`)
+	w.waitLines("✅ demo/INBOX: 2 new, 5 already stored, ", 1)
+	waitFor(t, "the third run queued", func() bool {
+		return f.count(`SELECT count(*) FROM river_job WHERE state = 'scheduled'`) == 1
+	})
+	w.terminate()
+	if got := f.jobStates()["demo/INBOX"]; strings.Join(got, ",") != "completed,completed,scheduled" {
+		t.Fatalf("job states %v, want two runs completed and the next scheduled", got)
+	}
+}
+
+// waitFor polls cond; the deadline only bounds a test that would hang.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s within a minute", what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
