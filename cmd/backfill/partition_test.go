@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"maps"
 	"os"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -261,4 +262,65 @@ func (f *fixture) uniqueWithoutInbox(tables ...string) []string {
 		f.t.Fatal(err)
 	}
 	return names
+}
+
+// TestCitusKeys checks the README's Citus DDL against the schema `backfill
+// migrate` makes, as far as PostgreSQL alone can: the tables it distributes
+// exist with one NOT NULL inbox type, no table keyed by inbox is left out
+// but error_logs, and once ddl:citus-keys ran every unique index of a
+// distributed table contains inbox, as Citus requires (before it, the
+// primary key of email_messages does not).
+func TestCitusKeys(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.migrate()
+
+	var distributed []string
+	for _, m := range regexp.MustCompile(`create_distributed_table\('(\w+)', 'inbox'`).FindAllStringSubmatch(readmeSQL(t, "citus"), -1) {
+		distributed = append(distributed, m[1])
+	}
+	rows, err := f.pool.Query(context.Background(), `
+		SELECT c.relname, format_type(a.atttypid, a.atttypmod), a.attnotnull
+		FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid
+		WHERE a.attname = 'inbox' AND NOT a.attisdropped AND c.relkind IN ('r', 'p') AND NOT c.relispartition
+			AND c.relnamespace = current_schema()::regnamespace
+		ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keyed []string
+	var table, typ string
+	var notNull bool
+	if _, err := pgx.ForEachRow(rows, []any{&table, &typ, &notNull}, func() error {
+		keyed = append(keyed, table)
+		if slices.Contains(distributed, table) && (typ != "text" || !notNull) {
+			t.Errorf("%s.inbox is %s (NOT NULL %v): a co-located distribution column must be text NOT NULL like email_messages'", table, typ, notNull)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range distributed {
+		if !slices.Contains(keyed, d) {
+			t.Errorf("README distributes %s, which has no inbox column (or does not exist)", d)
+		}
+	}
+	if left := slices.DeleteFunc(slices.Clone(keyed), func(s string) bool { return slices.Contains(distributed, s) }); !slices.Equal(left, []string{"error_logs"}) {
+		t.Errorf("tables with an inbox column the README does not distribute: %q, want only error_logs", left)
+	}
+
+	if bad := f.uniqueWithoutInbox(distributed...); !slices.Equal(bad, []string{"email_messages_pkey"}) {
+		t.Errorf("before ddl:citus-keys, unique indexes without inbox: %q, want only email_messages_pkey", bad)
+	}
+	f.mustExec(readmeSQL(t, "citus-keys"))
+	if bad := f.uniqueWithoutInbox(distributed...); len(bad) > 0 {
+		t.Errorf("after ddl:citus-keys, unique indexes Citus refuses (no inbox): %q", bad)
+	}
+	// The primary key change leaves backfill working: a run and a re-run.
+	f.imap.Append(t, folderMail("a@example.com", "alice@example.com", "cs@myhibachichef.com", "Hello"), time.Now())
+	f.mustRun(0, "--inbox", "demo")
+	f.mustRun(0, "--inbox", "demo")
+	if n := f.count(`SELECT count(*) FROM email_messages`); n != 1 {
+		t.Errorf("%d rows after a run and a re-run, want 1", n)
+	}
 }
