@@ -309,15 +309,19 @@ func notifyNew(ctx context.Context, tx pgx.Tx, sql string, b Batch, inserted []b
 }
 
 // addFolderSQL finds each row by one probe of the unique index (see
-// ExistingMessageIDs) and updates it by its physical address. A row marked
-// expunged by watch is on the server again (moved to another folder
-// before watch saw it arrive there, or moved back): its deleted_at goes.
+// ExistingMessageIDs) and updates it by its physical address. A ctid is
+// unique only within one table: on an email_messages partitioned by inbox
+// (README, "Outgrowing one PostgreSQL") each partition has a row at (0,1),
+// so the inbox and Message-ID are checked too. A row marked expunged by
+// watch is on the server again (moved to another folder before watch saw
+// it arrive there, or moved back): its deleted_at goes.
 const addFolderSQL = `UPDATE email_messages AS m
 	SET folders = CASE WHEN $2::text = ANY(m.folders) THEN m.folders ELSE array_append(m.folders, $2::text) END,
 		deleted_at = NULL
 	WHERE m.ctid = ANY(ARRAY(SELECT e.ctid FROM unnest($3::text[]) AS x(id)
 		CROSS JOIN LATERAL (SELECT ctid FROM email_messages
 			WHERE inbox = $1 AND md5(message_id) = md5(x.id) LIMIT 1) AS e))
+		AND m.inbox = $1 AND m.message_id = ANY($3::text[])
 		AND (NOT ($2::text = ANY(m.folders)) OR m.deleted_at IS NOT NULL)`
 
 // folderName is the folder a batch or settlement is recorded under: INBOX
