@@ -349,6 +349,12 @@ func TestUsageAndConfigErrorsExit2(t *testing.T) {
 		{args: []string{"errors", "--operation", "nope"}, want: "is not an operation id"},
 		{args: []string{"status", "--bogus"}, want: "flag provided but not defined: -bogus (see backfill status --help)"},
 		{args: []string{"watch", "--inbox", "demo", "--folders"}, want: "flag needs an argument: -folders (see backfill watch --help)"},
+		{args: []string{"enqueue"}, want: "say which inboxes: --inbox NAME (repeatable) or --all-inboxes"},
+		{args: []string{"enqueue", "--inbox", "demo", "--all-inboxes"}, want: "--inbox and --all-inboxes exclude each other"},
+		{args: []string{"enqueue", "--inbox", "demo", "--every", "1s"}, want: "--every must be at least 10s"},
+		{args: []string{"enqueue", "--inbox", "demo"}, want: "the job queue's tables (river_job) are missing: run backfill migrate"},
+		{args: []string{"worker", "--concurrency", "0"}, want: "--concurrency must be between 1 and 1000"},
+		{args: []string{"worker", "--bogus"}, want: "flag provided but not defined: -bogus (see backfill worker --help)"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

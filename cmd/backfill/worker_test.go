@@ -3,6 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -63,11 +66,26 @@ func TestWorkerRunsQueuedJobs(t *testing.T) {
 	}
 
 	bin := buildBinary(t)
-	w := startProc(t, bin, f.dir, f.environ, "worker", "--concurrency", "2")
+	addr := freeAddr(t)
+	w := startProc(t, bin, f.dir, f.environ, "worker", "--concurrency", "2", "--listen", addr)
 	w.waitLines("✅ demo/INBOX: 40 new, 0 already stored, 0 failed (job ", 1)
 	f.waitJobs(w)
 	if n := f.count(`SELECT count(*) FROM email_messages WHERE inbox = 'demo'`); n != 40 {
 		t.Fatalf("%d rows, want 40", n)
+	}
+	if code, body := httpGet(t, "http://"+addr+"/healthz"); code != 200 {
+		t.Fatalf("/healthz: %d %s", code, body)
+	}
+	_, metrics := httpGet(t, "http://"+addr+"/metrics")
+	for _, want := range []string{
+		`backfill_jobs_finished_total{inbox="demo",result="completed"} 1`,
+		`backfill_jobs{state="completed"} 1`,
+		`backfill_jobs_running 0`,
+		`backfill_messages_stored_total{folder="INBOX",inbox="demo"} 40`,
+	} {
+		if !strings.Contains(metrics, want) {
+			t.Fatalf("/metrics has no line %q:\n%s", want, metrics)
+		}
 	}
 
 	// A completed job does not block the next enqueue, which finds
@@ -261,6 +279,31 @@ func TestEnqueueEvery(t *testing.T) {
 	if got := f.jobStates()["demo/INBOX"]; strings.Join(got, ",") != "completed,completed,scheduled" {
 		t.Fatalf("job states %v, want two runs completed and the next scheduled", got)
 	}
+}
+
+// freeAddr is a loopback address no one listens on, for a process to take.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func httpGet(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, string(body)
 }
 
 // waitFor polls cond; the deadline only bounds a test that would hang.
