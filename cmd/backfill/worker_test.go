@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -101,6 +102,13 @@ func TestWorkerRunsQueuedJobs(t *testing.T) {
 	f.wantLine(status, "INBOX  JOBS QUEUED")
 	if !strings.Contains(status, "\ndemo   0            0        2     0       -         -") {
 		t.Fatalf("status does not show demo's two done jobs:\n%s", status)
+	}
+	var sts []struct {
+		Inbox string
+		Jobs  *struct{ Queued, Running, Done, Failed int }
+	}
+	if err := json.Unmarshal([]byte(f.mustRun(0, "status", "--json")), &sts); err != nil || len(sts) != 1 || sts[0].Jobs == nil || sts[0].Jobs.Done != 2 {
+		t.Fatalf("status --json: %+v (%v), want demo with 2 jobs done", sts, err)
 	}
 }
 
