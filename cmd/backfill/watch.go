@@ -31,6 +31,21 @@ import (
 // everything, for real, and reports events rather than batches.
 var watchSkips = []string{"limit", "dry-run", "verbose", "cpuprofile"}
 
+// withRunFlags adds to a command's own flags the run flags it shares, all
+// but those in skip; a run flag the command defines itself is its own.
+func withRunFlags(own []cli.Flag, skip []string) []cli.Flag {
+	defined := map[string]bool{}
+	for _, f := range own {
+		defined[f.Names()[0]] = true
+	}
+	for _, f := range runFlags() {
+		if name := f.Names()[0]; !defined[name] && !slices.Contains(skip, name) {
+			own = append(own, f)
+		}
+	}
+	return own
+}
+
 func (a *appEnv) watchCommand() *cli.Command {
 	flags := []cli.Flag{
 		&cli.StringSliceFlag{Name: "inbox", Usage: "the `NAME` of an inbox to watch; repeat the flag to watch several"},
@@ -40,21 +55,11 @@ func (a *appEnv) watchCommand() *cli.Command {
 		&cli.DurationFlag{Name: "idle-refresh", Value: 25 * time.Minute, Hidden: true, Usage: "how long one IDLE lasts before it is renewed"},
 		&cli.DurationFlag{Name: "max-backoff", Value: time.Minute, Hidden: true, Usage: "the longest wait between attempts after a failure"},
 	}
-	// A run flag watch defines itself (--inbox) is watch's.
-	own := map[string]bool{}
-	for _, f := range flags {
-		own[f.Names()[0]] = true
-	}
-	for _, f := range runFlags() {
-		if name := f.Names()[0]; !own[name] && !slices.Contains(watchSkips, name) {
-			flags = append(flags, f)
-		}
-	}
 	return &cli.Command{
 		Name:      "watch",
 		Usage:     "backfill, then keep the database current: new mail, flag changes and expunges, until stopped",
 		UsageText: "backfill watch --inbox NAME [--inbox NAME ...] [--folders LIST | --all-folders] [--flags server|keep] [--listen ADDR]",
-		Flags:     append(flags, dbFlag()),
+		Flags:     append(withRunFlags(flags, watchSkips), dbFlag()),
 		Action:    a.runWatch,
 	}
 }

@@ -5,9 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"slices"
@@ -699,26 +696,12 @@ func TestWatchFollowsFolders(t *testing.T) {
 func TestWatchServesHealthAndMetrics(t *testing.T) {
 	t.Parallel()
 	w := newDovecotWatch(t, 4, watchSetup{})
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close() // for watch to take; another test taking it meanwhile is unlikely, and would fail this one loudly
+	addr := freeAddr(t)
 	p := w.start("--listen", addr)
 	p.waitLines("👀 demo/INBOX: following", 1)
 	get := func(path string) (int, string) {
 		t.Helper()
-		resp, err := http.Get("http://" + addr + path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		body, err := io.ReadAll(resp.Body)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return resp.StatusCode, string(body)
+		return httpGet(t, "http://"+addr+path)
 	}
 	if code, body := get("/healthz"); code != 200 {
 		t.Fatalf("/healthz while following: %d %s", code, body)

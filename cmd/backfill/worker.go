@@ -22,28 +22,21 @@ import (
 // run lock: another folder's job of the same inbox, a watch, a one-shot.
 const lockRetry = 30 * time.Second
 
+// workerSkips are the run flags that mean nothing to a worker: what a job
+// reads is the queue's and the inbox's to say, and it logs a line per job.
+var workerSkips = []string{"inbox", "limit", "folders", "all-folders", "dry-run", "verbose", "cpuprofile", "max-download"}
+
 func (a *appEnv) workerCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "worker",
 		Usage:     "run queued backfill jobs (backfill enqueue) until stopped; any number of workers on any number of machines",
 		UsageText: "backfill worker [--concurrency N] [--listen ADDR] [--max-job-time DURATION] [--workers N]",
-		Flags: []cli.Flag{dbFlag(),
+		Flags: withRunFlags([]cli.Flag{dbFlag(),
 			&cli.IntFlag{Name: "concurrency", Value: 4, Usage: "`N` jobs at once in this process (a job is one folder of one inbox; one inbox runs one job at a time)"},
 			&cli.StringFlag{Name: "listen", Usage: "`ADDR` (host:port) to serve /healthz and /metrics on"},
 			&cli.DurationFlag{Name: "max-job-time", Value: 10 * time.Minute, Usage: "a job runs at most this `DURATION` at a stretch, then commits and continues later on any worker; a job whose worker died is taken over after about this plus 2m"},
 			&cli.DurationFlag{Name: "rescue-grace", Value: 2 * time.Minute, Hidden: true, Usage: "time a cut job has to commit before River may hand it to another worker"},
-			&cli.IntFlag{Name: "batch-size", Value: 100, Usage: "`N` messages per batch: one database transaction each"},
-			&cli.IntFlag{Name: "workers", Value: 4, Usage: "`N` IMAP connections per job (providers cap them per account)"},
-			&cli.BoolFlag{Name: "no-flags", Usage: "store new rows unread, not starred, without labels"},
-			&cli.StringFlag{Name: "log-format", Value: "text", Usage: "`FORMAT`: text, or json (one JSON object per line)"},
-			&cli.BoolFlag{Name: "allow-plaintext", Usage: "allow imap:// without STARTTLS to a non-loopback host"},
-			&cli.Int64Flag{Name: "max-message-size", Value: 50 << 20, Usage: "`BYTES`: larger messages are logged with their UID and skipped"},
-			&cli.IntFlag{Name: "max-consecutive-failures", Value: 100, Usage: "abort a job's run after `N` messages fail in a row (0: never)"},
-			&cli.Float64Flag{Name: "max-failure-rate", Value: 0.5, Usage: "abort a job's run when more than this `SHARE` of the last 200 messages failed (0: never)"},
-			&cli.StringFlag{Name: "fetch", Value: "auto", Usage: "`MODE`: auto, lean or full, as for a run"},
-			&cli.DurationFlag{Name: "imap-timeout", Value: 60 * time.Second, Usage: "drop an IMAP connection whose server sends nothing for this `DURATION` while an answer is due"},
-			&cli.DurationFlag{Name: "retry-for", Value: 2 * time.Minute, Usage: "how long one operation is retried on transient errors before the job is retried later"},
-		},
+		}, workerSkips),
 		Action: a.runWorker,
 	}
 }
