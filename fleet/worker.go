@@ -85,6 +85,9 @@ func Fatal(err error) error { return &fatalError{err} }
 // errTimeUp cuts a run at MaxJobTime.
 var errTimeUp = errors.New("job ran its --max-job-time: continued later")
 
+// errDequeued is why a job cancelled by backfill dequeue stopped.
+var errDequeued = errors.New("taken off the queue by backfill dequeue")
+
 // Options configure a worker process.
 type Options struct {
 	// Concurrency is how many jobs run at once in this process.
@@ -188,6 +191,10 @@ func (w *folderWorker) Work(ctx context.Context, rj *river.Job[FolderArgs]) erro
 	ev := Event{Job: job, Elapsed: time.Since(began), Outcome: out}
 	var fatal *fatalError
 	switch {
+	case errors.Is(context.Cause(ctx), river.ErrJobCancelledRemotely):
+		ev.Result, ev.Err = "cancelled", errDequeued
+		w.emit(ev)
+		return ctx.Err()
 	case ctx.Err() != nil:
 		// The worker is stopping (River puts the job back as it was) or
 		// River timed the job out (an attempt, retried).

@@ -212,7 +212,7 @@ func printJobs(w io.Writer, sts []inboxStatus) error {
 	}
 	fmt.Fprintln(w)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "INBOX\tJOBS QUEUED\tRUNNING\tDONE\tFAILED\tNEXT RUN\tLAST ERROR")
+	fmt.Fprintln(tw, "INBOX\tJOBS QUEUED\tRUNNING\tDONE\tFAILED\tCANCELLED\tNEXT RUN\tLAST ERROR")
 	for _, s := range sts {
 		if j := s.Jobs; j != nil {
 			last, next := "-", "-"
@@ -222,7 +222,7 @@ func printJobs(w io.Writer, sts []inboxStatus) error {
 			if j.LastError != nil {
 				last = oneLine(*j.LastError)
 			}
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\n", s.Inbox, j.Queued, j.Running, j.Done, j.Failed, next, last)
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%s\t%s\n", s.Inbox, j.Queued, j.Running, j.Done, j.Failed, j.Cancelled, next, last)
 		}
 	}
 	return tw.Flush()

@@ -151,3 +151,55 @@ func inboxTargets(_ context.Context, _ *pgsink.Sink, e env, name string) (mailbo
 func registeredInboxes(context.Context, *pgsink.Sink) ([]string, error) {
 	return nil, errors.New("the inbox registry is not built yet")
 }
+
+func (a *appEnv) dequeueCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "dequeue",
+		Usage:     "take inboxes' waiting and running jobs off the queue (a running one stops after committing what is in flight); ends --every chains",
+		UsageText: "backfill dequeue (--inbox NAME ... | --all-inboxes) [--folders LIST]",
+		Flags: []cli.Flag{dbFlag(),
+			&cli.StringSliceFlag{Name: "inbox", Usage: "`NAME` of an inbox whose jobs to cancel (repeat for more)"},
+			&cli.BoolFlag{Name: "all-inboxes", Usage: "every job in the queue"},
+			&cli.StringFlag{Name: "folders", Usage: "only these folders' jobs: a comma-separated `LIST` (* is an --all-folders job)"},
+		},
+		Action: a.runDequeue,
+	}
+}
+
+func (a *appEnv) runDequeue(c *cli.Context) error {
+	names := c.StringSlice("inbox")
+	switch {
+	case c.Args().Present():
+		return usageError("backfill dequeue takes no arguments, got %q (inboxes are given with --inbox NAME)", c.Args().First())
+	case len(names) == 0 && !c.Bool("all-inboxes"):
+		return usageError("say whose jobs: --inbox NAME (repeatable) or --all-inboxes")
+	case len(names) > 0 && c.Bool("all-inboxes"):
+		return usageError("--inbox and --all-inboxes exclude each other")
+	}
+	sink, err := a.openSink(c)
+	if err != nil {
+		return err
+	}
+	defer sink.Close()
+	ctx := c.Context
+	if ok, err := fleet.Ready(ctx, sink.Pool()); err != nil {
+		return err
+	} else if !ok {
+		return usageError("the job queue's tables (river_job) are missing: run backfill migrate")
+	}
+	client, err := fleet.NewInserter(sink.Pool())
+	if err != nil {
+		return err
+	}
+	cancelled, err := fleet.Cancel(ctx, client, names, splitFolders(c.String("folders")))
+	for _, q := range cancelled {
+		fmt.Fprintf(a.stdout, "🛑 cancelled %s/%s (job %d, was %s)\n", q.Inbox, q.Folder, q.JobID, q.State)
+	}
+	if err != nil {
+		return err
+	}
+	if len(cancelled) == 0 {
+		fmt.Fprintln(a.stdout, "Nothing queued or running to cancel.")
+	}
+	return nil
+}

@@ -147,6 +147,7 @@ backfill errors [--operation ID] [--limit N]
 backfill inboxes [--check]
 backfill watch --inbox NAME [--inbox NAME ...] [--folders LIST | --all-folders] [--flags server|keep] [--listen ADDR]
 backfill enqueue (--inbox NAME ... | --all-inboxes) [--folders LIST | --all-folders] [--every DURATION]
+backfill dequeue (--inbox NAME ... | --all-inboxes) [--folders LIST]
 backfill worker [--concurrency N] [--listen ADDR] [--max-job-time DURATION]
 backfill --version`,
 		Description: `Inboxes: BACKFILL_INBOX_<NAME>=imaps://user%40example.com@host:993/INBOX plus
@@ -167,6 +168,7 @@ backfill --version`,
 			a.inboxesCommand(),
 			a.watchCommand(),
 			a.enqueueCommand(),
+			a.dequeueCommand(),
 			a.workerCommand(),
 			a.versionCommand(),
 		},

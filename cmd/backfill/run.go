@@ -48,7 +48,7 @@ func (a *appEnv) runBackfill(c *cli.Context) error {
 		return err
 	}
 	if c.Args().Present() {
-		return usageError("unknown command %q (commands: migrate, status, errors, inboxes, watch, enqueue, worker, version; see backfill --help)", c.Args().First())
+		return usageError("unknown command %q (commands: migrate, status, errors, inboxes, watch, enqueue, dequeue, worker, version; see backfill --help)", c.Args().First())
 	}
 	if err := validateRunFlags(c); err != nil {
 		return err

@@ -98,10 +98,8 @@ func TestWorkerRunsQueuedJobs(t *testing.T) {
 	if got := f.jobStates()["demo/INBOX"]; strings.Join(got, ",") != "completed,completed" {
 		t.Fatalf("job states %v, want two completed", got)
 	}
-	status := f.mustRun(0, "status")
-	f.wantLine(status, "INBOX  JOBS QUEUED")
-	if !strings.Contains(status, "\ndemo   0            0        2     0       -         -") {
-		t.Fatalf("status does not show demo's two done jobs:\n%s", status)
+	if got := jobsRow(t, f.mustRun(0, "status"), "demo"); got != "0 0 2 0 0 - -" {
+		t.Fatalf("status's jobs of demo: %q, want 2 done", got)
 	}
 	var sts []struct {
 		Inbox string
@@ -125,9 +123,8 @@ func TestWorkerCancelsWrongPassword(t *testing.T) {
 	if got := f.jobStates()["demo/INBOX"]; strings.Join(got, ",") != "cancelled" {
 		t.Fatalf("job states %v, want cancelled", got)
 	}
-	status := f.mustRun(0, "status")
-	if !strings.Contains(status, "demo   0            0        0     1") || !strings.Contains(strings.ToLower(status), "auth") {
-		t.Fatalf("status does not show demo's failed job and why:\n%s", status)
+	if got := jobsRow(t, f.mustRun(0, "status"), "demo"); !strings.HasPrefix(got, "0 0 0 1 0 - ") || !strings.Contains(strings.ToLower(got), "auth") {
+		t.Fatalf("status's jobs of demo: %q, want 1 failed and why", got)
 	}
 }
 
@@ -283,10 +280,51 @@ func TestEnqueueEvery(t *testing.T) {
 	waitFor(t, "the third run queued", func() bool {
 		return f.count(`SELECT count(*) FROM river_job WHERE state = 'scheduled'`) == 1
 	})
-	w.terminate()
 	if got := f.jobStates()["demo/INBOX"]; strings.Join(got, ",") != "completed,completed,scheduled" {
 		t.Fatalf("job states %v, want two runs completed and the next scheduled", got)
 	}
+	// dequeue ends the chain.
+	if out := f.mustRun(0, "dequeue", "--inbox", "demo"); !strings.HasPrefix(out, "🛑 cancelled demo/INBOX (job ") || !strings.HasSuffix(out, ", was scheduled)\n") {
+		t.Fatalf("dequeue did not cancel the scheduled run:\n%s", out)
+	}
+	f.wantLine(f.mustRun(0, "dequeue", "--inbox", "demo"), "Nothing queued or running to cancel.")
+	w.terminate()
+	if got := jobsRow(t, f.mustRun(0, "status"), "demo"); got != "0 0 2 0 1 - -" {
+		t.Fatalf("status's jobs of demo: %q, want 2 done, 1 cancelled", got)
+	}
+}
+
+// TestDequeueRunningJob: a job taken off the queue while it runs stops
+// after committing what it fetched, and is not run again.
+func TestDequeueRunningJob(t *testing.T) {
+	f := slowFixture(t)
+	w := startProc(t, buildBinary(t), f.dir, f.environ, "worker", "--batch-size", "2", "--workers", "1")
+	waitFor(t, "some rows stored", func() bool { return f.count(`SELECT count(*) FROM email_messages`) >= 4 })
+	f.wantLine(f.mustRun(0, "dequeue", "--all-inboxes"), "🛑 cancelled demo/INBOX (job 1, was running)")
+	w.waitLines("❌ demo/INBOX: cancelled, not retried: taken off the queue by backfill dequeue (job 1)", 1)
+	waitFor(t, "the job cancelled", func() bool { return strings.Join(f.jobStates()["demo/INBOX"], ",") == "cancelled" })
+	w.terminate()
+	stored := f.count(`SELECT count(*) FROM email_messages`)
+	if settled := f.count(`SELECT count(*) FROM email_sync_uids`); stored >= 40 || settled != stored {
+		t.Fatalf("%d rows stored, %d UIDs settled: want a part of 40, all settled", stored, settled)
+	}
+}
+
+// jobsRow is an inbox's line in status's jobs table, its columns after
+// the name joined by single spaces.
+func jobsRow(t *testing.T, status, inbox string) string {
+	t.Helper()
+	_, table, ok := strings.Cut(status, "INBOX  JOBS QUEUED")
+	if !ok {
+		t.Fatalf("status has no jobs table:\n%s", status)
+	}
+	for _, line := range strings.Split(table, "\n") {
+		if fields := strings.Fields(line); len(fields) > 0 && fields[0] == inbox {
+			return strings.Join(fields[1:], " ")
+		}
+	}
+	t.Fatalf("status's jobs table has no line for %s:\n%s", inbox, status)
+	return ""
 }
 
 // freeAddr is a loopback address no one listens on, for a process to take.
