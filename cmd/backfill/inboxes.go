@@ -274,7 +274,7 @@ func (a *appEnv) listInboxes(c *cli.Context) error {
 		return err
 	}
 	allow, ctx := c.Bool("allow-plaintext"), c.Context
-	registered, dbErr := a.registeredInboxes(c, e)
+	registered, dbErr := a.databaseInboxes(c, e)
 	var list []*inboxListing
 	for _, reg := range registered {
 		list = append(list, registeredListing(e, reg, allow))
@@ -318,9 +318,9 @@ func (a *appEnv) listInboxes(c *cli.Context) error {
 	return nil
 }
 
-// registeredInboxes lists the database's inboxes; none, without an error,
+// databaseInboxes lists the database's inboxes; none, without an error,
 // when no database is configured or it predates the registry.
-func (a *appEnv) registeredInboxes(c *cli.Context, e env) ([]pgsink.Inbox, error) {
+func (a *appEnv) databaseInboxes(c *cli.Context, e env) ([]pgsink.Inbox, error) {
 	dbURL := c.String("database-url")
 	if dbURL == "" {
 		dbURL = e.get("DATABASE_URL")
