@@ -2,14 +2,18 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/myhibachi/backfill/internal/imaptest"
+	"github.com/myhibachi/backfill/pgsink"
 )
 
 // passwordScript is a password command as an operator writes one: a
@@ -265,4 +269,91 @@ func TestWatchRegisteredInbox(t *testing.T) {
 		return f.count(`SELECT count(*) FROM email_messages WHERE inbox = 'reg' AND message_id = 'new@example.com'`) == 1
 	})
 	p.terminate()
+}
+
+// TestResolveInboxSpec: what runs, watch and workers get for an inbox,
+// and which errors are configuration (an *exitError: a worker cancels the
+// job) and which may pass by themselves (plain: a worker retries).
+func TestResolveInboxSpec(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.migrate()
+	ctx := t.Context()
+	url := f.imap.URL("INBOX")
+	for _, reg := range []pgsink.Inbox{
+		{Name: "cmd", URL: url, PasswordCommand: passwordScript(t, "printf 'pw from cmd\\r\\n'\n"), Folders: []string{"INBOX", "sent"}, MaxDownload: "1GB/24h"},
+		{Name: "var", URL: url, PasswordEnv: "VAR_PW", AllFolders: true},
+		{Name: "tok", URL: url, TokenCommand: passwordScript(t, "echo token\n")},
+		{Name: "failing", URL: url, PasswordCommand: passwordScript(t, "exit 1\n")},
+		{Name: "missing", URL: url, PasswordCommand: "/nonexistent/password-cmd"},
+		{Name: "tokmissing", URL: url, TokenCommand: "/nonexistent/token-cmd"},
+		{Name: "unset", URL: url, PasswordEnv: "UNSET_PW"},
+		{Name: "badurl", URL: "ftp://u@h/", PasswordEnv: "VAR_PW"},
+	} {
+		if _, err := pgsink.UpsertInbox(ctx, f.pool, reg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e, err := loadEnv(append(slices.Clone(f.environ), "VAR_PW=pw from var"), f.dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := &appEnv{}
+	for _, tt := range []struct {
+		name, source, password string
+		folders                []string
+		all, token             bool
+		maxDownload            string
+	}{
+		{name: "cmd", source: sourceDatabase, password: "pw from cmd", folders: []string{"INBOX", "sent"}, maxDownload: "1GB/24h"},
+		{name: "var", source: sourceDatabase, password: "pw from var", all: true},
+		{name: "tok", source: sourceDatabase, token: true},
+		{name: "demo", source: sourceEnvironment, password: f.imap.Password},
+	} {
+		spec, err := a.resolveInboxSpec(ctx, f.pool, e, tt.name, false)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if spec.Name != tt.name || spec.Source != tt.source || spec.IMAP.Password != tt.password || (spec.IMAP.Token != nil) != tt.token ||
+			!slices.Equal(spec.Folders, tt.folders) || spec.AllFolders != tt.all || spec.MaxDownload != tt.maxDownload || spec.IMAP.Port == 0 {
+			t.Errorf("%s resolved as %+v", tt.name, spec)
+		}
+	}
+	for _, tt := range []struct {
+		name, want string
+		config     bool
+	}{
+		{"failing", "exit status 1", false},
+		{"missing", "/nonexistent/password-cmd cannot be run", true},
+		{"tokmissing", "/nonexistent/token-cmd cannot be run", true},
+		{"unset", "UNSET_PW is not set", true},
+		{"badurl", "scheme must be", true},
+		{"nosuch", `unknown inbox "nosuch"`, true},
+	} {
+		_, err := a.resolveInboxSpec(ctx, f.pool, e, tt.name, false)
+		var ee *exitError
+		if err == nil || !strings.Contains(err.Error(), tt.want) || errors.As(err, &ee) != tt.config {
+			t.Errorf("%s: %v; want an error saying %q, a configuration error: %v", tt.name, err, tt.want, tt.config)
+		}
+	}
+	if err := unknownInbox(e, "x", []string{"cmd"}); !strings.Contains(err.Error(), "configured inboxes: cmd, customer_support, demo, payments") {
+		t.Errorf("the unknown inbox's error does not list the registered ones: %v", err)
+	}
+	closed, err := pgxpool.New(ctx, f.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed.Close()
+	if _, err := a.resolveInboxSpec(ctx, closed, e, "cmd", false); err == nil || errors.As(err, new(*exitError)) {
+		t.Errorf("a database that cannot be read: %v, want a plain error", err)
+	}
+
+	// A database that cannot be reached: environment inboxes still dry
+	// run, and an unknown inbox says the registry could not be read.
+	unreachable := *f
+	unreachable.environ = append(slices.Clone(f.environ), "DATABASE_URL=postgres://127.0.0.1:1/none?connect_timeout=5")
+	unreachable.wantLine(unreachable.mustRun(0, "--inbox", "demo", "--dry-run"), "⚠️  database not usable")
+	if out := unreachable.mustRun(2, "--inbox", "cmd"); !strings.Contains(out, "the database, which may register it, could not be read") {
+		t.Fatalf("an unknown inbox with the database unreachable:\n%s", out)
+	}
 }
