@@ -52,7 +52,7 @@ func TestFreshDatabaseOwnsEveryTable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"email_downloads", "email_messages", "email_sync_folders", "email_sync_status", "email_sync_uids", "email_threads", "error_logs"}
+	want := []string{"backfill_inboxes", "email_downloads", "email_messages", "email_sync_folders", "email_sync_status", "email_sync_uids", "email_threads", "error_logs"}
 	if created := slices.Sorted(slices.Values(rep.Created)); len(rep.Adopted) != 0 || !slices.Equal(created, want) {
 		t.Fatalf("created %v, adopted %v; want %v created, none adopted", created, rep.Adopted, want)
 	}

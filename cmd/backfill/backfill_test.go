@@ -355,6 +355,22 @@ func TestUsageAndConfigErrorsExit2(t *testing.T) {
 		{args: []string{"enqueue", "--inbox", "demo"}, want: "the job queue's tables (river_job) are missing: run backfill migrate"},
 		{args: []string{"worker", "--concurrency", "0"}, want: "--concurrency must be between 1 and 1000"},
 		{args: []string{"worker", "--bogus"}, want: "flag provided but not defined: -bogus (see backfill worker --help)"},
+		{args: []string{"inboxes", "--bogus"}, want: "flag provided but not defined: -bogus (see backfill inboxes --help)"},
+		{args: []string{"inboxes", "frobnicate"}, want: `unknown inboxes command "frobnicate"`},
+		{args: []string{"inboxes", "list", "--bogus"}, want: "flag provided but not defined: -bogus (see backfill inboxes list --help)"},
+		{args: []string{"inboxes", "remove", "--bogus", "x"}, want: "flag provided but not defined: -bogus (see backfill inboxes remove --help)"},
+		{args: []string{"inboxes", "remove"}, want: "give the NAME of the inbox to remove"},
+		{args: []string{"inboxes", "add", "x", "imap://u@127.0.0.1/INBOX", "--bogus"}, want: "flag provided but not defined: -bogus (see backfill inboxes add --help)"},
+		{args: []string{"inboxes", "add", "x", "imap://u@127.0.0.1/INBOX", "--folders"}, want: "flag needs an argument: -folders (see backfill inboxes add --help)"},
+		{args: []string{"inboxes", "add", "x"}, want: "give an inbox NAME and its URL"},
+		{args: []string{"inboxes", "add", "x y", "imap://u@127.0.0.1/INBOX"}, want: `inbox name "x y": letters, digits and _ only`},
+		{args: []string{"inboxes", "add", "x", "imap://u:hunter2@127.0.0.1/INBOX"}, want: "inbox x: put no password in the URL"},
+		{args: []string{"inboxes", "add", "x", "ftp://u@127.0.0.1/"}, want: "scheme must be imaps:// or imap://"},
+		{args: []string{"inboxes", "add", "x", "imap://u@127.0.0.1/INBOX", "--password-env", "A", "--token-command", "b"}, want: "give one of --password-command, --password-env and --token-command, not 2"},
+		{args: []string{"inboxes", "add", "x", "imap://u@127.0.0.1/INBOX", "--password-env", "s3cret!"}, want: "give the name of a variable"},
+		{args: []string{"inboxes", "add", "x", "imap://u@127.0.0.1/INBOX", "--password-command", "'unclosed"}, want: "the command runs without a shell"},
+		{args: []string{"inboxes", "add", "x", "imap://u@127.0.0.1/INBOX", "--max-download", "5XB/1h"}, want: `--max-download "5XB/1h": unknown size unit`},
+		{args: []string{"inboxes", "add", "x", "imap://u@127.0.0.1/INBOX"}, want: "run `backfill migrate`"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -366,6 +382,9 @@ func TestUsageAndConfigErrorsExit2(t *testing.T) {
 			out := g.mustRun(2, tt.args...)
 			if !strings.Contains(out, tt.want) {
 				t.Fatalf("output lacks %q:\n%s", tt.want, out)
+			}
+			if strings.Contains(out, "hunter2") {
+				t.Fatalf("the output shows the password given in the URL:\n%s", out)
 			}
 			if strings.Contains(out, "Incorrect Usage") {
 				t.Fatalf("the error is said twice, once in urfave/cli's words:\n%s", out)

@@ -128,6 +128,20 @@ func resolveBudget(flag string, flagSet bool, e env, inbox, host string) (b pipe
 		"(--max-download none, or %s, to change it)", formatBytes(bytes), formatPeriod(period), host, maxDownloadVar(inbox)), nil
 }
 
+// inboxBudget is resolveBudget for a resolved inbox: a registered inbox's
+// --max-download stands where BACKFILL_INBOX_<NAME>_MAX_DOWNLOAD would,
+// below the flag.
+func inboxBudget(flag string, flagSet bool, e env, spec inboxSpec) (pipeline.Budget, string, error) {
+	if flagSet || spec.MaxDownload == "" {
+		return resolveBudget(flag, flagSet, e, spec.Name, spec.IMAP.Host)
+	}
+	b, err := parseMaxDownload(spec.MaxDownload)
+	if err != nil {
+		return b, "", usageError("inbox %s (registered in the database): --max-download %v", spec.Name, err)
+	}
+	return b, "", nil
+}
+
 // formatBytes writes a byte count in the decimal units --max-download
 // reads, to the nearest tenth.
 func formatBytes(n int64) string {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/myhibachi/backfill/fleet"
-	"github.com/myhibachi/backfill/imapsrc"
 	"github.com/myhibachi/backfill/migrations"
 	"github.com/myhibachi/backfill/pgsink"
 	"github.com/urfave/cli/v2"
@@ -320,59 +318,6 @@ func (a *appEnv) errorsCommand() *cli.Command {
 			return tw.Flush()
 		},
 	}
-}
-
-func (a *appEnv) inboxesCommand() *cli.Command {
-	return &cli.Command{
-		Name:  "inboxes",
-		Usage: "list configured inboxes; --check logs in to each and selects its mailbox",
-		Flags: []cli.Flag{&cli.BoolFlag{Name: "check", Usage: "log in and SELECT each inbox"},
-			&cli.BoolFlag{Name: "allow-plaintext", Usage: "allow imap:// without STARTTLS to a non-loopback host"}},
-		Action: func(c *cli.Context) error {
-			e, err := a.env()
-			if err != nil {
-				return err
-			}
-			failed := 0
-			for _, name := range inboxNames(e) {
-				cfg, err := resolveInbox(e, name, c.Bool("allow-plaintext"))
-				if err != nil {
-					fmt.Fprintf(a.stdout, "%-20s ⚠️  %v\n", name, err)
-					failed++
-					continue
-				}
-				if !c.Bool("check") {
-					fmt.Fprintf(a.stdout, "%-20s %s\n", name, cfg)
-					continue
-				}
-				if msg, err := checkInbox(c.Context, cfg); err != nil {
-					fmt.Fprintf(a.stdout, "%-20s ❌ %s: %v\n", name, cfg, err)
-					failed++
-				} else {
-					fmt.Fprintf(a.stdout, "%-20s ✅ %s: %s\n", name, cfg, msg)
-				}
-			}
-			if c.Bool("check") && failed > 0 {
-				return &shownError{&exitError{code: exitFatal, err: fmt.Errorf("%d inboxes failed the check", failed)}}
-			}
-			return nil
-		},
-	}
-}
-
-func checkInbox(ctx context.Context, cfg imapsrc.Config) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	conn, err := imapsrc.Dial(ctx, cfg)
-	if err != nil {
-		return "", err
-	}
-	defer conn.Close()
-	mb, err := conn.SelectReadOnly(ctx, cfg.Mailbox)
-	if err != nil {
-		return "", err
-	}
-	return fmt.Sprintf("%d messages, UIDVALIDITY %d, over %s", mb.Messages, mb.UIDValidity, conn.Security()), nil
 }
 
 // query runs a read-only subcommand's query on a migrated database and, with

@@ -1,18 +1,22 @@
 package main
 
 import (
+	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
 	"maps"
 	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/joho/godotenv"
 	"github.com/myhibachi/backfill/imapsrc"
+	"github.com/myhibachi/backfill/pgsink"
 )
 
 // env is the process environment with a .env file behind it: a variable
@@ -147,8 +151,7 @@ func resolveInbox(e env, name string, allowPlaintext bool) (imapsrc.Config, erro
 			password = e.get(passVar)
 		}
 	} else if raw == "" {
-		return imapsrc.Config{}, fmt.Errorf("unknown inbox %q: set %s=imaps://user%%40example.com@imap.example.com:993/INBOX and %s (configured inboxes: %s)",
-			name, urlVar, passVar, strings.Join(inboxNames(e), ", "))
+		return imapsrc.Config{}, unknownInbox(e, name, nil)
 	}
 	cfg, err := imapsrc.ParseURL(raw, allowPlaintext)
 	if err != nil {
@@ -196,4 +199,141 @@ func rootCAs(e env) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("SSL_CERT_FILE %s: no PEM certificate in it", path)
 	}
 	return pool, nil
+}
+
+// unknownInboxError is an inbox name neither the registry nor the
+// environment knows.
+type unknownInboxError struct{ msg string }
+
+func (e *unknownInboxError) Error() string { return e.msg }
+
+// unknownInbox says how to configure inbox name, and lists the inboxes
+// there are: the environment's and the registered ones.
+func unknownInbox(e env, name string, registered []string) error {
+	names := slices.Concat(inboxNames(e), registered)
+	slices.Sort(names)
+	return &unknownInboxError{fmt.Sprintf("unknown inbox %q: set %s=imaps://user%%40example.com@imap.example.com:993/INBOX and %s, "+
+		"or register it: backfill inboxes add %s URL --password-command CMD (configured inboxes: %s)",
+		name, inboxVar(name), inboxVar(name)+"_PASSWORD", name, strings.Join(slices.Compact(names), ", "))}
+}
+
+// Where an inbox is configured.
+const (
+	sourceDatabase    = "database"
+	sourceEnvironment = "environment"
+)
+
+// inboxSpec is an inbox as configured, ready to log in.
+type inboxSpec struct {
+	Name        string
+	Source      string         // sourceDatabase or sourceEnvironment
+	IMAP        imapsrc.Config // Password or Token filled (password command already run)
+	Folders     []string       // nil: the URL's mailbox (INBOX) unless AllFolders
+	AllFolders  bool
+	MaxDownload string // the registry's --max-download; "" = env/preset rules as today
+}
+
+// resolveInboxSpec finds inbox name in the database's registry (when pool
+// is non-nil and the table is there), else in the environment
+// (resolveInbox), and gets its credential: a registered password command
+// is run here. Configuration errors (unknown inbox, bad URL, a command
+// that cannot be run, no credential) are usage errors; what may pass by
+// itself (a database error, a password command failing or timing out) is
+// a plain error.
+func (a *appEnv) resolveInboxSpec(ctx context.Context, pool *pgxpool.Pool, e env, name string, allowPlaintext bool) (inboxSpec, error) {
+	var registered []string
+	if pool != nil {
+		reg, ok, err := pgsink.GetInbox(ctx, pool, name)
+		if err != nil {
+			return inboxSpec{}, err
+		}
+		if ok {
+			return registeredSpec(ctx, e, reg, allowPlaintext)
+		}
+		list, err := pgsink.ListInboxes(ctx, pool)
+		if err != nil {
+			return inboxSpec{}, err
+		}
+		for _, in := range list {
+			registered = append(registered, in.Name)
+		}
+	}
+	if _, builtin := builtins[name]; !builtin && e.get(inboxVar(name)) == "" {
+		return inboxSpec{}, &exitError{code: exitFatal, err: unknownInbox(e, name, registered)}
+	}
+	cfg, err := resolveInbox(e, name, allowPlaintext)
+	if err != nil {
+		return inboxSpec{}, usageError("%v", err)
+	}
+	return inboxSpec{Name: name, Source: sourceEnvironment, IMAP: cfg, Folders: inboxFolders(e, name)}, nil
+}
+
+// registeredSpec is a registered inbox ready to log in: its password
+// command run, or its password variable read, here.
+func registeredSpec(ctx context.Context, e env, reg pgsink.Inbox, allowPlaintext bool) (inboxSpec, error) {
+	where := "inbox " + reg.Name + " (registered in the database)"
+	cfg, err := registeredConfig(e, reg, allowPlaintext)
+	if err != nil {
+		return inboxSpec{}, usageError("%s: %v", where, err)
+	}
+	spec := inboxSpec{Name: reg.Name, Source: sourceDatabase, Folders: reg.Folders, AllFolders: reg.AllFolders, MaxDownload: reg.MaxDownload}
+	switch {
+	case reg.TokenCommand != "":
+		argv, err := splitRegistered("--token-command", reg.TokenCommand)
+		if err != nil {
+			return inboxSpec{}, usageError("%s: %v", where, err)
+		}
+		// The token command runs at login; one that cannot run at all is
+		// said now, as a password command's is.
+		if _, err := exec.LookPath(argv[0]); err != nil {
+			return inboxSpec{}, usageError("%s: token command %s %v: %v", where, argv[0], imapsrc.ErrNotRunnable, err)
+		}
+		cfg.Token = &imapsrc.TokenCommand{Argv: argv}
+	case reg.PasswordCommand != "":
+		argv, err := splitRegistered("--password-command", reg.PasswordCommand)
+		if err != nil {
+			return inboxSpec{}, usageError("%s: %v", where, err)
+		}
+		cfg.Password, err = imapsrc.PasswordCommand(ctx, argv, 0)
+		if errors.Is(err, imapsrc.ErrNotRunnable) {
+			return inboxSpec{}, usageError("%s: %v", where, err)
+		}
+		if err != nil {
+			return inboxSpec{}, fmt.Errorf("%s: %w", where, err)
+		}
+	default:
+		// Registered without a credential: the password is where an
+		// environment inbox's is.
+		v := reg.PasswordEnv
+		if v == "" {
+			v = inboxVar(reg.Name) + "_PASSWORD"
+		}
+		if cfg.Password = e.get(v); cfg.Password == "" {
+			return inboxSpec{}, usageError("%s: no password: %s is not set here (in the environment or .env); "+
+				"or register a credential: backfill inboxes add %s URL --password-command CMD", where, v, reg.Name)
+		}
+	}
+	spec.IMAP = cfg
+	return spec, nil
+}
+
+// registeredConfig reads a registered inbox's URL, without its credential.
+func registeredConfig(e env, reg pgsink.Inbox, allowPlaintext bool) (imapsrc.Config, error) {
+	cfg, err := imapsrc.ParseURL(reg.URL, allowPlaintext)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.RootCAs, err = rootCAs(e)
+	return cfg, err
+}
+
+func splitRegistered(flag, command string) ([]string, error) {
+	argv, err := imapsrc.SplitCommand(command)
+	if err == nil && len(argv) == 0 {
+		err = errors.New("empty command")
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s %q: %w; the command runs without a shell: quote arguments with ' or \"", flag, command, err)
+	}
+	return argv, nil
 }

@@ -5,6 +5,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -144,7 +145,9 @@ func newApp(stdout, stderr io.Writer, environ []string, dir string) *cli.App {
 backfill migrate [--dry-run]
 backfill status [--inbox NAME] [--json]
 backfill errors [--operation ID] [--limit N]
-backfill inboxes [--check]
+backfill inboxes [list] [--check] [--json]
+backfill inboxes add NAME URL [--password-command CMD | --password-env VAR | --token-command CMD] [--folders LIST | --all-folders] [--max-download SIZE/PERIOD]
+backfill inboxes remove NAME
 backfill watch --inbox NAME [--inbox NAME ...] [--folders LIST | --all-folders] [--flags server|keep] [--listen ADDR]
 backfill enqueue (--inbox NAME ... | --all-inboxes) [--folders LIST | --all-folders] [--every DURATION]
 backfill dequeue (--inbox NAME ... | --all-inboxes) [--folders LIST]
@@ -155,6 +158,10 @@ backfill --version`,
    a command that prints an access token. BACKFILL_INBOX_<NAME>_FOLDERS=INBOX,sent sets the
    folders an inbox reads by default (--folders wins). customer_support (SMTP_PASSWORD) and payments
    (PAYMENT_EMAIL_ADDRESS, PAYMENT_EMAIL_PASSWORD) work from the seed's variables.
+   Or register an inbox in the database, without its secret: backfill inboxes add sales
+   imaps://sales%40example.com@imap.example.com:993/INBOX --password-command 'pass show mail/sales'
+   (or --password-env VAR, --token-command CMD), run where backfill runs; a name registered
+   there wins over the environment's.
    A .env in the working directory is read; the real environment wins.`,
 		CustomAppHelpTemplate: cli.AppHelpTemplate + "\n" + exitCodesHelp + "\n",
 		Writer:                stdout,
@@ -182,16 +189,67 @@ backfill --version`,
 		HideHelpCommand: true,
 	}
 	for _, cmd := range app.Commands {
-		// urfave/cli would print "Incorrect Usage" and the command's help
-		// to stdout first, then our line: say it once, on stderr, exit 2.
-		cmd.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
-			return usageError("%v (see backfill %s --help)", err, cmd.Name)
-		}
-		cmd.HideHelp = true
-		cmd.Flags = append(cmd.Flags, helpFlag())
-		cmd.Action = withHelp(cmd.Action)
+		tame(cmd, cmd.Name)
 	}
 	return app
+}
+
+// tame gives a command, and its subcommands, the app's ways: a bad flag
+// said once, on stderr, exit 2 (urfave/cli would print "Incorrect Usage"
+// and the command's help to stdout first, then our line), and our --help.
+// Subcommands also take flags after their arguments (see interspersed).
+func tame(cmd *cli.Command, path string) {
+	cmd.OnUsageError = func(_ *cli.Context, err error, _ bool) error {
+		return usageError("%v (see backfill %s --help)", err, path)
+	}
+	cmd.HideHelp = true
+	cmd.Flags = append(cmd.Flags, helpFlag())
+	cmd.Action = withHelp(cmd.Action)
+	for _, sub := range cmd.Subcommands {
+		tame(sub, path+" "+sub.Name)
+		interspersed(sub)
+	}
+}
+
+// interspersed makes cmd read its flags wherever they are among its
+// arguments, as in `backfill inboxes add NAME URL --password-env VAR`:
+// urfave/cli v2 stops reading flags at the first argument and would take
+// the rest as arguments. The arguments are parsed here instead, with the
+// command's own flags, into a context like the one urfave/cli makes.
+func interspersed(cmd *cli.Command) {
+	action := cmd.Action
+	cmd.SkipFlagParsing = true
+	cmd.Action = func(c *cli.Context) error {
+		set := flag.NewFlagSet(cmd.Name, flag.ContinueOnError)
+		set.SetOutput(io.Discard)
+		for _, f := range cmd.Flags {
+			if err := f.Apply(set); err != nil {
+				return err
+			}
+		}
+		var args []string
+		rest := c.Args().Slice()
+		for len(rest) > 0 {
+			if err := set.Parse(rest); err != nil {
+				return cmd.OnUsageError(c, err, true)
+			}
+			next := set.Args()
+			if len(next) == 0 {
+				break
+			}
+			if len(next) < len(rest) && rest[len(rest)-len(next)-1] == "--" {
+				args = append(args, next...) // after "--" everything is an argument
+				break
+			}
+			args, rest = append(args, next[0]), next[1:]
+		}
+		if err := set.Parse(append([]string{"--"}, args...)); err != nil {
+			return cmd.OnUsageError(c, err, true)
+		}
+		nc := cli.NewContext(c.App, set, c.Lineage()[1])
+		nc.Command = c.Command
+		return action(nc)
+	}
 }
 
 // helpFlag is a fresh --help per app and command. urfave/cli's own is one

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/mattn/go-isatty"
 	"github.com/myhibachi/backfill/errlog"
 	"github.com/myhibachi/backfill/imapsrc"
@@ -58,21 +60,42 @@ func (a *appEnv) runBackfill(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	imapCfg, err := resolveInbox(e, inbox, c.Bool("allow-plaintext"))
-	if err != nil {
-		return usageError("%v", err)
-	}
-	imapCfg.Silence = c.Duration("imap-timeout")
-	budget, budgetNotice, err := resolveBudget(c.String("max-download"), c.IsSet("max-download"), e, inbox, imapCfg.Host)
-	if err != nil {
-		return err
-	}
-	folders, err := runFolders(c, e, inbox)
-	if err != nil {
-		return err
-	}
 	dbURL, dbErr := a.databaseURL(c, e)
 	dryRun := c.Bool("dry-run")
+	ctx := c.Context
+	// The database is opened first: the inbox may be registered in it.
+	// Whether it can be written is checked later, once the run has
+	// started, as before; a dry run goes on without it.
+	var sink *pgsink.Sink
+	var sinkErr error
+	defer func() {
+		if sink != nil {
+			sink.Close()
+		}
+	}()
+	if dbErr == nil {
+		// At most this many: the provider's connection cap can only
+		// lower --workers.
+		sink, sinkErr = pgsink.Open(ctx, dbURL, c.Int("workers")+4)
+	}
+	spec, err := a.resolveInboxSpec(ctx, poolOf(sink), e, inbox, c.Bool("allow-plaintext"))
+	if err != nil {
+		var unknown *unknownInboxError
+		if errors.As(err, &unknown) && sinkErr != nil {
+			return usageError("%v; the database, which may register it, could not be read: %v", err, sinkErr)
+		}
+		return err
+	}
+	imapCfg := spec.IMAP
+	imapCfg.Silence = c.Duration("imap-timeout")
+	budget, budgetNotice, err := inboxBudget(c.String("max-download"), c.IsSet("max-download"), e, spec)
+	if err != nil {
+		return err
+	}
+	folders, allFolders, err := runFolders(c, spec)
+	if err != nil {
+		return err
+	}
 	if dbErr != nil && !dryRun {
 		return dbErr
 	}
@@ -87,7 +110,7 @@ func (a *appEnv) runBackfill(c *cli.Context) error {
 
 	opID := uuid.New()
 	out := newReporter(a.stdout, c.String("log-format"), c.Bool("verbose"), isTerminal(a.stdout))
-	out.folders = len(folders) > 0 || c.Bool("all-folders")
+	out.folders = len(folders) > 0 || allFolders
 	out.version = currentVersion()
 	out.start(inbox, opID, dryRun)
 	workers := c.Int("workers")
@@ -100,34 +123,29 @@ func (a *appEnv) runBackfill(c *cli.Context) error {
 		out.note(budgetNotice)
 	}
 
-	ctx := c.Context
-	var sink *pgsink.Sink
 	if dbErr == nil {
-		sink, err = pgsink.Open(ctx, dbURL, workers+4)
+		err := sinkErr
 		if err == nil {
 			err = sink.CheckSchema(ctx)
 		}
 		if err != nil {
 			if sink != nil {
 				sink.Close()
+				sink = nil
 			}
 			if !dryRun {
 				return out.fatal(err)
 			}
 			// A dry run still connects and counts without a database.
 			out.note("database not usable (" + err.Error() + "): counting only")
-			sink = nil
 		}
 	}
-	if sink != nil {
-		defer sink.Close()
-		if !dryRun {
-			release, err := sink.Lock(ctx, inbox)
-			if err != nil {
-				return out.fatal(err)
-			}
-			defer release()
+	if sink != nil && !dryRun {
+		release, err := sink.Lock(ctx, inbox)
+		if err != nil {
+			return out.fatal(err)
 		}
+		defer release()
 	}
 
 	var store errlog.Store
@@ -140,7 +158,7 @@ func (a *appEnv) runBackfill(c *cli.Context) error {
 		Inbox:          inbox,
 		IMAP:           imapCfg,
 		Folders:        folders,
-		AllFolders:     c.Bool("all-folders"),
+		AllFolders:     allFolders,
 		OperationID:    opID,
 		Limit:          c.Int("limit"),
 		BatchSize:      c.Int("batch-size"),
@@ -171,21 +189,30 @@ func (a *appEnv) runBackfill(c *cli.Context) error {
 	return nil
 }
 
-// runFolders is the run's folder list: --folders, else (unless
-// --all-folders) BACKFILL_INBOX_<NAME>_FOLDERS; nil means the inbox URL's
-// mailbox, INBOX.
-func runFolders(c *cli.Context, e env, inbox string) ([]string, error) {
+// runFolders is the folders a run or watch reads: --folders (with
+// --all-folders, as given), else --all-folders, else the inbox's own
+// (BACKFILL_INBOX_<NAME>_FOLDERS or its registration's). No list and not
+// all means the inbox URL's mailbox, INBOX.
+func runFolders(c *cli.Context, spec inboxSpec) (folders []string, all bool, err error) {
 	if c.IsSet("folders") {
 		list := splitFolders(c.String("folders"))
 		if len(list) == 0 {
-			return nil, usageError("--folders names no folder: give a comma-separated list, e.g. --folders INBOX,sent")
+			return nil, false, usageError("--folders names no folder: give a comma-separated list, e.g. --folders INBOX,sent")
 		}
-		return list, nil
+		return list, c.Bool("all-folders"), nil
 	}
 	if c.Bool("all-folders") {
-		return nil, nil
+		return nil, true, nil
 	}
-	return inboxFolders(e, inbox), nil
+	return spec.Folders, spec.AllFolders, nil
+}
+
+// poolOf is the sink's pool, nil without a sink.
+func poolOf(s *pgsink.Sink) *pgxpool.Pool {
+	if s == nil {
+		return nil
+	}
+	return s.Pool()
 }
 
 // splitFolders reads a comma-separated folder list; spaces around a name

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -79,15 +80,30 @@ func (a *appEnv) runWatch(c *cli.Context) error {
 	}
 	out := &watchLog{w: a.stdout, json: c.String("log-format") == "json"}
 	opID := uuid.New()
-	cfgs := make([]watch.Config, len(inboxes))
-	conns := 4 // the run locks' and the followers' database connections
-	for i, inbox := range inboxes {
-		imapCfg, err := resolveInbox(e, inbox, c.Bool("allow-plaintext"))
-		if err != nil {
-			return usageError("%v", err)
+	ctx := c.Context
+	// The database is opened first: the inboxes may be registered in it.
+	// Whether it can be written is said after the start line, as before.
+	// At most this many connections: the run locks', the followers', and
+	// each inbox's workers (a connection cap can only lower --workers).
+	sink, sinkErr := pgsink.Open(ctx, dbURL, 4+len(inboxes)*(c.Int("workers")+2))
+	defer func() {
+		if sink != nil {
+			sink.Close()
 		}
+	}()
+	cfgs := make([]watch.Config, len(inboxes))
+	for i, inbox := range inboxes {
+		spec, err := a.resolveInboxSpec(ctx, poolOf(sink), e, inbox, c.Bool("allow-plaintext"))
+		if err != nil {
+			var unknown *unknownInboxError
+			if errors.As(err, &unknown) && sinkErr != nil {
+				return usageError("%v; the database, which may register it, could not be read: %v", err, sinkErr)
+			}
+			return err
+		}
+		imapCfg := spec.IMAP
 		imapCfg.Silence = c.Duration("imap-timeout")
-		folders, err := runFolders(c, e, inbox)
+		folders, allFolders, err := runFolders(c, spec)
 		if err != nil {
 			return err
 		}
@@ -97,7 +113,6 @@ func (a *appEnv) runWatch(c *cli.Context) error {
 		if limit := imapsrc.ConnectionCap(imapCfg.Host); limit > 0 && workers > limit {
 			workers = limit
 		}
-		conns += workers + 2
 		cfgs[i] = watch.Config{
 			Run: pipeline.Config{
 				Inbox:          inbox,
@@ -115,7 +130,7 @@ func (a *appEnv) runWatch(c *cli.Context) error {
 				MaxFailureRate:         c.Float64("max-failure-rate"),
 			},
 			Folders:     folders,
-			AllFolders:  c.Bool("all-folders"),
+			AllFolders:  allFolders,
 			Poll:        c.Duration("poll"),
 			IdleRefresh: c.Duration("idle-refresh"),
 			MaxBackoff:  c.Duration("max-backoff"),
@@ -133,21 +148,16 @@ func (a *appEnv) runWatch(c *cli.Context) error {
 		// follower's few MB small.
 		debug.SetGCPercent(100)
 	}
-	ctx := c.Context
 	out.emit("start", map[string]any{"inboxes": inboxes, "operation_id": opID, "version": currentVersion()},
 		"🚀 Watching %s (operation %s)", strings.Join(inboxes, ", "), opID)
-	sink, err := pgsink.Open(ctx, dbURL, conns)
+	err = sinkErr
 	if err == nil {
 		err = sink.CheckSchema(ctx)
-		if err != nil {
-			sink.Close()
-		}
 	}
 	if err != nil {
 		out.emit("fatal", map[string]any{"error": err.Error()}, "❌ %v", err)
 		return &shownError{&exitError{code: exitFatal, err: err}}
 	}
-	defer sink.Close()
 
 	var metrics *serve.Metrics
 	if addr := c.String("listen"); addr != "" {
