@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"time"
@@ -130,13 +129,27 @@ func (a *appEnv) jobFolders(ctx context.Context, c *cli.Context, sink *pgsink.Si
 }
 
 // inboxTargets reads what an inbox is configured to read, without running
-// its credential commands.
-func inboxTargets(_ context.Context, _ *pgsink.Sink, e env, name string) (mailbox string, folders []string, all bool, err error) {
+// its credential commands: the registry's entry, else the environment's.
+func inboxTargets(ctx context.Context, sink *pgsink.Sink, e env, name string) (mailbox string, folders []string, all bool, err error) {
+	reg, ok, err := pgsink.GetInbox(ctx, sink.Pool(), name)
+	if err != nil {
+		return "", nil, false, err
+	}
+	if ok {
+		cfg, err := registeredConfig(e, reg, true)
+		if err != nil {
+			return "", nil, false, usageError("inbox %s (registered in the database): %v", name, err)
+		}
+		return cfg.Mailbox, reg.Folders, reg.AllFolders, nil
+	}
 	raw := e.get(inboxVar(name))
 	if raw == "" {
 		if _, ok := builtins[name]; !ok {
-			return "", nil, false, usageError("unknown inbox %q: register it with backfill inboxes add %s URL ..., or set %s (inboxes here: %v)",
-				name, name, inboxVar(name), inboxNames(e))
+			list, err := pgsink.ListInboxes(ctx, sink.Pool())
+			if err != nil {
+				return "", nil, false, err
+			}
+			return "", nil, false, &exitError{code: exitFatal, err: unknownInbox(e, name, registeredNames(list))}
 		}
 		return "INBOX", inboxFolders(e, name), false, nil
 	}
@@ -148,8 +161,9 @@ func inboxTargets(_ context.Context, _ *pgsink.Sink, e env, name string) (mailbo
 }
 
 // registeredInboxes lists the registry's inbox names.
-func registeredInboxes(context.Context, *pgsink.Sink) ([]string, error) {
-	return nil, errors.New("the inbox registry is not built yet")
+func registeredInboxes(ctx context.Context, sink *pgsink.Sink) ([]string, error) {
+	list, err := pgsink.ListInboxes(ctx, sink.Pool())
+	return registeredNames(list), err
 }
 
 func (a *appEnv) dequeueCommand() *cli.Command {
@@ -187,19 +201,26 @@ func (a *appEnv) runDequeue(c *cli.Context) error {
 	} else if !ok {
 		return usageError("the job queue's tables (river_job) are missing: run backfill migrate")
 	}
-	client, err := fleet.NewInserter(sink.Pool())
+	n, err := a.cancelJobs(ctx, sink, names, splitFolders(c.String("folders")))
 	if err != nil {
 		return err
 	}
-	cancelled, err := fleet.Cancel(ctx, client, names, splitFolders(c.String("folders")))
-	for _, q := range cancelled {
-		fmt.Fprintf(a.stdout, "🛑 cancelled %s/%s (job %d, was %s)\n", q.Inbox, q.Folder, q.JobID, q.State)
-	}
-	if err != nil {
-		return err
-	}
-	if len(cancelled) == 0 {
+	if n == 0 {
 		fmt.Fprintln(a.stdout, "Nothing queued or running to cancel.")
 	}
 	return nil
+}
+
+// cancelJobs takes the inboxes' jobs (of folders, all when empty) off the
+// queue, a line each, and says how many it cancelled.
+func (a *appEnv) cancelJobs(ctx context.Context, sink *pgsink.Sink, inboxes, folders []string) (int, error) {
+	client, err := fleet.NewInserter(sink.Pool())
+	if err != nil {
+		return 0, err
+	}
+	cancelled, err := fleet.Cancel(ctx, client, inboxes, folders)
+	for _, q := range cancelled {
+		fmt.Fprintf(a.stdout, "🛑 cancelled %s/%s (job %d, was %s)\n", q.Inbox, q.Folder, q.JobID, q.State)
+	}
+	return len(cancelled), err
 }

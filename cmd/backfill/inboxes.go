@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/myhibachi/backfill/fleet"
 	"github.com/myhibachi/backfill/imapsrc"
 	"github.com/myhibachi/backfill/pgsink"
 	"github.com/urfave/cli/v2"
@@ -213,7 +214,12 @@ func (a *appEnv) removeInbox(c *cli.Context) error {
 	}
 	if removed {
 		fmt.Fprintf(a.stdout, "🗑️  Removed %s (its mail stays in the database)\n", name)
-		return nil
+		// Its queued jobs could only fail now: no worker knows it.
+		if ok, err := fleet.Ready(c.Context, sink.Pool()); err != nil || !ok {
+			return err
+		}
+		_, err := a.cancelJobs(c.Context, sink, []string{name}, nil)
+		return err
 	}
 	list, err := pgsink.ListInboxes(c.Context, sink.Pool())
 	if err != nil {

@@ -146,7 +146,7 @@ type jobRunner struct {
 
 func (r *jobRunner) Run(ctx context.Context, job fleet.Job) (fleet.Outcome, error) {
 	c := r.c
-	imapCfg, maxDownload, err := r.lookupInbox(ctx, job.Inbox)
+	spec, err := r.a.resolveInboxSpec(ctx, r.sink.Pool(), r.e, job.Inbox, c.Bool("allow-plaintext"))
 	if err != nil {
 		var ee *exitError
 		if errors.As(err, &ee) {
@@ -154,8 +154,9 @@ func (r *jobRunner) Run(ctx context.Context, job fleet.Job) (fleet.Outcome, erro
 		}
 		return fleet.Outcome{}, err
 	}
+	imapCfg := spec.IMAP
 	imapCfg.Silence = c.Duration("imap-timeout")
-	budget, _, err := resolveBudget(maxDownload, maxDownload != "", r.e, job.Inbox, imapCfg.Host)
+	budget, _, err := inboxBudget("", false, r.e, spec)
 	if err != nil {
 		return fleet.Outcome{}, fleet.Fatal(err)
 	}
@@ -220,17 +221,6 @@ func (r *jobRunner) Run(ctx context.Context, job fleet.Job) (fleet.Outcome, erro
 		}
 	}
 	return out, nil
-}
-
-// lookupInbox resolves a job's inbox where the worker runs: its IMAP
-// configuration and the budget it was registered with ("" when none). A
-// configuration error is an *exitError.
-func (r *jobRunner) lookupInbox(_ context.Context, name string) (imapsrc.Config, string, error) {
-	cfg, err := resolveInbox(r.e, name, r.c.Bool("allow-plaintext"))
-	if err != nil {
-		return cfg, "", usageError("%v", err)
-	}
-	return cfg, "", nil
 }
 
 // nopObserver hears a job's progress and says nothing: a worker logs a

@@ -363,3 +363,41 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestEnqueueRegisteredInboxes queues every registered inbox, each as it
+// is registered (a folder list, or all folders as one job), and a worker
+// logs in with the credential each worker finds where it runs.
+func TestEnqueueRegisteredInboxes(t *testing.T) {
+	f := newFixture(t)
+	f.imap.AppendMails(t, mailgen.Generate(7, 12))
+	f.migrate()
+	f.environ = append(f.environ, "IMAP_PW="+f.imap.Password)
+	f.mustRun(0, "inboxes", "add", "alpha", f.imap.URL("INBOX"), "--password-env", "IMAP_PW", "--folders", "INBOX")
+	f.mustRun(0, "inboxes", "add", "beta", f.imap.URL("INBOX"), "--password-env", "IMAP_PW", "--all-folders")
+	code, out := f.run("enqueue", "--inbox", "nope")
+	if code != exitFatal || !strings.Contains(out, `unknown inbox "nope"`) || !strings.Contains(out, "alpha, beta") {
+		t.Fatalf("enqueue of an unknown inbox: exit %d\n%s", code, out)
+	}
+	out = f.mustRun(0, "enqueue", "--all-inboxes")
+	f.wantLine(out, "➕ queued alpha/INBOX (job ")
+	f.wantLine(out, "➕ queued beta/* (job ")
+	if n := strings.Count(out, "➕"); n != 2 {
+		t.Fatalf("%d jobs queued for two registered inboxes (demo is the environment's):\n%s", n, out)
+	}
+	w := startProc(t, buildBinary(t), f.dir, f.environ, "worker")
+	w.waitLines("✅ alpha/INBOX: 12 new, ", 1)
+	w.waitLines("✅ beta/*: 12 new, ", 1)
+	f.waitJobs(w)
+	w.terminate()
+	if n := f.count(`SELECT count(*) FROM email_messages WHERE inbox IN ('alpha', 'beta')`); n != 24 {
+		t.Fatalf("%d rows for two inboxes of 12 messages", n)
+	}
+	// Removing an inbox takes its waiting jobs off the queue: no worker
+	// could run them any more.
+	f.mustRun(0, "enqueue", "--inbox", "beta", "--every", "1h")
+	out = f.mustRun(0, "inboxes", "remove", "beta")
+	f.wantLine(out, "🛑 cancelled beta/* (job ")
+	if n := f.count(`SELECT count(*) FROM river_job WHERE state NOT IN ('completed', 'cancelled')`); n != 0 {
+		t.Fatalf("beta's job still queued after its removal: %v", f.jobStates())
+	}
+}
