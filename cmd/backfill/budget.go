@@ -202,14 +202,23 @@ func inboxHost(e env, inbox string) string {
 // status`, by the budget a run would get without --max-download: the
 // inbox's variable, else its provider's preset. nil when it has none.
 func statusBudget(ctx context.Context, s *pgsink.Sink, e env, inbox string) (*pgsink.BudgetStatus, error) {
-	host := inboxHost(e, inbox)
-	b, _, err := resolveBudget("", false, e, inbox, host)
+	// A registered inbox's budget is the registry's, as a run's is.
+	spec := inboxSpec{Name: inbox}
+	source := maxDownloadVar(inbox)
+	if reg, ok, err := pgsink.GetInbox(ctx, s.Pool(), inbox); err != nil {
+		return nil, err
+	} else if ok {
+		spec.IMAP, _ = registeredConfig(e, reg, true) // a bad URL has no host: no preset
+		spec.MaxDownload, source = reg.MaxDownload, "registered"
+	} else {
+		spec.IMAP.Host = inboxHost(e, inbox)
+	}
+	b, _, err := inboxBudget("", false, e, spec)
 	if err != nil || b.Bytes == 0 {
 		return nil, err
 	}
-	source := maxDownloadVar(inbox)
-	if e.get(source) == "" {
-		source = host
+	if source == "registered" && spec.MaxDownload == "" || source != "registered" && e.get(source) == "" {
+		source = spec.IMAP.Host
 	}
 	ledger, err := s.Downloads(ctx, inbox, b.Period)
 	if err != nil {

@@ -420,4 +420,10 @@ func TestStatusShowsDownloadBudget(t *testing.T) {
 	if st, _ = gmail(); st.Budget != nil || st.Downloaded24h != 1_000_000_000 {
 		t.Fatalf("Gmail inbox with none: budget %+v, downloaded %d", st.Budget, st.Downloaded24h)
 	}
+
+	// A registered inbox's budget is the registry's, as its runs' is.
+	f.mustRun(0, "inboxes", "add", "pay", "imaps://p%40gmail.com@imap.gmail.com:993/INBOX", "--password-env", "PAY_PW", "--max-download", "4GB/24h")
+	if st, _ = gmail(); st.Budget == nil || st.Budget.Bytes != 4_000_000_000 || st.Budget.Source != "registered" || st.Budget.Left != 3_000_000_000 {
+		t.Fatalf("registered inbox with --max-download 4GB/24h: budget %+v", st.Budget)
+	}
 }
