@@ -34,6 +34,20 @@ func (a *appEnv) openSink(c *cli.Context) (*pgsink.Sink, error) {
 	return pgsink.Open(c.Context, dbURL, 2)
 }
 
+// openMigrated connects to the database and checks that migrate has
+// made backfill's tables.
+func (a *appEnv) openMigrated(c *cli.Context) (*pgsink.Sink, error) {
+	sink, err := a.openSink(c)
+	if err != nil {
+		return nil, err
+	}
+	if err := sink.CheckSchema(c.Context); err != nil {
+		sink.Close()
+		return nil, err
+	}
+	return sink, nil
+}
+
 func (a *appEnv) migrateCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "migrate",
@@ -323,14 +337,11 @@ func (a *appEnv) errorsCommand() *cli.Command {
 // query runs a read-only subcommand's query on a migrated database and, with
 // --json, prints the rows (an empty list rather than null).
 func query[T any](a *appEnv, c *cli.Context, fn func(*pgsink.Sink) ([]T, error)) ([]T, error) {
-	sink, err := a.openSink(c)
+	sink, err := a.openMigrated(c)
 	if err != nil {
 		return nil, err
 	}
 	defer sink.Close()
-	if err := sink.CheckSchema(c.Context); err != nil {
-		return nil, err
-	}
 	rows, err := fn(sink)
 	if err != nil {
 		return nil, err

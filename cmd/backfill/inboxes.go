@@ -81,14 +81,11 @@ func (a *appEnv) addInbox(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	sink, err := a.openSink(c)
+	sink, err := a.openMigrated(c)
 	if err != nil {
 		return err
 	}
 	defer sink.Close()
-	if err := sink.CheckSchema(c.Context); err != nil {
-		return err
-	}
 	change, err := pgsink.UpsertInbox(c.Context, sink.Pool(), reg)
 	if err != nil {
 		return err
@@ -200,14 +197,11 @@ func (a *appEnv) removeInbox(c *cli.Context) error {
 		return usageError("give the NAME of the inbox to remove: %s", inboxesRemoveUsage)
 	}
 	name := c.Args().First()
-	sink, err := a.openSink(c)
+	sink, err := a.openMigrated(c)
 	if err != nil {
 		return err
 	}
 	defer sink.Close()
-	if err := sink.CheckSchema(c.Context); err != nil {
-		return err
-	}
 	removed, err := pgsink.RemoveInbox(c.Context, sink.Pool(), name)
 	if err != nil {
 		return err

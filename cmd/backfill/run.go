@@ -152,28 +152,11 @@ func (a *appEnv) runBackfill(c *cli.Context) error {
 	if sink != nil && !dryRun {
 		store = sink
 	}
-	fallback := filepath.Join(a.dir, fmt.Sprintf("backfill-errors-%s.jsonl", opID))
-	log := errlog.New(opID, inbox, store, fallback)
-	res, runErr := pipeline.Run(ctx, pipeline.Config{
-		Inbox:          inbox,
-		IMAP:           imapCfg,
-		Folders:        folders,
-		AllFolders:     allFolders,
-		OperationID:    opID,
-		Limit:          c.Int("limit"),
-		BatchSize:      c.Int("batch-size"),
-		Workers:        workers,
-		MaxMessageSize: c.Int64("max-message-size"),
-		Fetch:          fetchMode(c.String("fetch")),
-		DryRun:         dryRun,
-		NoFlags:        c.Bool("no-flags"),
-		RetryFor:       c.Duration("retry-for"),
-		Budget:         budget,
-		FallbackPath:   fallback,
-
-		MaxConsecutiveFailures: c.Int("max-consecutive-failures"),
-		MaxFailureRate:         c.Float64("max-failure-rate"),
-	}, sink, log, out)
+	log := errlog.New(opID, inbox, store, a.fallbackPath(opID))
+	cfg := a.pipelineConfig(c, inbox, imapCfg, workers, opID)
+	cfg.Folders, cfg.AllFolders = folders, allFolders
+	cfg.Limit, cfg.DryRun, cfg.Budget = c.Int("limit"), dryRun, budget
+	res, runErr := pipeline.Run(ctx, cfg, sink, log, out)
 	res.Warnings = log.Summary().Warnings
 	out.finish(res, log.Summary(), opID, workers, runErr, ctx.Err() != nil)
 	switch {
@@ -187,6 +170,32 @@ func (a *appEnv) runBackfill(c *cli.Context) error {
 		return &shownError{&exitError{code: exitPartial, err: fmt.Errorf("%d messages failed", res.Failed)}}
 	}
 	return nil
+}
+
+// pipelineConfig is a run of inbox with the flags a run, watch and a
+// worker share; each sets what is its own (folders, limit, budget...).
+func (a *appEnv) pipelineConfig(c *cli.Context, inbox string, imapCfg imapsrc.Config, workers int, opID uuid.UUID) pipeline.Config {
+	return pipeline.Config{
+		Inbox:          inbox,
+		IMAP:           imapCfg,
+		OperationID:    opID,
+		BatchSize:      c.Int("batch-size"),
+		Workers:        workers,
+		MaxMessageSize: c.Int64("max-message-size"),
+		Fetch:          fetchMode(c.String("fetch")),
+		NoFlags:        c.Bool("no-flags"),
+		RetryFor:       c.Duration("retry-for"),
+		FallbackPath:   a.fallbackPath(opID),
+
+		MaxConsecutiveFailures: c.Int("max-consecutive-failures"),
+		MaxFailureRate:         c.Float64("max-failure-rate"),
+	}
+}
+
+// fallbackPath is where an operation's error_logs entries go that the
+// database refuses.
+func (a *appEnv) fallbackPath(opID uuid.UUID) string {
+	return filepath.Join(a.dir, fmt.Sprintf("backfill-errors-%s.jsonl", opID))
 }
 
 // runFolders is the folders a run or watch reads: --folders (with

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"path/filepath"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -114,21 +113,7 @@ func (a *appEnv) runWatch(c *cli.Context) error {
 			workers = limit
 		}
 		cfgs[i] = watch.Config{
-			Run: pipeline.Config{
-				Inbox:          inbox,
-				IMAP:           imapCfg,
-				OperationID:    opID,
-				BatchSize:      c.Int("batch-size"),
-				Workers:        workers,
-				MaxMessageSize: c.Int64("max-message-size"),
-				Fetch:          fetchMode(c.String("fetch")),
-				NoFlags:        c.Bool("no-flags"),
-				RetryFor:       c.Duration("retry-for"),
-				FallbackPath:   filepath.Join(a.dir, fmt.Sprintf("backfill-errors-%s.jsonl", opID)),
-
-				MaxConsecutiveFailures: c.Int("max-consecutive-failures"),
-				MaxFailureRate:         c.Float64("max-failure-rate"),
-			},
+			Run:         a.pipelineConfig(c, inbox, imapCfg, workers, opID),
 			Folders:     folders,
 			AllFolders:  allFolders,
 			Poll:        c.Duration("poll"),

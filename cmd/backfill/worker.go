@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"path/filepath"
 	"time"
 
 	"github.com/google/uuid"
@@ -174,24 +173,9 @@ func (r *jobRunner) Run(ctx context.Context, job fleet.Job) (fleet.Outcome, erro
 	defer release()
 
 	opID := uuid.New()
-	fallback := filepath.Join(r.a.dir, fmt.Sprintf("backfill-errors-%s.jsonl", opID))
-	log := errlog.New(opID, job.Inbox, r.sink, fallback)
-	cfg := pipeline.Config{
-		Inbox:          job.Inbox,
-		IMAP:           imapCfg,
-		OperationID:    opID,
-		BatchSize:      c.Int("batch-size"),
-		Workers:        workers,
-		MaxMessageSize: c.Int64("max-message-size"),
-		Fetch:          fetchMode(c.String("fetch")),
-		NoFlags:        c.Bool("no-flags"),
-		RetryFor:       c.Duration("retry-for"),
-		Budget:         budget,
-		FallbackPath:   fallback,
-
-		MaxConsecutiveFailures: c.Int("max-consecutive-failures"),
-		MaxFailureRate:         c.Float64("max-failure-rate"),
-	}
+	log := errlog.New(opID, job.Inbox, r.sink, r.a.fallbackPath(opID))
+	cfg := r.a.pipelineConfig(c, job.Inbox, imapCfg, workers, opID)
+	cfg.Budget = budget
 	if job.Folder == fleet.AllFolders {
 		cfg.AllFolders = true
 	} else {
