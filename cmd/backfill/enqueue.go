@@ -49,11 +49,7 @@ func (a *appEnv) runEnqueue(c *cli.Context) error {
 			return err
 		}
 	}
-	e, err := a.env()
-	if err != nil {
-		return err
-	}
-	dbURL, err := a.databaseURL(c, e)
+	e, dbURL, err := a.envAndDatabase(c)
 	if err != nil {
 		return err
 	}

@@ -294,6 +294,17 @@ func (a *appEnv) env() (env, error) {
 	return e, nil
 }
 
+// envAndDatabase reads the environment and the database URL, which a
+// command that cannot work without a database needs first.
+func (a *appEnv) envAndDatabase(c *cli.Context) (env, string, error) {
+	e, err := a.env()
+	if err != nil {
+		return e, "", err
+	}
+	dbURL, err := a.databaseURL(c, e)
+	return e, dbURL, err
+}
+
 // databaseURL returns --database-url or DATABASE_URL, or a usage error.
 func (a *appEnv) databaseURL(c *cli.Context, e env) (string, error) {
 	if u := c.String("database-url"); u != "" {

@@ -69,11 +69,7 @@ func (a *appEnv) runWatch(c *cli.Context) error {
 	if err := validateWatchFlags(c, inboxes); err != nil {
 		return err
 	}
-	e, err := a.env()
-	if err != nil {
-		return err
-	}
-	dbURL, err := a.databaseURL(c, e)
+	e, dbURL, err := a.envAndDatabase(c)
 	if err != nil {
 		return err
 	}

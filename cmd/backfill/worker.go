@@ -55,11 +55,7 @@ func (a *appEnv) runWorker(c *cli.Context) error {
 	case c.Duration("rescue-grace") < time.Second:
 		return usageError("--rescue-grace must be at least 1s")
 	}
-	e, err := a.env()
-	if err != nil {
-		return err
-	}
-	dbURL, err := a.databaseURL(c, e)
+	e, dbURL, err := a.envAndDatabase(c)
 	if err != nil {
 		return err
 	}
