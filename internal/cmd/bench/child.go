@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"syscall"
 	"time"
 )
@@ -47,28 +49,61 @@ type child struct {
 func (c child) run(ctx context.Context) (measurement, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
+	s, err := c.start(ctx)
+	if err != nil {
+		return measurement{}, err
+	}
+	return s.wait(nil)
+}
 
-	result := filepath.Join(c.logDir, c.name+".usage.json")
-	args := append([]string{"-result", result, "--", c.path}, c.args...)
-	var stdout, stderr bytes.Buffer
+// started is a child running under the launcher; wait measures it.
+type started struct {
+	c              child
+	ctx            context.Context
+	cmd            *exec.Cmd
+	result         string
+	stdout, stderr bytes.Buffer
+}
+
+// start starts the child through the launcher; ctx ending sends it SIGTERM
+// (see run).
+func (c child) start(ctx context.Context) (*started, error) {
+	s := &started{c: c, ctx: ctx, result: filepath.Join(c.logDir, c.name+".usage.json")}
+	args := append([]string{"-result", s.result, "--", c.path}, c.args...)
 	cmd := exec.CommandContext(ctx, c.launcher, args...)
 	cmd.Env, cmd.Dir = c.env, c.dir
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.Stdout, cmd.Stderr = &s.stdout, &s.stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
 	cmd.WaitDelay = 10 * time.Second
-	err := cmd.Run()
+	s.cmd = cmd
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("%s: %w", c.name, err)
+	}
+	return s, nil
+}
 
-	m := measurement{stdout: stdout.Bytes()}
+// wait waits for the child to exit and reads its measurements. An exit
+// code other than 0 and those in also is an error that ends with the tail
+// of the child's output.
+func (s *started) wait(also []int) (measurement, error) {
+	c := s.c
+	err := s.cmd.Wait()
+	var exitErr *exec.ExitError
+	if errors.As(err, &exitErr) && slices.Contains(also, exitErr.ExitCode()) {
+		err = nil
+	}
+
+	m := measurement{stdout: s.stdout.Bytes()}
 	logFile := filepath.Join(c.logDir, c.name+".log")
-	_ = os.WriteFile(logFile, bytes.Join([][]byte{stdout.Bytes(), stderr.Bytes()}, []byte("\n--- stderr ---\n")), 0o644)
+	_ = os.WriteFile(logFile, bytes.Join([][]byte{s.stdout.Bytes(), s.stderr.Bytes()}, []byte("\n--- stderr ---\n")), 0o644)
 	if err != nil {
-		if ctx.Err() == context.DeadlineExceeded {
+		if s.ctx.Err() == context.DeadlineExceeded {
 			err = fmt.Errorf("timed out after %v: %w", c.timeout, err)
 		}
-		return m, fmt.Errorf("%s: %w\n%s", c.name, err, tail(stdout.Bytes(), stderr.Bytes(), 1500))
+		return m, fmt.Errorf("%s: %w\n%s", c.name, err, tail(s.stdout.Bytes(), s.stderr.Bytes(), 1500))
 	}
-	b, err := os.ReadFile(result)
+	b, err := os.ReadFile(s.result)
 	if err != nil {
 		return m, fmt.Errorf("%s: read its measurements: %w", c.name, err)
 	}

@@ -43,6 +43,7 @@ func shapes() []shape {
 type corpus struct {
 	seed     int64
 	messages int
+	distinct int // messages less the repeated deliveries (mailgen's DuplicateOf), the rows a backfill stores
 	bytes    int64
 	loadTime time.Duration
 }
@@ -76,6 +77,9 @@ func loadCorpus(ctx context.Context, srv *dovecottest.Server, mb *mailbox, seed 
 				return err
 			}
 			mb.corpus.messages++
+			if m.DuplicateOf < 0 {
+				mb.corpus.distinct++
+			}
 			mb.corpus.bytes += int64(len(m.Raw))
 			if !yield(m.Raw, m.InternalDate) {
 				return errStopLoad
@@ -150,36 +154,46 @@ type coldServer struct {
 // them in memory.
 func (b *benchCmd) makeCold(ctx context.Context, mb *mailbox) (coldServer, error) {
 	var cs coldServer
-	if err := b.srv.ResetMailbox(mb.user); err != nil {
+	var err error
+	if cs.index, err = freshCopy(ctx, b.srv, mb); err != nil {
 		return cs, err
 	}
-	maildir, err := b.srv.Maildir(mb.user)
-	if err != nil {
-		return cs, err
-	}
-	entries, err := os.ReadDir(mb.pristine)
-	if err != nil {
-		return cs, err
-	}
-	cur := filepath.Join(maildir, "cur")
-	for _, e := range entries {
-		// A hard link is a copy for Dovecot, which never writes into a
-		// message file; with the page cache dropped it is as cold as one.
-		if err := os.Link(filepath.Join(mb.pristine, e.Name()), filepath.Join(cur, e.Name())); err != nil {
-			return cs, fmt.Errorf("fresh copy of %s: %w", mb.user, err)
-		}
-	}
-	start := time.Now()
-	if err := examine(ctx, b.srv.Addr(), mb.user); err != nil {
-		return cs, fmt.Errorf("index the fresh copy of %s: %w", mb.user, err)
-	}
-	cs.index = time.Since(start)
 	cs.dropped = errors.New("not asked to (-drop-caches=false)")
 	if b.dropCache {
 		cs.dropped = dropPageCache()
 	}
 	b.preload()
 	return cs, nil
+}
+
+// freshCopy replaces the mailbox's Maildir with a fresh copy of its
+// pristine files and has Dovecot index it (see makeCold); it returns how
+// long the indexing EXAMINE took.
+func freshCopy(ctx context.Context, srv *dovecottest.Server, mb *mailbox) (time.Duration, error) {
+	if err := srv.ResetMailbox(mb.user); err != nil {
+		return 0, err
+	}
+	maildir, err := srv.Maildir(mb.user)
+	if err != nil {
+		return 0, err
+	}
+	entries, err := os.ReadDir(mb.pristine)
+	if err != nil {
+		return 0, err
+	}
+	cur := filepath.Join(maildir, "cur")
+	for _, e := range entries {
+		// A hard link is a copy for Dovecot, which never writes into a
+		// message file; with the page cache dropped it is as cold as one.
+		if err := os.Link(filepath.Join(mb.pristine, e.Name()), filepath.Join(cur, e.Name())); err != nil {
+			return 0, fmt.Errorf("fresh copy of %s: %w", mb.user, err)
+		}
+	}
+	start := time.Now()
+	if err := examine(ctx, srv.Addr(), mb.user); err != nil {
+		return 0, fmt.Errorf("index the fresh copy of %s: %w", mb.user, err)
+	}
+	return time.Since(start), nil
 }
 
 // examine logs in and opens INBOX read-only, which makes Dovecot index a
@@ -210,7 +224,12 @@ func dropPageCache() error {
 // preload reads the measured programs and Dovecot's own back into the page
 // cache after a drop: their start-up is not what a cold server means.
 func (b *benchCmd) preload() {
-	paths := []string{b.bins.backfill, b.bins.floor, b.bins.launcher, b.isync.path}
+	preloadFiles(b.bins.backfill, b.bins.floor, b.bins.launcher, b.isync.path)
+}
+
+// preloadFiles reads the programs given and Dovecot's own into the page
+// cache.
+func preloadFiles(paths ...string) {
 	if libexec, err := filepath.Glob("/usr/lib/dovecot/*"); err == nil {
 		paths = append(paths, libexec...)
 	}
