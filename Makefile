@@ -59,3 +59,11 @@ clean:
 .PHONY: bench
 bench:
 	./scripts/bench.sh
+
+# Issue 12's benchmark: 200 inboxes of 500 messages on one Dovecot, copied
+# by a shell loop of single runs and by `backfill enqueue` with 1, 2 and 4
+# worker processes, each on a cold server; appends the table to
+# BENCHMARKS.md. BENCH_FLEET_INBOXES/_MESSAGES shrink it for a quick look.
+.PHONY: bench-fleet
+bench-fleet:
+	./scripts/bench.sh fleet

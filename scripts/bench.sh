@@ -12,6 +12,10 @@
 #   BENCH_SHAPES=mixed     corpus shapes: mixed, attachments (default both)
 #   BENCH_PROFILES=link    profiles: loopback, link (default both)
 #   BENCH_RUNS=3           rounds; each row is the median
+#
+# scripts/bench.sh fleet [flags] is issue 12's fleet benchmark instead
+# (make bench-fleet): BENCH_FLEET_INBOXES=200, BENCH_FLEET_MESSAGES=500,
+# BENCH_FLEET_PROCS=1,2,4, BENCH_FLEET_CONCURRENCY=4, BENCH_FLEET_RUNS=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

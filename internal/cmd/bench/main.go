@@ -13,6 +13,13 @@
 //
 //	go run ./internal/cmd/bench [-n 10000] [-link-n 2000] [-workers 1,2,4,8] [-backfill bin/backfill] [-only lean4,full4] [-alt other/backfill]
 //
+// `bench fleet` (`make bench-fleet`) is issue 12's benchmark instead: many
+// inboxes of one Dovecot copied by a shell loop of single runs and by
+// `backfill enqueue` with 1, 2 and 4 `backfill worker` processes (see
+// fleetCmd):
+//
+//	go run ./internal/cmd/bench fleet [-inboxes 200] [-messages 500] [-procs 1,2,4] [-concurrency 4] [-loop=false]
+//
 // Run it from the repository root: it builds ./cmd/backfill and its two
 // helpers, ./internal/cmd/bench/floor (the raw fetch, and the size and
 // structure probes) and ./internal/cmd/bench/launcher (which measures each
@@ -55,7 +62,12 @@ func main() {
 
 // run is main without the process; it returns the exit code.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	err := (&benchCmd{}).Run(ctx, args, stdout, stderr)
+	var err error
+	if len(args) > 0 && args[0] == "fleet" {
+		err = (&fleetCmd{}).Run(ctx, args[1:], stdout, stderr)
+	} else {
+		err = (&benchCmd{}).Run(ctx, args, stdout, stderr)
+	}
 	var usage usageError
 	switch {
 	case err == nil, errors.Is(err, flag.ErrHelp):
