@@ -653,7 +653,7 @@ func (r *fleetReport) write(w io.Writer) {
 	fmt.Fprintf(w, "- Corpus: %d Dovecot users (one private instance), each an inbox of %s messages generated from its own seed (%s): %s messages, %.1f MB in all\n",
 		f.inboxes, thousands(f.messages), shapes()[0].desc, thousands(f.corpus.messages), f.corpus.MB())
 	fmt.Fprintf(w, "- Durability: %s\n", r.durability)
-	fmt.Fprintf(w, "- Cold server, before every timed run: every inbox's Maildir replaced by a fresh copy of its files (Dovecot's index, UID list and field cache gone), one untimed EXAMINE per inbox builds the new index without caching any message field (all %d took up to %s); %s\n",
+	fmt.Fprintf(w, "- Cold server, before every timed run: every inbox's Maildir replaced by a fresh copy of its files (Dovecot's index, UID list and field cache gone), one untimed EXAMINE per inbox builds the new index without caching any message field (resetting and indexing all %d took up to %s); %s\n",
 		f.inboxes, seconds(slowest), cache)
 	fmt.Fprintf(w, "- Each timed run into a new database, `backfill migrate` first (untimed); everything on 127.0.0.1 (no link shaping); backfill's default flags%s\n", f.flagsNote())
 	fmt.Fprintf(w, "- Shell loop: `for inbox do backfill --inbox \"$inbox\"; done` in one `sh`, timed from its start to its exit; peak RSS is the largest single run's, CPU all runs'\n")
