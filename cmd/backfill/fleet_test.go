@@ -17,11 +17,12 @@ import (
 )
 
 // fleetRegistry says how the fleet test configures its inboxes: in the
-// database with `backfill inboxes add` (true), or as deploy scripts do
-// without it, BACKFILL_INBOX_<NAME> variables in every worker's
-// environment (false). The password is an environment variable either
-// way: the registry stores its name, never the secret.
-const fleetRegistry = false
+// database with `backfill inboxes add`, enqueued with --all-inboxes
+// (true), or as deploy scripts without a registry do, BACKFILL_INBOX_<NAME>
+// variables in every process's environment, enqueued by name (false).
+// The password is an environment variable either way: the registry
+// stores its name, never the secret.
+const fleetRegistry = true
 
 // fleetDrainLimit bounds how long the fleet test waits for the queue to
 // drain after the kill: River's rescuer looks every 30 s, a new leader may
@@ -43,7 +44,7 @@ func TestFleetSurvivesKilledWorker(t *testing.T) {
 	t.Parallel()
 	w := newFleetWorld(t, 50)
 	w.register()
-	out := w.mustExec(0, append([]string{"enqueue"}, w.inboxArgs()...)...)
+	out := w.mustExec(0, append([]string{"enqueue"}, w.enqueueArgs()...)...)
 	if n := strings.Count(out, "➕ queued "); n != len(w.inboxes) {
 		t.Fatalf("enqueue queued %d jobs, want %d\n%s", n, len(w.inboxes), out)
 	}
@@ -226,8 +227,12 @@ func (w *fleetWorld) register() {
 	}
 }
 
-// inboxArgs are --inbox flags naming every inbox.
-func (w *fleetWorld) inboxArgs() []string {
+// enqueueArgs say which inboxes to enqueue: all registered ones, or each
+// by name.
+func (w *fleetWorld) enqueueArgs() []string {
+	if fleetRegistry {
+		return []string{"--all-inboxes"}
+	}
 	var args []string
 	for _, name := range w.names {
 		args = append(args, "--inbox", name)
