@@ -115,15 +115,7 @@ func (b *benchCmd) Run(ctx context.Context, args []string, stdout, stderr io.Wri
 	if err := rep.write(&section); err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout)
-	if _, err := stdout.Write(section.Bytes()); err != nil {
-		return err
-	}
-	if err := appendReport(b.out, section.Bytes()); err != nil {
-		return err
-	}
-	b.logf("appended to %s", b.out)
-	return nil
+	return publish(stdout, b.out, section.Bytes(), b.logf)
 }
 
 // parse reads the flags. BENCH_N, BENCH_LINK_N, BENCH_RUNS, BENCH_WORKERS,

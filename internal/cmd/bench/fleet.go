@@ -105,18 +105,7 @@ func (f *fleetCmd) Run(ctx context.Context, args []string, stdout, stderr io.Wri
 	}
 	var section bytes.Buffer
 	rep.write(&section)
-	fmt.Fprintln(stdout)
-	if _, err := stdout.Write(section.Bytes()); err != nil {
-		return err
-	}
-	if f.out == "" {
-		return nil
-	}
-	if err := appendReport(f.out, section.Bytes()); err != nil {
-		return err
-	}
-	f.logf("appended to %s", f.out)
-	return nil
+	return publish(stdout, f.out, section.Bytes(), f.logf)
 }
 
 // parse reads the flags; BENCH_FLEET_* variables give their defaults, so

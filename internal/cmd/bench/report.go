@@ -239,6 +239,23 @@ Benchmarks report; nothing fails on a slow number.
 
 // appendReport appends the section to path, creating the file with its
 // header when it is absent.
+// publish prints a report's section and, when path is set, appends it to
+// that file (BENCHMARKS.md), saying so through logf.
+func publish(stdout io.Writer, path string, section []byte, logf func(string, ...any)) error {
+	fmt.Fprintln(stdout)
+	if _, err := stdout.Write(section); err != nil {
+		return err
+	}
+	if path == "" {
+		return nil
+	}
+	if err := appendReport(path, section); err != nil {
+		return err
+	}
+	logf("appended to %s", path)
+	return nil
+}
+
 func appendReport(path string, section []byte) error {
 	f, err := os.OpenFile(path, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o644)
 	if err != nil {
