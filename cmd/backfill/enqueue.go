@@ -78,8 +78,13 @@ func (a *appEnv) runEnqueue(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		for _, f := range folders {
-			targets = append(targets, fleet.Target{Inbox: name, Folder: f})
+		for i, f := range folders {
+			// One job per folder: a folder named twice would also be
+			// refused by the database (one insert cannot meet its own
+			// unique key twice).
+			if !slices.Contains(folders[:i], f) {
+				targets = append(targets, fleet.Target{Inbox: name, Folder: f})
+			}
 		}
 	}
 	client, err := fleet.NewInserter(sink.Pool())

@@ -378,11 +378,16 @@ func TestEnqueueRegisteredInboxes(t *testing.T) {
 	if code != exitFatal || !strings.Contains(out, `unknown inbox "nope"`) || !strings.Contains(out, "alpha, beta") {
 		t.Fatalf("enqueue of an unknown inbox: exit %d\n%s", code, out)
 	}
+	// A folder named twice is one job.
+	out = f.mustRun(0, "enqueue", "--inbox", "alpha", "--folders", "INBOX,INBOX")
+	if n := strings.Count(out, "➕ queued alpha/INBOX"); n != 1 {
+		t.Fatalf("--folders INBOX,INBOX queued %d jobs:\n%s", n, out)
+	}
 	out = f.mustRun(0, "enqueue", "--all-inboxes")
-	f.wantLine(out, "➕ queued alpha/INBOX (job ")
+	f.wantLine(out, "✅ alpha/INBOX already queued (job ")
 	f.wantLine(out, "➕ queued beta/* (job ")
-	if n := strings.Count(out, "➕"); n != 2 {
-		t.Fatalf("%d jobs queued for two registered inboxes (demo is the environment's):\n%s", n, out)
+	if n := strings.Count(out, "\n"); n != 2 {
+		t.Fatalf("%d lines for two registered inboxes (demo is the environment's):\n%s", n, out)
 	}
 	w := startProc(t, buildBinary(t), f.dir, f.environ, "worker")
 	w.waitLines("✅ alpha/INBOX: 12 new, ", 1)
