@@ -28,7 +28,11 @@ import (
 // either by a shell loop of single runs, one inbox after another, or by
 // `backfill enqueue` and worker processes until the queue is drained.
 //
-//	go run ./internal/cmd/bench fleet [-inboxes 200] [-messages 500] [-procs 1,2,4] [-concurrency 4] [-loop]
+//	go run ./internal/cmd/bench fleet [-inboxes 200] [-messages 500] [-procs 1,2,4] [-concurrency 4] [-loop] [-link]
+//
+// With -link, every IMAP connection of every run and worker goes through
+// one shaped proxy (the link profile of `bench`: a delay each way and a
+// bandwidth cap per connection and for all together), as to a remote server.
 type fleetCmd struct {
 	inboxes, messages int
 	seed              int64
@@ -41,6 +45,9 @@ type fleetCmd struct {
 	backfill          string
 	out               string
 	keep              bool
+	shaped            bool          // -link: every connection through proxy
+	delay             time.Duration // the proxy's latency each way
+	link              link          // the proxy's caps
 
 	stderr            io.Writer
 	dir, logs         string
@@ -51,6 +58,7 @@ type fleetCmd struct {
 	mailboxes         []*mailbox
 	corpus            corpus // every inbox's together
 	dovecotPID, pgPID int
+	proxy             *latencyProxy // with -link; nil on loopback
 }
 
 // fleetSize is one fleet configuration: how many worker processes, each
@@ -143,6 +151,10 @@ func (f *fleetCmd) parse(args []string, stderr io.Writer) error {
 	fs.StringVar(&f.backfill, "backfill", "", "backfill binary to measure (default: go build ./cmd/backfill)")
 	fs.StringVar(&f.out, "out", "BENCHMARKS.md", "file the report is appended to; empty: print only")
 	fs.BoolVar(&f.keep, "keep", false, "keep the temporary directory (logs) for a post-mortem")
+	fs.BoolVar(&f.shaped, "link", false, "route every IMAP connection of every run and worker through one capped, delayed proxy (bench's link profile)")
+	fs.DurationVar(&f.delay, "delay", 25*time.Millisecond, "with -link, the latency the proxy adds in each direction")
+	perConn := fs.Float64("link-rate", 5, "with -link, the rate per connection and direction, MB/s")
+	total := fs.Float64("link-total", 12.5, "with -link, the rate for all connections together, per direction, MB/s")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -158,7 +170,12 @@ func (f *fleetCmd) parse(args []string, stderr io.Writer) error {
 		return usageError{fmt.Errorf("-runs %d: want at least one round", f.runs)}
 	case f.workers < 0 || f.workers > 16:
 		return usageError{fmt.Errorf("-workers %d: want 0 (the default) to 16", f.workers)}
+	case f.delay <= 0:
+		return usageError{fmt.Errorf("-delay %v: want a positive latency", f.delay)}
+	case *perConn <= 0 || *total <= 0:
+		return usageError{fmt.Errorf("-link-rate %v, -link-total %v: want positive rates", *perConn, *total)}
 	}
+	f.link = link{perConn: *perConn * 1e6, total: *total * 1e6}
 	f.fleets = nil
 	for _, entry := range splitList(procs) {
 		p, c, hasC := strings.Cut(entry, "x")
@@ -238,6 +255,14 @@ func (f *fleetCmd) startServers(ctx context.Context) (err error) {
 	f.corpus.seed, f.corpus.loadTime = f.seed, time.Since(start)
 	f.logf("%s messages, %.1f MB in %.1f s", thousands(f.corpus.messages), f.corpus.MB(), f.corpus.loadTime.Seconds())
 
+	if f.shaped {
+		// One proxy for every run and worker: they share its total cap, as
+		// a fleet shares a machine's link to the provider.
+		if f.proxy, err = startProxy(f.srv.Addr(), f.delay, f.link); err != nil {
+			return fmt.Errorf("link proxy: %w", err)
+		}
+	}
+
 	f.logf("starting PostgreSQL (fsync=off)")
 	if f.cluster, err = pgtest.Start(startCtx, filepath.Join(f.dir, "pg")); err != nil {
 		return err
@@ -250,6 +275,9 @@ func (f *fleetCmd) startServers(ctx context.Context) (err error) {
 
 func (f *fleetCmd) stopServers() error {
 	var errs []error
+	if f.proxy != nil {
+		errs = append(errs, f.proxy.Close())
+	}
 	if f.cluster != nil {
 		errs = append(errs, f.cluster.Stop())
 	}
@@ -366,9 +394,13 @@ func (f *fleetCmd) runOne(ctx context.Context, name, key string) (r row, err err
 		err = errors.Join(err, f.dbs.drop(ctx, db))
 	}()
 	env := append(baseEnv(), "DATABASE_URL="+dsn)
+	addr := f.srv.Addr()
+	if f.proxy != nil {
+		addr = f.proxy.Addr()
+	}
 	for _, mb := range f.mailboxes {
 		name := strings.ToUpper(strings.TrimSuffix(mb.user, "@example.com"))
-		env = append(env, "BACKFILL_INBOX_"+name+"="+endpoint{mb: mb, addr: f.srv.Addr()}.url(),
+		env = append(env, "BACKFILL_INBOX_"+name+"="+endpoint{mb: mb, addr: addr}.url(),
 			"BACKFILL_INBOX_"+name+"_PASSWORD="+benchPassword)
 	}
 	// Its own working directory, so that no .env of the repository is read.
@@ -383,6 +415,10 @@ func (f *fleetCmd) runOne(ctx context.Context, name, key string) (r row, err err
 	}
 	c.name, c.timeout = name, f.timeout
 
+	var down int64
+	if f.proxy != nil {
+		down, _ = f.proxy.Carried()
+	}
 	if key == fleetLoop {
 		r, err = f.runLoop(ctx, c)
 	} else {
@@ -391,6 +427,10 @@ func (f *fleetCmd) runOne(ctx context.Context, name, key string) (r row, err err
 	}
 	if err != nil {
 		return r, err
+	}
+	if f.proxy != nil {
+		after, _ := f.proxy.Carried()
+		r.received = after - down
 	}
 	check, err := f.verify(ctx, dsn, key != fleetLoop)
 	if err != nil {
@@ -634,6 +674,9 @@ func (r *fleetReport) write(w io.Writer) {
 		state = "cold Dovecot, page cache kept"
 		cache = fmt.Sprintf("the kernel's page cache could **not** be dropped (%v): message files may be read from memory", dropErr)
 	}
+	if f.shaped {
+		state += ", over the capped, delayed link"
+	}
 	fmt.Fprintf(w, "## %s: a fleet of workers, %d inboxes × %s messages (%.1f MB), %s\n\n", r.date.UTC().Format("2006-01-02 15:04 MST"),
 		f.inboxes, thousands(f.messages), f.corpus.MB(), state)
 	fmt.Fprintf(w, "- Machine: %s; %s; %d cores; %s RAM; temporary files on %s\n",
@@ -644,7 +687,12 @@ func (r *fleetReport) write(w io.Writer) {
 	fmt.Fprintf(w, "- Durability: %s\n", r.durability)
 	fmt.Fprintf(w, "- Cold server, before every timed run: every inbox's Maildir replaced by a fresh copy of its files (Dovecot's index, UID list and field cache gone), one untimed EXAMINE per inbox builds the new index without caching any message field (resetting and indexing all %d took up to %s); %s\n",
 		f.inboxes, seconds(slowest), cache)
-	fmt.Fprintf(w, "- Each timed run into a new database, `backfill migrate` first (untimed); everything on 127.0.0.1 (no link shaping); backfill's default flags%s\n", f.flagsNote())
+	where := "everything on 127.0.0.1 (no link shaping)"
+	if f.shaped {
+		where = fmt.Sprintf("every IMAP connection of every run and worker through one TCP proxy in the bench process (the link profile): %v each way (%v round trip), %.1f MB/s per connection and direction, %.1f MB/s in all, shared by every connection; PostgreSQL on 127.0.0.1",
+			f.delay, 2*f.delay, f.link.perConn/1e6, f.link.total/1e6)
+	}
+	fmt.Fprintf(w, "- Each timed run into a new database, `backfill migrate` first (untimed); %s; backfill's default flags%s\n", where, f.flagsNote())
 	fmt.Fprintf(w, "- Shell loop: `for inbox do backfill --inbox \"$inbox\"; done` in one `sh`, timed from its start to its exit; peak RSS is the largest single run's, CPU all runs'\n")
 	fmt.Fprintf(w, "- Fleet: `backfill enqueue --inbox u1 ... --inbox u%d`, then P `backfill worker` processes started at once; timed from enqueue's start until the queue is drained (no job of kind backfill_folder left outside completed/cancelled/discarded; looked at every %v), then SIGTERM (untimed); CPU is enqueue's and every worker's, peak RSS the largest worker's\n",
 		f.inboxes, fleetPoll)
@@ -667,7 +715,7 @@ func (r *fleetReport) write(w io.Writer) {
 		fmt.Fprintf(w, "| %s | %s | %.1f | %.1f | %.0f | %.1f | %.0f | %.1f | %s | %s | %s | %s | %s |\n",
 			x.run, x.state, secs, float64(f.inboxes)*60/secs, float64(x.messages)/secs, float64(x.bytes)/1e6/secs,
 			float64(x.m.maxRSS)/1e6, x.m.cpu.Seconds(), cpuSeconds(x.servers.dovecot), cpuSeconds(x.servers.postgres),
-			ratio(x, loop), load, x.note)
+			ratio(x, loop), load, x.receivedNote())
 	}
 	fmt.Fprintln(w)
 }
@@ -678,4 +726,13 @@ func (f *fleetCmd) flagsNote() string {
 		return " (`--workers 4` per run or job)"
 	}
 	return fmt.Sprintf(" but `--workers %d` for every run and worker", f.workers)
+}
+
+// receivedNote is a row's note, with the bytes the link proxy carried
+// towards the client when there was one.
+func (x row) receivedNote() string {
+	if x.received < 0 {
+		return x.note
+	}
+	return fmt.Sprintf("%.1f MB through the link; %s", float64(x.received)/1e6, x.note)
 }
