@@ -182,9 +182,13 @@ func (r *jobRunner) Run(ctx context.Context, job fleet.Job) (fleet.Outcome, erro
 	log := errlog.New(opID, job.Inbox, r.sink, r.a.fallbackPath(opID))
 	cfg := r.a.pipelineConfig(c, job.Inbox, imapCfg, workers, opID)
 	cfg.Budget = budget
-	if job.Folder == fleet.AllFolders {
+	switch job.Folder {
+	case fleet.AllFolders:
 		cfg.AllFolders = true
-	} else {
+	case imapCfg.Mailbox:
+		// The URL's own mailbox: read as a plain run reads it, without
+		// listing the account's folders first (a round trip per job).
+	default:
 		cfg.Folders = []string{job.Folder}
 	}
 	var obs pipeline.Observer = nopObserver{}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -54,7 +56,8 @@ func (f *fixture) waitJobs(p *watchProc) {
 }
 
 func TestWorkerRunsQueuedJobs(t *testing.T) {
-	f := newFixture(t)
+	var trace lockedBuffer
+	f := newFixture(t, imaptest.WithDebug(&trace))
 	f.imap.AppendMails(t, mailgen.Generate(7, 40))
 	f.migrate()
 
@@ -73,6 +76,11 @@ func TestWorkerRunsQueuedJobs(t *testing.T) {
 	f.waitJobs(w)
 	if n := f.count(`SELECT count(*) FROM email_messages WHERE inbox = 'demo'`); n != 40 {
 		t.Fatalf("%d rows, want 40", n)
+	}
+	// The URL's own mailbox is read as a plain run reads it: listing the
+	// account's folders first costs each job round trips on a remote link.
+	if strings.Contains(trace.String(), " LIST ") {
+		t.Fatalf("a job of the URL's mailbox listed the account's folders:\n%s", trace.String())
 	}
 	if code, body := httpGet(t, "http://"+addr+"/healthz"); code != 200 {
 		t.Fatalf("/healthz: %d %s", code, body)
@@ -350,6 +358,25 @@ func httpGet(t *testing.T, url string) (int, string) {
 		t.Fatal(err)
 	}
 	return resp.StatusCode, string(body)
+}
+
+// lockedBuffer is a bytes.Buffer safe for a server's connections to
+// write at once.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // waitFor polls cond; the deadline only bounds a test that would hang.
