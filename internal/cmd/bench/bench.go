@@ -118,6 +118,18 @@ func (b *benchCmd) Run(ctx context.Context, args []string, stdout, stderr io.Wri
 	return publish(stdout, b.out, section.Bytes(), b.logf)
 }
 
+// parseFlags parses args into fs; a bad flag is a usageError, -help is
+// flag.ErrHelp as it is.
+func parseFlags(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	return nil
+}
+
 // parse reads the flags. BENCH_N, BENCH_LINK_N, BENCH_RUNS, BENCH_WORKERS,
 // BENCH_SHAPES, BENCH_PROFILES and BENCH_DURABLE give their defaults, so
 // that `BENCH_N=50000 make bench` works.
@@ -164,11 +176,8 @@ func (b *benchCmd) parse(args []string, stderr io.Writer) error {
 	fs.StringVar(&b.backfill, "backfill", "", "backfill binary to measure (default: go build ./cmd/backfill)")
 	fs.StringVar(&b.out, "out", "BENCHMARKS.md", "file the report is appended to")
 	fs.BoolVar(&b.keep, "keep", false, "keep the temporary directory (logs, mbsyncrc) for a post-mortem")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	switch {
 	case fs.NArg() > 0:

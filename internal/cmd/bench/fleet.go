@@ -155,11 +155,8 @@ func (f *fleetCmd) parse(args []string, stderr io.Writer) error {
 	fs.DurationVar(&f.delay, "delay", 25*time.Millisecond, "with -link, the latency the proxy adds in each direction")
 	perConn := fs.Float64("link-rate", 5, "with -link, the rate per connection and direction, MB/s")
 	total := fs.Float64("link-total", 12.5, "with -link, the rate for all connections together, per direction, MB/s")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
+	if err := parseFlags(fs, args); err != nil {
+		return err
 	}
 	switch {
 	case fs.NArg() > 0:
@@ -289,18 +286,6 @@ func (f *fleetCmd) stopServers() error {
 
 func (f *fleetCmd) serverTimes() serverTimes {
 	return serverTimes{dovecot: serverCPU(f.dovecotPID), postgres: serverCPU(f.pgPID)}
-}
-
-func (f *fleetCmd) serverTimesSince(t serverTimes) serverTimes {
-	now := f.serverTimes()
-	d := serverTimes{dovecot: -1, postgres: -1}
-	if t.dovecot >= 0 && now.dovecot >= t.dovecot {
-		d.dovecot = now.dovecot - t.dovecot
-	}
-	if t.postgres >= 0 && now.postgres >= t.postgres {
-		d.postgres = now.postgres - t.postgres
-	}
-	return d
 }
 
 // makeCold gives every inbox a fresh copy of its Maildir and a new index
@@ -480,7 +465,7 @@ func (f *fleetCmd) runLoop(ctx context.Context, c child) (row, error) {
 	return row{
 		run: fmt.Sprintf("shell loop: %d × `backfill --inbox uN`, one after another", f.inboxes),
 		m:   m, messages: f.corpus.messages, bytes: f.corpus.bytes, received: -1, load: load,
-		servers: f.serverTimesSince(servers),
+		servers: servers.until(f.serverTimes()),
 	}, nil
 }
 
@@ -554,7 +539,7 @@ func (f *fleetCmd) runFleet(ctx context.Context, c child, dsn string, size fleet
 		r.m.user += res.m.user
 		rss = append(rss, fmt.Sprintf("%.0f", float64(res.m.maxRSS)/1e6))
 	}
-	r.servers = f.serverTimesSince(servers)
+	r.servers = servers.until(f.serverTimes())
 	if err := errors.Join(append([]error{drainErr}, errs...)...); err != nil {
 		return r, err
 	}

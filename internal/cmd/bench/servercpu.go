@@ -96,8 +96,10 @@ func (b *benchCmd) serverTimes() serverTimes {
 }
 
 // since is what the servers used from t to now; -1 where unknown.
-func (t serverTimes) since(b *benchCmd) serverTimes {
-	now := b.serverTimes()
+func (t serverTimes) since(b *benchCmd) serverTimes { return t.until(b.serverTimes()) }
+
+// until is what the servers used from t to now; -1 where unknown.
+func (t serverTimes) until(now serverTimes) serverTimes {
 	d := serverTimes{dovecot: -1, postgres: -1}
 	if t.dovecot >= 0 && now.dovecot >= t.dovecot {
 		d.dovecot = now.dovecot - t.dovecot
