@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/myhibachi/backfill/internal/dovecottest"
 	"github.com/myhibachi/backfill/internal/mailgen"
 	"github.com/myhibachi/backfill/internal/pgtest"
@@ -192,12 +191,7 @@ func newFleetWorld(t *testing.T, n int) *fleetWorld {
 	w.bin = buildBinary(t)
 
 	f := &fixture{t: t, dir: t.TempDir(), dbURL: pgtest.NewDatabase(t)}
-	pool, err := pgxpool.New(context.Background(), f.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	f.pool = pool
+	f.connect()
 	w.fixture = f
 	w.environ = []string{"PATH=" + os.Getenv("PATH"), "DATABASE_URL=" + f.dbURL}
 	for i, u := range users {

@@ -35,13 +35,19 @@ func newFixture(t testing.TB, opts ...imaptest.Option) *fixture {
 		"BACKFILL_INBOX_DEMO=" + f.imap.URL("INBOX"),
 		"BACKFILL_INBOX_DEMO_PASSWORD=" + f.imap.Password,
 	}
+	f.connect()
+	return f
+}
+
+// connect opens the test's own pool on f.dbURL, for its checks.
+func (f *fixture) connect() {
+	f.t.Helper()
 	pool, err := pgxpool.New(context.Background(), f.dbURL)
 	if err != nil {
-		t.Fatal(err)
+		f.t.Fatal(err)
 	}
-	t.Cleanup(pool.Close)
+	f.t.Cleanup(pool.Close)
 	f.pool = pool
-	return f
 }
 
 // run runs the CLI in-process and returns its exit code and output.

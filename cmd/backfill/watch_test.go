@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/myhibachi/backfill/internal/dovecottest"
 	"github.com/myhibachi/backfill/internal/mailgen"
 	"github.com/myhibachi/backfill/internal/pgtest"
@@ -206,12 +205,7 @@ func newDovecotWatch(t testing.TB, n int, setup watchSetup) *dovecotWatch {
 	} else {
 		f.dbURL = pgtest.NewDatabase(t)
 	}
-	pool, err := pgxpool.New(context.Background(), f.dbURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	f.pool = pool
+	f.connect()
 	w.fixture = f
 	for _, m := range corpus {
 		if m.DuplicateOf < 0 {
